@@ -1,0 +1,110 @@
+#include "base/crash_point.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+
+namespace wtd {
+namespace {
+
+// Lifecycle order. docs/design/crash-points.md describes each.
+constexpr std::string_view kCrashPointNames[] = {
+    "after_store_open",        // store opened, incarnation bumped
+    "after_enqueue_commit",    // runs enqueued + cursor advanced
+    "after_lease_commit",      // pending -> leased committed
+    "after_ref_create",        // lock ref created in the repository
+    "after_intent_commit",     // worktree intent committed
+    "after_worktree_add",      // worktree added on disk
+    "after_ready_commit",      // -> ready committed
+    "after_spawn",             // child spawned, held behind the handshake pipe
+    "before_running_commit",   // about to commit running{pid, start time, boot id}
+    "after_running_commit",    // running committed, child not yet released
+    "after_release",           // child released to exec the job
+    "before_outcome_commit",   // child reaped, outcome not yet committed
+    "after_outcome_commit",    // terminal or retry_wait committed
+    "during_recovery",         // recovery pass, after each action it commits
+    "during_shutdown",         // graceful stop, after recording interrupted runs
+};
+
+std::mutex g_mu;
+std::string g_name;  // GUARDED_BY(g_mu)
+int g_remaining = 0;  // GUARDED_BY(g_mu)
+std::function<void(std::string_view)> g_action;  // GUARDED_BY(g_mu)
+
+bool Known(std::string_view name) {
+  return std::find(std::begin(kCrashPointNames), std::end(kCrashPointNames), name) !=
+         std::end(kCrashPointNames);
+}
+
+}  // namespace
+
+namespace internal {
+std::atomic<bool> g_crash_armed{false};
+
+void MaybeCrashSlow(std::string_view name) {
+  std::function<void(std::string_view)> action;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    if (name != g_name || g_remaining <= 0) return;
+    if (--g_remaining > 0) return;
+    g_crash_armed.store(false, std::memory_order_relaxed);
+    action = g_action;
+  }
+  if (action) {
+    action(name);
+    return;
+  }
+  _exit(kCrashExitCode);
+}
+}  // namespace internal
+
+std::span<const std::string_view> CrashPointNames() { return kCrashPointNames; }
+
+Status ArmCrashPoint(std::string_view name, int nth) {
+  if (!Known(name)) return Status::InvalidArgument("unknown crash point '" + std::string(name) + "'");
+  if (nth < 1) return Status::InvalidArgument("crash point count must be >= 1");
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_name = std::string(name);
+  g_remaining = nth;
+  internal::g_crash_armed.store(true, std::memory_order_relaxed);
+  return Status::OK();
+}
+
+Status ArmCrashPointSpec(std::string_view spec) {
+  if (spec.empty()) return Status::OK();
+  std::string_view name = spec;
+  int nth = 1;
+  size_t colon = spec.find(':');
+  if (colon != std::string_view::npos) {
+    name = spec.substr(0, colon);
+    std::string_view count = spec.substr(colon + 1);
+    auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), nth);
+    if (ec != std::errc() || end != count.data() + count.size()) {
+      return Status::InvalidArgument("WTD_CRASH_AT: bad count in '" + std::string(spec) + "'");
+    }
+  }
+  return ArmCrashPoint(name, nth).WithContext("WTD_CRASH_AT");
+}
+
+Status ArmCrashPointFromEnv() {
+  const char* spec = std::getenv("WTD_CRASH_AT");
+  return ArmCrashPointSpec(spec ? spec : "");
+}
+
+void DisarmCrashPoints() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_remaining = 0;
+  g_name.clear();
+  internal::g_crash_armed.store(false, std::memory_order_relaxed);
+}
+
+void SetCrashAction(std::function<void(std::string_view)> action) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_action = std::move(action);
+}
+
+}  // namespace wtd

@@ -1,0 +1,40 @@
+// Small, durable file-system helpers. Every file wtd writes outside RocksDB
+// goes through WriteFileAtomic: temp file, fsync, rename, fsync of the
+// directory. Nothing is truncated in place.
+//
+// Thread-safety: functions are safe to call concurrently on different paths.
+#ifndef WTD_BASE_FILE_UTIL_H_
+#define WTD_BASE_FILE_UTIL_H_
+
+#include <string>
+#include <string_view>
+
+#include "wtd/status.h"
+
+namespace wtd {
+
+// Creates `path` and missing parents with `mode`; OK if it already exists as a
+// directory.
+Status MakeDirs(const std::string& path, int mode = 0755);
+
+// Writes `data` to `path` atomically and durably (see above).
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
+
+// fsyncs the directory `dir` so that entries created or renamed in it persist.
+Status SyncDir(const std::string& dir);
+
+// Reads a whole file. NotFound when it does not exist.
+Result<std::string> ReadFile(const std::string& path);
+
+// The directory part of `path` ("." when it has none).
+std::string DirName(const std::string& path);
+
+// Joins two path pieces with exactly one '/'.
+std::string JoinPath(std::string_view a, std::string_view b);
+
+// Removes a file or an empty directory; OK when it does not exist.
+Status RemoveIfExists(const std::string& path);
+
+}  // namespace wtd
+
+#endif  // WTD_BASE_FILE_UTIL_H_

@@ -1,0 +1,98 @@
+#include "base/process_table.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+namespace wtd {
+
+bool ProcessTable::IsAlive(const ProcessIdentity& id) {
+  if (id.pid <= 0 || id.boot_id != BootId()) return false;
+  Result<uint64_t> start = StartTime(id.pid);
+  return start.ok() && *start == id.start_time;
+}
+
+Result<ProcessIdentity> ProcessTable::Self() {
+  ProcessIdentity id;
+  id.pid = getpid();
+  WTD_ASSIGN_OR_RETURN(id.start_time, StartTime(id.pid));
+  id.boot_id = BootId();
+  return id;
+}
+
+Result<uint64_t> ParseProcStatStartTime(std::string_view stat, bool* zombie) {
+  // comm is enclosed in the first '(' and the *last* ')'.
+  size_t close = stat.rfind(')');
+  if (close == std::string_view::npos || close + 2 >= stat.size()) {
+    return Status::Corruption("proc stat: no ')' after comm");
+  }
+  std::string_view rest = stat.substr(close + 2);  // starts at field 3 (state)
+  *zombie = !rest.empty() && (rest[0] == 'Z' || rest[0] == 'X');
+  // Field 3 is at index 0 of rest; field 22 is 19 separators further.
+  size_t pos = 0;
+  for (int field = 3; field < 22; ++field) {
+    pos = rest.find(' ', pos);
+    if (pos == std::string_view::npos) return Status::Corruption("proc stat: too few fields");
+    ++pos;
+  }
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(rest.data() + pos, rest.data() + rest.size(), value);
+  if (ec != std::errc() || end == rest.data() + pos) {
+    return Status::Corruption("proc stat: field 22 (starttime) is not a number");
+  }
+  return value;
+}
+
+namespace {
+
+class ProcProcessTable final : public ProcessTable {
+ public:
+  ProcProcessTable() {
+    std::ifstream in("/proc/sys/kernel/random/boot_id");
+    std::getline(in, boot_id_);
+    if (boot_id_.empty()) boot_id_ = "unknown-boot";
+  }
+
+  const std::string& BootId() override { return boot_id_; }
+
+  Result<uint64_t> StartTime(pid_t pid) override {
+    std::string path = "/proc/" + std::to_string(pid) + "/stat";
+    std::ifstream in(path);
+    if (!in) return Status::NotFound("no process " + std::to_string(pid));
+    std::stringstream buf;
+    buf << in.rdbuf();
+    bool zombie = false;
+    Result<uint64_t> start = ParseProcStatStartTime(buf.str(), &zombie);
+    if (!start.ok()) return start.status().WithContext(path);
+    if (zombie) return Status::NotFound("process " + std::to_string(pid) + " is a zombie");
+    return start;
+  }
+
+  Status SignalGroup(const ProcessIdentity& id, int sig) override {
+    if (!IsAlive(id)) {
+      return Status::NotFound("process " + std::to_string(id.pid) + " with start time " +
+                              std::to_string(id.start_time) + " is not alive");
+    }
+    if (kill(-id.pid, sig) != 0) {
+      if (errno == ESRCH) return Status::NotFound("no process group " + std::to_string(id.pid));
+      return Status::FromErrno("kill(-" + std::to_string(id.pid) + ")", errno);
+    }
+    return Status::OK();
+  }
+
+ private:
+  std::string boot_id_;
+};
+
+}  // namespace
+
+ProcessTable* SystemProcessTable() {
+  static ProcProcessTable table;
+  return &table;
+}
+
+}  // namespace wtd

@@ -1,0 +1,63 @@
+// ProcessTable: the question recovery and lock reaping ask of the OS — is the
+// process that a record names still the same live process? — behind an
+// interface so tests can fake dead processes and PID reuse
+// (tests/fakes/fake_process_table.h).
+//
+// A PID alone is not an identity: PIDs are reused. A process is identified by
+// (boot id, pid, start time), where start time is field 22 of /proc/PID/stat
+// (clock ticks since boot) and the boot id is
+// /proc/sys/kernel/random/boot_id.
+//
+// Thread-safety: implementations must be safe to call from any thread.
+#ifndef WTD_BASE_PROCESS_TABLE_H_
+#define WTD_BASE_PROCESS_TABLE_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "wtd/status.h"
+
+namespace wtd {
+
+struct ProcessIdentity {
+  int32_t pid = 0;
+  uint64_t start_time = 0;  // clock ticks since boot
+  std::string boot_id;
+};
+
+class ProcessTable {
+ public:
+  virtual ~ProcessTable() = default;
+
+  // The current boot id (stable for the life of the machine's boot).
+  virtual const std::string& BootId() = 0;
+
+  // Start time of a live (non-zombie) process. NotFound when no such process
+  // exists or it is a zombie.
+  virtual Result<uint64_t> StartTime(pid_t pid) = 0;
+
+  // True only when `id` names a process that is alive now: same boot, the pid
+  // exists and is not a zombie, and its start time equals id.start_time.
+  bool IsAlive(const ProcessIdentity& id);
+
+  // Sends `sig` to the process group led by id.pid, but only if IsAlive(id).
+  // Returns NotFound (and sends nothing) when the identity does not match.
+  virtual Status SignalGroup(const ProcessIdentity& id, int sig) = 0;
+
+  // Identity of the calling process.
+  Result<ProcessIdentity> Self();
+};
+
+// The /proc-backed table. Never null; lives for the whole process.
+ProcessTable* SystemProcessTable();
+
+// Parses the start time (field 22) out of the text of /proc/PID/stat, which
+// has the form "pid (comm) state ppid ...", where comm may hold spaces and
+// parentheses. Sets *zombie when the state is 'Z' or 'X'.
+Result<uint64_t> ParseProcStatStartTime(std::string_view stat, bool* zombie);
+
+}  // namespace wtd
+
+#endif  // WTD_BASE_PROCESS_TABLE_H_
