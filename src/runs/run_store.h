@@ -1,0 +1,159 @@
+// RunStore: runs, their state machine and the polling cursors, on top of the
+// StateStore (docs/design/state-machine.md).
+//
+// Every method that changes state commits exactly one synced batch that
+// writes the run record, its membership in `active` (non-terminal runs only)
+// and one `events` entry per transition. A transition first checks that the
+// run is in the expected from-state and that from -> to is legal; otherwise
+// it returns FailedPrecondition and writes nothing.
+//
+// Enqueue is idempotent on RunKey through `run_keys`, and commits the new
+// runs together with the cursor advance past them, so a crash can neither
+// skip a commit nor enqueue it twice.
+//
+// Thread-safety: all methods may be called concurrently. A transition's
+// read-check-write is serialized per run (striped mutexes); enqueues are
+// serialized with each other. No lock is held around unrelated writes.
+#ifndef WTD_RUNS_RUN_STORE_H_
+#define WTD_RUNS_RUN_STORE_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/process_table.h"
+#include "runs/retry_policy.h"
+#include "store/records.h"
+#include "store/state_store.h"
+#include "wtd/status.h"
+
+namespace wtd {
+
+// Whether the state machine allows from -> to.
+bool IsLegalTransition(RunState from, RunState to);
+
+struct NewRun {
+  RunKey key;
+  std::string branch;
+  std::string worktree_path;
+  uint32_t max_attempts = 1;
+  int64_t retry_backoff_ms = 0;
+  int64_t timeout_ms = 0;
+};
+
+struct CursorUpdate {
+  std::string repo;
+  std::string worktree;
+  std::string branch;
+  Cursor cursor;
+};
+
+// How an attempt ended, as reported by the executor.
+struct AttemptOutcome {
+  int32_t exit_code = -1;
+  int32_t term_signal = 0;
+  bool timed_out = false;
+  int64_t duration_ms = 0;
+  uint64_t log_bytes = 0;
+  bool log_truncated = false;
+  std::string error;  // e.g. spawn failure
+};
+
+struct RunFilter {
+  std::string job;                   // empty: any
+  std::optional<RunState> state;     // unset: any
+  std::string worktree;              // empty: any
+  size_t limit = 50;                 // 0: all
+};
+
+class RunStore {
+ public:
+  // `store` and `clock` must outlive the RunStore.
+  RunStore(StateStore* store, Clock* clock, RetryPolicy retry = RetryPolicy());
+
+  // Reads the next run id and event sequence from the store. Call once.
+  Status Init();
+
+  // Creates a pending run for each NewRun whose key has no run yet (others
+  // are skipped), and puts `cursor` if given, all in one batch. Returns the
+  // runs created. Duplicate keys within `runs` are created once.
+  Result<std::vector<Run>> Enqueue(const std::vector<NewRun>& runs,
+                                   const std::optional<CursorUpdate>& cursor);
+
+  Result<Run> Get(uint64_t id) const;
+  // The run id for a key; NotFound when no run exists for it.
+  Result<uint64_t> FindByKey(const RunKey& key) const;
+
+  // The generic transition: checks state == from and legality, applies
+  // `mutate` to the record (it must not change id, key or state), stamps
+  // updated_at, sets finished_at for terminal states, and commits.
+  Result<Run> Transition(uint64_t id, RunState from, RunState to,
+                         const std::function<void(Run&)>& mutate = {});
+
+  // The transitions the scheduler and recovery use.
+  Result<Run> Lease(uint64_t id);                         // pending -> leased
+  Result<Run> MarkReady(uint64_t id, RunState from);      // leased|preparing -> ready
+  // ready -> running: a new attempt with the given process, before the
+  // process may exec the job.
+  Result<Run> MarkRunning(uint64_t id, const ProcessIdentity& process, uint64_t incarnation,
+                          const std::string& log_path);
+  // running -> succeeded | retry_wait | failed | timed_out.
+  Result<Run> Finish(uint64_t id, const AttemptOutcome& outcome);
+  // ready -> retry_wait | failed when the process could not be started.
+  Result<Run> SpawnFailed(uint64_t id, const std::string& error);
+  // running -> retry_wait | failed: the attempt was interrupted (daemon
+  // died or stopped). Counts as a used attempt.
+  Result<Run> Interrupt(uint64_t id, const std::string& reason);
+  // leased|preparing|ready -> pending: no process ran, no attempt used.
+  Result<Run> Requeue(uint64_t id, RunState from, const std::string& reason);
+  // retry_wait -> pending once now >= not_before.
+  Result<Run> Wake(uint64_t id);
+  Result<Run> Cancel(uint64_t id, RunState from, const std::string& reason);
+
+  // Every non-terminal run, by id. Scans `active`, never history.
+  Result<std::vector<Run>> ListActive() const;
+  // Runs newest first matching the filter.
+  Result<std::vector<Run>> List(const RunFilter& filter) const;
+
+  Result<std::optional<Cursor>> GetCursor(const std::string& repo, const std::string& worktree,
+                                          const std::string& branch) const;
+  Status PutCursor(const CursorUpdate& update);
+
+  // Deletes the oldest events beyond the newest `keep`.
+  Status TrimEvents(uint64_t keep);
+
+  StateStore* store() const { return store_; }
+  Clock* clock() const { return clock_; }
+  const RetryPolicy& retry_policy() const { return retry_; }
+
+ private:
+  static constexpr size_t kStripes = 64;
+  std::mutex& StripeFor(uint64_t id) const { return stripes_[id % kStripes]; }
+  void AddEvent(WriteBatch* b, const Run& run, RunState from, int64_t now);
+  // Writes run + active membership into `b`.
+  static void PutRun(WriteBatch* b, const Run& run);
+  // Reads run `id` under its stripe lock, lets `decide` mutate it and name
+  // the target state (or refuse), checks legality and commits.
+  Result<Run> Apply(uint64_t id, const std::function<Result<RunState>(Run&)>& decide);
+  // A failed attempt: retry_wait with backoff while attempts remain, else
+  // `final_state`.
+  RunState AfterFailedAttempt(Run& r, RunState final_state, int64_t now) const;
+
+  StateStore* store_;
+  Clock* clock_;
+  RetryPolicy retry_;
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<uint64_t> next_event_{1};
+  mutable std::array<std::mutex, kStripes> stripes_;
+  std::mutex enqueue_mu_;
+};
+
+}  // namespace wtd
+
+#endif  // WTD_RUNS_RUN_STORE_H_

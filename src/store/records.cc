@@ -1,0 +1,196 @@
+#include "store/records.h"
+
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/types/string.hpp>
+#include <sstream>
+
+#include "base/crc32c.h"
+
+// cereal serialization of each record. A field added later goes under
+// `if (version >= N)` and CEREAL_CLASS_VERSION is bumped to N.
+namespace wtd {
+
+template <class Archive>
+void serialize(Archive& ar, RunKey& k) {
+  ar(k.repo, k.worktree, k.job, k.sha);
+}
+
+template <class Archive>
+void serialize(Archive& ar, Run& r, const std::uint32_t version) {
+  ar(r.id, r.key, r.branch, r.worktree_path, r.state, r.attempt, r.max_attempts,
+     r.retry_backoff_ms, r.timeout_ms, r.created_at_ms, r.updated_at_ms, r.started_at_ms,
+     r.finished_at_ms, r.not_before_ms, r.pid, r.pid_start_time, r.boot_id, r.incarnation,
+     r.exit_code, r.term_signal, r.duration_ms, r.log_path, r.error);
+  if (version >= 2) ar(r.log_bytes, r.log_truncated);
+}
+
+template <class Archive>
+void serialize(Archive& ar, Cursor& c, const std::uint32_t /*version*/) {
+  ar(c.sha, c.commit_time_s, c.updated_at_ms);
+}
+
+template <class Archive>
+void serialize(Archive& ar, Lease& l, const std::uint32_t /*version*/) {
+  ar(l.host, l.boot_id, l.pid, l.pid_start_time, l.incarnation, l.acquired_at_ms,
+     l.expires_at_ms, l.fencing_token, l.run_id);
+}
+
+template <class Archive>
+void serialize(Archive& ar, IdemRecord& r, const std::uint32_t /*version*/) {
+  ar(r.op, r.params, r.status, r.attempts, r.next_retry_at_ms, r.result, r.rollback_payload,
+     r.error);
+}
+
+template <class Archive>
+void serialize(Archive& ar, Event& e, const std::uint32_t /*version*/) {
+  ar(e.run_id, e.from, e.to, e.attempt, e.at_ms);
+}
+
+}  // namespace wtd
+
+CEREAL_CLASS_VERSION(wtd::Run, 2)
+CEREAL_CLASS_VERSION(wtd::Cursor, 1)
+CEREAL_CLASS_VERSION(wtd::Lease, 1)
+CEREAL_CLASS_VERSION(wtd::IdemRecord, 1)
+CEREAL_CLASS_VERSION(wtd::Event, 1)
+
+namespace wtd {
+namespace {
+
+constexpr std::string_view kStateNames[kRunStateCount] = {
+    "pending", "leased",    "preparing", "ready",     "running",
+    "retry_wait", "succeeded", "failed", "timed_out", "cancelled",
+};
+
+std::string_view KindName(RecordKind kind) {
+  switch (kind) {
+    case RecordKind::kRun:
+      return "run";
+    case RecordKind::kCursor:
+      return "cursor";
+    case RecordKind::kLease:
+      return "lease";
+    case RecordKind::kIdem:
+      return "idempotency record";
+    case RecordKind::kEvent:
+      return "event";
+  }
+  return "record";
+}
+
+template <typename T>
+std::string Encode(RecordKind kind, const T& record) {
+  std::ostringstream out;
+  {
+    cereal::PortableBinaryOutputArchive ar(out);
+    ar(record);
+  }
+  return SealRecord(kind, out.str());
+}
+
+template <typename T>
+Result<T> Decode(RecordKind kind, std::string_view value) {
+  WTD_ASSIGN_OR_RETURN(std::string_view payload, UnsealRecord(kind, value));
+  T record;
+  try {
+    std::istringstream in{std::string(payload)};
+    cereal::PortableBinaryInputArchive ar(in);
+    ar(record);
+    if (in.peek() != std::char_traits<char>::eof()) {
+      return Status::Corruption(std::string(KindName(kind)) + ": trailing bytes after record");
+    }
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string(KindName(kind)) + ": undecodable: " + e.what());
+  }
+  return record;
+}
+
+void PutFixed32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+uint32_t GetFixed32(std::string_view in) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= uint32_t{static_cast<unsigned char>(in[i])} << (8 * i);
+  return v;
+}
+
+uint32_t EnvelopeCrc(char kind, std::string_view payload) {
+  return Crc32c(payload, Crc32c(std::string_view(&kind, 1)));
+}
+
+}  // namespace
+
+std::string_view RunStateName(RunState s) {
+  auto i = static_cast<size_t>(s);
+  return i < kRunStateCount ? kStateNames[i] : "invalid";
+}
+
+Result<RunState> ParseRunState(std::string_view name) {
+  for (int i = 0; i < kRunStateCount; ++i) {
+    if (kStateNames[i] == name) return static_cast<RunState>(i);
+  }
+  return Status::InvalidArgument("unknown run state '" + std::string(name) + "'");
+}
+
+bool IsTerminal(RunState s) {
+  return s == RunState::kSucceeded || s == RunState::kFailed || s == RunState::kTimedOut ||
+         s == RunState::kCancelled;
+}
+
+std::string SealRecord(RecordKind kind, std::string_view payload) {
+  std::string out;
+  out.reserve(kRecordHeaderSize + payload.size());
+  out.push_back(static_cast<char>(kRecordMagic));
+  out.push_back(static_cast<char>(kind));
+  PutFixed32(&out, EnvelopeCrc(static_cast<char>(kind), payload));
+  out.append(payload);
+  return out;
+}
+
+Result<std::string_view> UnsealRecord(RecordKind kind, std::string_view value) {
+  std::string name(KindName(kind));
+  if (value.size() < kRecordHeaderSize) {
+    return Status::Corruption(name + ": truncated (" + std::to_string(value.size()) + " bytes)");
+  }
+  if (static_cast<uint8_t>(value[0]) != kRecordMagic) {
+    return Status::Corruption(name + ": bad magic byte");
+  }
+  if (static_cast<uint8_t>(value[1]) != static_cast<uint8_t>(kind)) {
+    return Status::Corruption(name + ": record kind " +
+                              std::to_string(static_cast<uint8_t>(value[1])) + " stored here");
+  }
+  std::string_view payload = value.substr(kRecordHeaderSize);
+  if (GetFixed32(value.substr(2)) != EnvelopeCrc(value[1], payload)) {
+    return Status::Corruption(name + ": checksum mismatch");
+  }
+  return payload;
+}
+
+std::string EncodeRun(const Run& r) { return Encode(RecordKind::kRun, r); }
+std::string EncodeCursor(const Cursor& c) { return Encode(RecordKind::kCursor, c); }
+std::string EncodeLease(const Lease& l) { return Encode(RecordKind::kLease, l); }
+std::string EncodeIdem(const IdemRecord& r) { return Encode(RecordKind::kIdem, r); }
+std::string EncodeEvent(const Event& e) { return Encode(RecordKind::kEvent, e); }
+
+Result<Run> DecodeRun(std::string_view v) {
+  WTD_ASSIGN_OR_RETURN(Run r, Decode<Run>(RecordKind::kRun, v));
+  if (static_cast<size_t>(r.state) >= kRunStateCount) {
+    return Status::Corruption("run: invalid state " + std::to_string(static_cast<int>(r.state)));
+  }
+  return r;
+}
+Result<Cursor> DecodeCursor(std::string_view v) { return Decode<Cursor>(RecordKind::kCursor, v); }
+Result<Lease> DecodeLease(std::string_view v) { return Decode<Lease>(RecordKind::kLease, v); }
+Result<IdemRecord> DecodeIdem(std::string_view v) {
+  return Decode<IdemRecord>(RecordKind::kIdem, v);
+}
+Result<Event> DecodeEvent(std::string_view v) {
+  WTD_ASSIGN_OR_RETURN(Event e, Decode<Event>(RecordKind::kEvent, v));
+  if (static_cast<size_t>(e.from) >= kRunStateCount || static_cast<size_t>(e.to) >= kRunStateCount) {
+    return Status::Corruption("event: invalid state");
+  }
+  return e;
+}
+
+}  // namespace wtd

@@ -1,0 +1,171 @@
+// The records wtd keeps in its state store, and their encoding.
+//
+// Every value is a sealed record:
+//   byte 0      kRecordMagic (0xD7)
+//   byte 1      RecordKind
+//   bytes 2..5  CRC-32C (little-endian) of bytes 1 and 6..end
+//   bytes 6..   cereal portable binary archive of the record; cereal writes
+//               the record's class version before its fields
+// A damaged or truncated value fails the CRC (or, failing that, cereal) and
+// decodes to Status::Corruption; decoding never crashes. Newer fields are
+// appended under a higher class version, so older records still decode with
+// those fields at their defaults. docs/design/store.md documents each record.
+//
+// Thread-safety: plain values and pure functions.
+#ifndef WTD_STORE_RECORDS_H_
+#define WTD_STORE_RECORDS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "wtd/status.h"
+
+namespace wtd {
+
+inline constexpr uint8_t kRecordMagic = 0xD7;
+inline constexpr size_t kRecordHeaderSize = 6;
+
+enum class RecordKind : uint8_t {
+  kRun = 1,
+  kCursor = 2,
+  kLease = 3,
+  kIdem = 4,
+  kEvent = 5,
+};
+
+// The states of a run; see docs/design/state-machine.md. Values are stored:
+// never renumber.
+enum class RunState : uint8_t {
+  kPending = 0,
+  kLeased = 1,
+  kPreparing = 2,
+  kReady = 3,
+  kRunning = 4,
+  kRetryWait = 5,
+  kSucceeded = 6,
+  kFailed = 7,
+  kTimedOut = 8,
+  kCancelled = 9,
+};
+inline constexpr int kRunStateCount = 10;
+
+std::string_view RunStateName(RunState s);
+Result<RunState> ParseRunState(std::string_view name);
+bool IsTerminal(RunState s);
+
+// What a run is for: one job on one commit in one worktree of one repository.
+// At most one run exists per key (the run_keys family enforces it).
+struct RunKey {
+  std::string repo;      // absolute path of the repository's main worktree
+  std::string worktree;  // worktree id: "main" or the admin name
+  std::string job;       // job name (file stem)
+  std::string sha;       // 40 hex digits
+
+  friend bool operator==(const RunKey&, const RunKey&) = default;
+};
+
+struct Run {
+  uint64_t id = 0;
+  RunKey key;
+  std::string branch;         // branch the commit was found on
+  std::string worktree_path;  // where the job runs
+  RunState state = RunState::kPending;
+  uint32_t attempt = 0;  // processes started so far (1 while the first runs)
+  uint32_t max_attempts = 1;
+  int64_t retry_backoff_ms = 0;
+  int64_t timeout_ms = 0;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+  int64_t started_at_ms = 0;   // 0 = never started
+  int64_t finished_at_ms = 0;  // 0 = not terminal
+  int64_t not_before_ms = 0;   // retry_wait: earliest next attempt
+  // The process of the current (or last) attempt; set when running.
+  int32_t pid = 0;
+  uint64_t pid_start_time = 0;
+  std::string boot_id;
+  uint64_t incarnation = 0;  // daemon incarnation that started it
+  // Outcome of the last attempt.
+  int32_t exit_code = -1;
+  int32_t term_signal = 0;
+  int64_t duration_ms = 0;
+  std::string log_path;
+  std::string error;
+  // Class version 2.
+  uint64_t log_bytes = 0;
+  bool log_truncated = false;
+
+  friend bool operator==(const Run&, const Run&) = default;
+};
+
+// Where polling of one (repo, worktree, branch) stands.
+struct Cursor {
+  std::string sha;
+  int64_t commit_time_s = 0;
+  int64_t updated_at_ms = 0;
+
+  friend bool operator==(const Cursor&, const Cursor&) = default;
+};
+
+// A lock lease (locks family). Owner identity + expiry + fencing token.
+struct Lease {
+  std::string host;
+  std::string boot_id;
+  int32_t pid = 0;
+  uint64_t pid_start_time = 0;
+  uint64_t incarnation = 0;
+  int64_t acquired_at_ms = 0;
+  int64_t expires_at_ms = 0;
+  uint64_t fencing_token = 0;
+  uint64_t run_id = 0;
+
+  friend bool operator==(const Lease&, const Lease&) = default;
+};
+
+// An idempotency record (idem family), keyed by sha256(op, params).
+struct IdemRecord {
+  std::string op;
+  std::string params;
+  uint8_t status = 0;  // see idempotency module
+  uint32_t attempts = 0;
+  int64_t next_retry_at_ms = 0;
+  std::string result;
+  std::string rollback_payload;
+  std::string error;
+
+  friend bool operator==(const IdemRecord&, const IdemRecord&) = default;
+};
+
+// One state transition of one run (events family).
+struct Event {
+  uint64_t run_id = 0;
+  RunState from = RunState::kPending;
+  RunState to = RunState::kPending;
+  uint32_t attempt = 0;
+  int64_t at_ms = 0;
+
+  friend bool operator==(const Event&, const Event&) = default;
+};
+
+std::string EncodeRun(const Run& r);
+std::string EncodeCursor(const Cursor& c);
+std::string EncodeLease(const Lease& l);
+std::string EncodeIdem(const IdemRecord& r);
+std::string EncodeEvent(const Event& e);
+
+// Corruption (naming the record kind) on any damage.
+Result<Run> DecodeRun(std::string_view value);
+Result<Cursor> DecodeCursor(std::string_view value);
+Result<Lease> DecodeLease(std::string_view value);
+Result<IdemRecord> DecodeIdem(std::string_view value);
+Result<Event> DecodeEvent(std::string_view value);
+
+// Wraps a cereal payload in the record envelope (exposed for tests that
+// write records of an older class version).
+std::string SealRecord(RecordKind kind, std::string_view payload);
+// Checks the envelope and returns the payload.
+Result<std::string_view> UnsealRecord(RecordKind kind, std::string_view value);
+
+}  // namespace wtd
+
+#endif  // WTD_STORE_RECORDS_H_

@@ -1,0 +1,254 @@
+#include "store/state_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "base/crash_point.h"
+#include "base/file_util.h"
+#include "store/keys.h"
+
+namespace wtd {
+namespace {
+
+constexpr std::string_view kFamilyNames[kFamilyCount] = {
+    "meta", "runs", "run_keys", "active", "cursors", "locks", "idem", "events",
+};
+
+// RocksDB names the default family "default"; wtd keeps it empty.
+constexpr char kDefaultFamily[] = "default";
+constexpr char kMetaSchema[] = "schema";
+constexpr char kMetaIncarnation[] = "incarnation";
+constexpr char kMetaCleanShutdown[] = "clean_shutdown";
+
+Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::OK();
+  std::string msg = std::string(what) + ": " + s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
+  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return Status::Busy(msg);
+  if (s.IsNotSupported()) return Status::NotSupported(msg);
+  return Status::IOError(msg);
+}
+
+std::string Printable(std::string_view key) {
+  std::string out;
+  for (unsigned char c : key) {
+    if (c >= 0x20 && c < 0x7F) {
+      out.push_back(static_cast<char>(c));
+    } else if (c == 0) {
+      out.push_back('/');
+    } else {
+      char buf[5];
+      snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+rocksdb::ColumnFamilyOptions FamilyOptions() {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = 4 << 20;  // small memtables: wtd's state is small
+  cf.max_write_buffer_number = 2;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(8 << 20);
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+}  // namespace
+
+std::string_view FamilyName(Family f) {
+  auto i = static_cast<size_t>(f);
+  return i < kFamilyCount ? kFamilyNames[i] : "invalid";
+}
+
+void WriteBatch::Put(Family f, std::string_view key, std::string_view value) {
+  ops_.push_back(Op{f, false, std::string(key), std::string(value)});
+}
+
+void WriteBatch::Delete(Family f, std::string_view key) {
+  ops_.push_back(Op{f, true, std::string(key), {}});
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::Open(const StoreOptions& options) {
+  std::unique_ptr<StateStore> store(new StateStore());
+  Status s = store->Init(options);
+  if (!s.ok()) return s;
+  return store;
+}
+
+Status StateStore::Init(const StoreOptions& options) {
+  dir_ = options.dir;
+  read_only_ = options.read_only;
+  if (!read_only_ && options.create_if_missing) {
+    WTD_RETURN_IF_ERROR(MakeDirs(dir_, 0700).WithContext("state store"));
+  }
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = options.create_if_missing;
+  db_opts.create_missing_column_families = true;
+  db_opts.keep_log_file_num = 3;
+  db_opts.max_log_file_size = 4 << 20;
+  db_opts.max_total_wal_size = 64 << 20;
+  if (options.env != nullptr) db_opts.env = options.env;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  descs.emplace_back(kDefaultFamily, FamilyOptions());
+  for (std::string_view name : kFamilyNames) descs.emplace_back(std::string(name), FamilyOptions());
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status rs =
+      read_only_ ? rocksdb::DB::OpenForReadOnly(db_opts, dir_, descs, &handles, &db)
+                 : rocksdb::DB::Open(db_opts, dir_, descs, &handles, &db);
+  if (!rs.ok()) return FromRocks(rs, "open state store " + dir_);
+  db_.reset(db);
+  // handles[0] is "default"; wtd's families follow in Family order.
+  handles_.assign(handles.begin() + 1, handles.end());
+  db_->DestroyColumnFamilyHandle(handles[0]);
+
+  WTD_RETURN_IF_ERROR(CheckSchema());
+  if (!read_only_) WTD_RETURN_IF_ERROR(BumpIncarnation());
+  return Status::OK();
+}
+
+Status StateStore::CheckSchema() {
+  Result<std::string> v = Get(Family::kMeta, kMetaSchema);
+  if (!v.ok() && !v.status().IsNotFound()) return v.status();
+  if (!v.ok()) {
+    if (read_only_) return Status::OK();  // fresh store, nothing written yet
+    WriteBatch b;
+    b.Put(Family::kMeta, kMetaSchema, EncodeU64Key(kSchemaVersion));
+    return Commit(b);
+  }
+  Result<uint64_t> stored = DecodeU64Key(*v);
+  if (!stored.ok()) return stored.status().WithContext("state store " + dir_ + ": meta/schema");
+  if (*stored > kSchemaVersion) {
+    return Status::NotSupported("state store " + dir_ + " has schema version " +
+                                std::to_string(*stored) + ", newer than the version " +
+                                std::to_string(kSchemaVersion) + " this wtd supports");
+  }
+  return Status::OK();
+}
+
+Status StateStore::BumpIncarnation() {
+  uint64_t previous = 0;
+  Result<std::string> v = Get(Family::kMeta, kMetaIncarnation);
+  if (v.ok()) {
+    WTD_ASSIGN_OR_RETURN(previous, DecodeU64Key(*v));
+  } else if (!v.status().IsNotFound()) {
+    return v.status();
+  }
+  Result<std::string> clean = Get(Family::kMeta, kMetaCleanShutdown);
+  previous_clean_ = clean.ok() && previous > 0 && *clean == EncodeU64Key(previous);
+  incarnation_ = previous + 1;
+  WriteBatch b;
+  b.Put(Family::kMeta, kMetaIncarnation, EncodeU64Key(incarnation_));
+  b.Delete(Family::kMeta, kMetaCleanShutdown);
+  WTD_RETURN_IF_ERROR(Commit(b));
+  WTD_CRASH_POINT("after_store_open");
+  return Status::OK();
+}
+
+StateStore::~StateStore() {
+  if (!db_) return;
+  for (rocksdb::ColumnFamilyHandle* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  db_->Close().PermitUncheckedError();
+}
+
+rocksdb::ColumnFamilyHandle* StateStore::Handle(Family f) const {
+  return handles_[static_cast<size_t>(f)];
+}
+
+Status StateStore::sticky_error() const {
+  std::lock_guard<std::mutex> lock(error_mu_);
+  return error_;
+}
+
+Status StateStore::Commit(const WriteBatch& batch) {
+  if (read_only_) return Status::FailedPrecondition("state store " + dir_ + " is open read-only");
+  if (failed_.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    return Status::FailedPrecondition("state store " + dir_ +
+                                      " refuses writes after a failed write (" +
+                                      error_.ToString() + "); restart wtd to recover");
+  }
+  rocksdb::WriteBatch wb;
+  for (const WriteBatch::Op& op : batch.ops_) {
+    rocksdb::Status s = op.is_delete ? wb.Delete(Handle(op.family), op.key)
+                                     : wb.Put(Handle(op.family), op.key, op.value);
+    if (!s.ok()) return FromRocks(s, "build write batch");
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = db_->Write(wo, &wb);
+  if (s.ok()) return Status::OK();
+  Status err = FromRocks(s, "synced write to state store " + dir_);
+  {
+    std::lock_guard<std::mutex> lock(error_mu_);
+    if (error_.ok()) error_ = err;
+  }
+  failed_.store(true, std::memory_order_release);
+  return err;
+}
+
+Result<std::string> StateStore::Get(Family f, std::string_view key) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), Handle(f), key, &value);
+  if (s.IsNotFound()) {
+    return Status::NotFound(std::string(FamilyName(f)) + "/" + Printable(key) + " not found");
+  }
+  if (!s.ok()) return FromRocks(s, "read " + std::string(FamilyName(f)) + "/" + Printable(key));
+  return value;
+}
+
+Status StateStore::Scan(Family f, std::string_view prefix, const ScanFn& fn, bool reverse) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), Handle(f)));
+  if (!reverse) {
+    it->Seek(prefix);
+  } else {
+    // Seek to the last key with `prefix`: just past it, then step back.
+    std::string upper(prefix);
+    while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xFF) upper.pop_back();
+    if (upper.empty()) {
+      it->SeekToLast();
+    } else {
+      upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
+      it->SeekForPrev(upper);
+      if (it->Valid() && it->key() == rocksdb::Slice(upper)) it->Prev();
+    }
+  }
+  for (; it->Valid(); reverse ? it->Prev() : it->Next()) {
+    rocksdb::Slice k = it->key();
+    if (!k.starts_with(rocksdb::Slice(prefix.data(), prefix.size()))) break;
+    if (!fn(std::string_view(k.data(), k.size()),
+            std::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  return FromRocks(it->status(), "scan " + std::string(FamilyName(f)));
+}
+
+Result<std::string> StateStore::LastKey(Family f) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), Handle(f)));
+  it->SeekToLast();
+  WTD_RETURN_IF_ERROR(FromRocks(it->status(), "seek " + std::string(FamilyName(f))));
+  return it->Valid() ? it->key().ToString() : std::string();
+}
+
+Status StateStore::MarkCleanShutdown() {
+  WriteBatch b;
+  b.Put(Family::kMeta, kMetaCleanShutdown, EncodeU64Key(incarnation_));
+  return Commit(b);
+}
+
+uint64_t StateStore::EstimateKeys(Family f) const {
+  uint64_t n = 0;
+  db_->GetIntProperty(Handle(f), "rocksdb.estimate-num-keys", &n);
+  return n;
+}
+
+}  // namespace wtd

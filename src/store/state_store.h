@@ -1,0 +1,144 @@
+// StateStore: wtd's durable state, a RocksDB database with one column family
+// per kind of record (docs/design/store.md).
+//
+// Every mutation is one WriteBatch committed with sync=true: when Commit
+// returns OK the batch survives kill -9 and power loss; when it returns an
+// error nothing of it is visible. The store knows nothing of git or
+// processes; typed access lives in the modules above (runs, locks, ...).
+//
+// Sticky failure: after a failed synced write (disk full, I/O error) the store
+// refuses every further Commit with FailedPrecondition naming the original
+// error, until it is reopened (restart + recovery). Reads keep working.
+//
+// Thread-safety: all methods may be called concurrently. Concurrent Commits
+// are group-committed by RocksDB (one WAL sync for several batches); the
+// store adds no lock of its own around writes.
+#ifndef WTD_STORE_STATE_STORE_H_
+#define WTD_STORE_STATE_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "wtd/status.h"
+
+namespace rocksdb {
+class DB;
+class Env;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace wtd {
+
+enum class Family : uint8_t {
+  kMeta = 0,
+  kRuns,
+  kRunKeys,
+  kActive,
+  kCursors,
+  kLocks,
+  kIdem,
+  kEvents,
+};
+inline constexpr int kFamilyCount = 8;
+std::string_view FamilyName(Family f);
+
+// The on-disk schema this build writes. A store with a newer schema is
+// refused; an older one would be migrated at open (none exists yet).
+inline constexpr uint32_t kSchemaVersion = 1;
+
+struct StoreOptions {
+  std::string dir;          // the database directory; created if missing
+  bool read_only = false;   // no writes; may run while a daemon holds the store
+  bool create_if_missing = true;
+  rocksdb::Env* env = nullptr;  // for fault injection in tests; not owned
+};
+
+// A set of mutations applied atomically by StateStore::Commit.
+class WriteBatch {
+ public:
+  void Put(Family f, std::string_view key, std::string_view value);
+  void Delete(Family f, std::string_view key);
+  size_t size() const { return ops_.size(); }
+  bool empty() const { return ops_.empty(); }
+  void Clear() { ops_.clear(); }
+
+ private:
+  friend class StateStore;
+  struct Op {
+    Family family;
+    bool is_delete;
+    std::string key;
+    std::string value;
+  };
+  std::vector<Op> ops_;
+};
+
+class StateStore {
+ public:
+  // Opens (creating if allowed) the store at options.dir. Unless read-only,
+  // durably bumps the incarnation counter and clears the clean-shutdown
+  // marker before returning. Errors name the directory; a store written by a
+  // newer schema is refused naming both versions.
+  static Result<std::unique_ptr<StateStore>> Open(const StoreOptions& options);
+
+  // Closes without marking a clean shutdown (MarkCleanShutdown does that).
+  ~StateStore();
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+  // Applies `batch` atomically with a synced WAL write.
+  Status Commit(const WriteBatch& batch);
+
+  // The value at key; NotFound (naming family and key) when absent.
+  Result<std::string> Get(Family f, std::string_view key) const;
+
+  // Calls fn(key, value) for each key starting with `prefix`, in key order
+  // (reverse order when `reverse`), until fn returns false.
+  using ScanFn = std::function<bool(std::string_view key, std::string_view value)>;
+  Status Scan(Family f, std::string_view prefix, const ScanFn& fn, bool reverse = false) const;
+
+  // The greatest key in the family, or "" when it is empty.
+  Result<std::string> LastKey(Family f) const;
+
+  // Durably records that this incarnation shut down cleanly.
+  Status MarkCleanShutdown();
+
+  uint64_t incarnation() const { return incarnation_; }
+  // Whether the incarnation before this one marked a clean shutdown.
+  bool previous_shutdown_clean() const { return previous_clean_; }
+  bool read_only() const { return read_only_; }
+  const std::string& dir() const { return dir_; }
+  // OK, or the error that made the store refuse writes.
+  Status sticky_error() const;
+
+  // Approximate number of keys in a family (RocksDB estimate).
+  uint64_t EstimateKeys(Family f) const;
+
+ private:
+  StateStore() = default;
+  Status Init(const StoreOptions& options);
+  Status CheckSchema();
+  Status BumpIncarnation();
+  rocksdb::ColumnFamilyHandle* Handle(Family f) const;
+
+  std::string dir_;
+  bool read_only_ = false;
+  uint64_t incarnation_ = 0;
+  bool previous_clean_ = false;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by Family
+
+  std::atomic<bool> failed_{false};
+  mutable std::mutex error_mu_;
+  Status error_;  // GUARDED_BY(error_mu_)
+};
+
+}  // namespace wtd
+
+#endif  // WTD_STORE_STATE_STORE_H_

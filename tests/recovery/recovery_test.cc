@@ -1,0 +1,180 @@
+#include "recovery/recovery.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <memory>
+#include <stdexcept>
+
+#include "base/crash_point.h"
+#include "fakes/fake_clock.h"
+#include "fakes/fake_process_table.h"
+#include "fakes/temp_dir.h"
+
+namespace wtd {
+namespace {
+
+using S = RunState;
+
+class RecoveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<std::unique_ptr<StateStore>> s = StateStore::Open(StoreOptions{dir_.Sub("db")});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+    runs_ = std::make_unique<RunStore>(store_.get(), &clock_, RetryPolicy(60'000, 0.0, 1));
+    ASSERT_TRUE(runs_->Init().ok());
+  }
+
+  uint64_t Make(RunState target, uint32_t max_attempts = 3, ProcessIdentity proc = {},
+                uint64_t incarnation = 1) {
+    std::string sha(40, 'a' + static_cast<char>(next_++ % 6));
+    sha[0] = static_cast<char>('0' + next_ % 10);
+    sha[1] = static_cast<char>('0' + next_ / 10);
+    NewRun n;
+    n.key = RunKey{"/repo", "main", "job", sha};
+    n.max_attempts = max_attempts;
+    n.retry_backoff_ms = 500;
+    uint64_t id = runs_->Enqueue({n}, std::nullopt)->at(0).id;
+    if (target == S::kPending) return id;
+    EXPECT_TRUE(runs_->Lease(id).ok());
+    if (target == S::kLeased) return id;
+    if (target == S::kPreparing) {
+      EXPECT_TRUE(runs_->Transition(id, S::kLeased, S::kPreparing).ok());
+      return id;
+    }
+    EXPECT_TRUE(runs_->MarkReady(id, S::kLeased).ok());
+    if (target == S::kReady) return id;
+    EXPECT_TRUE(runs_->MarkRunning(id, proc, incarnation, "/log").ok());
+    return id;
+  }
+
+  Result<RecoveryReport> Recover(uint64_t incarnation = 2) {
+    return RunRecovery(runs_.get(), &procs_, &clock_, hooks_, incarnation,
+                       RecoveryOptions{/*kill_wait_ms=*/100});
+  }
+
+  RunState StateOf(uint64_t id) { return runs_->Get(id)->state; }
+
+  TempDir dir_;
+  FakeClock clock_;
+  FakeProcessTable procs_{"boot-A"};
+  RecoveryHooks hooks_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<RunStore> runs_;
+  int next_ = 0;
+};
+
+TEST_F(RecoveryTest, RunningWithDeadProcessIsRetriedAndSecondPassDoesNothing) {
+  uint64_t id = Make(S::kRunning, 3, {100, 5, "boot-A"});  // pid 100 not in the table
+  Result<RecoveryReport> r = Recover();
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->actions.size(), 1u);
+  EXPECT_EQ(r->actions[0].from, S::kRunning);
+  EXPECT_EQ(r->actions[0].to, S::kRetryWait);
+  EXPECT_EQ(StateOf(id), S::kRetryWait);
+  EXPECT_EQ(runs_->Get(id)->attempt, 1u);
+  EXPECT_TRUE(procs_.signals().empty());
+  Result<RecoveryReport> again = Recover();
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->actions.empty());
+}
+
+TEST_F(RecoveryTest, RunningWithAttemptsSpentFails) {
+  uint64_t id = Make(S::kRunning, 1, {100, 5, "boot-A"});
+  ASSERT_TRUE(Recover().ok());
+  EXPECT_EQ(StateOf(id), S::kFailed);
+}
+
+TEST_F(RecoveryTest, SurvivorFromAnEarlierIncarnationIsKilledOnlyWhenIdentityMatches) {
+  procs_.Start(200, 77);
+  procs_.Start(300, 88);
+  procs_.Start(400, 99);
+  uint64_t match = Make(S::kRunning, 3, {200, 77, "boot-A"});
+  uint64_t reused = Make(S::kRunning, 3, {300, 12, "boot-A"});     // pid reused since
+  uint64_t old_boot = Make(S::kRunning, 3, {400, 99, "boot-OLD"});  // before a reboot
+  Result<RecoveryReport> r = Recover();
+  ASSERT_TRUE(r.ok());
+  std::vector<std::pair<int32_t, int>> expected = {{200, SIGKILL}};
+  EXPECT_EQ(procs_.signals(), expected);
+  EXPECT_EQ(StateOf(match), S::kRetryWait);
+  EXPECT_EQ(StateOf(reused), S::kRetryWait);
+  EXPECT_EQ(StateOf(old_boot), S::kRetryWait);
+  EXPECT_TRUE(procs_.StartTime(300).ok());  // the unrelated processes live on
+  EXPECT_TRUE(procs_.StartTime(400).ok());
+}
+
+TEST_F(RecoveryTest, RunsOfTheCurrentIncarnationAreLeftAlone) {
+  procs_.Start(200, 77);
+  uint64_t id = Make(S::kRunning, 3, {200, 77, "boot-A"}, /*incarnation=*/2);
+  Result<RecoveryReport> r = Recover(/*incarnation=*/2);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->actions.empty());
+  EXPECT_EQ(StateOf(id), S::kRunning);
+  EXPECT_TRUE(procs_.signals().empty());
+}
+
+TEST_F(RecoveryTest, UnstartedRunsReleaseTheirResourcesAndGoBackToPending) {
+  std::vector<uint64_t> released;
+  hooks_.release_unstarted = [&](const wtd::Run& r) {
+    released.push_back(r.id);
+    return Status::OK();
+  };
+  uint64_t leased = Make(S::kLeased);
+  uint64_t preparing = Make(S::kPreparing);
+  uint64_t ready = Make(S::kReady);
+  uint64_t pending = Make(S::kPending);
+  Result<RecoveryReport> r = Recover();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->active_scanned, 4u);
+  EXPECT_EQ(released, (std::vector<uint64_t>{leased, preparing, ready}));
+  for (uint64_t id : {leased, preparing, ready, pending}) {
+    EXPECT_EQ(StateOf(id), S::kPending);
+    EXPECT_EQ(runs_->Get(id)->attempt, 0u);
+  }
+  EXPECT_EQ(r->actions.size(), 3u);
+}
+
+TEST_F(RecoveryTest, AFailingHookLeavesThatRunForTheNextPassAndGoesOn) {
+  uint64_t stuck = Make(S::kLeased);
+  uint64_t fine = Make(S::kReady);
+  hooks_.release_unstarted = [&](const wtd::Run& r) {
+    return r.id == stuck ? Status::IOError("cannot delete lock ref") : Status::OK();
+  };
+  Result<RecoveryReport> r = Recover();
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->errors.size(), 1u);
+  EXPECT_NE(r->errors[0].find("cannot delete lock ref"), std::string::npos);
+  EXPECT_EQ(StateOf(stuck), S::kLeased);
+  EXPECT_EQ(StateOf(fine), S::kPending);
+  hooks_.release_unstarted = nullptr;
+  ASSERT_TRUE(Recover().ok());
+  EXPECT_EQ(StateOf(stuck), S::kPending);
+}
+
+struct Crashed : std::runtime_error {
+  Crashed() : std::runtime_error("crash") {}
+};
+
+TEST_F(RecoveryTest, ACrashInsideRecoveryIsFinishedByTheNextPass) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(Make(S::kRunning, 3, {1000 + i, 1, "boot-A"}));
+  SetCrashAction([](std::string_view) { throw Crashed(); });
+  ASSERT_TRUE(ArmCrashPoint("during_recovery", 3).ok());
+  EXPECT_THROW((void)Recover(), Crashed);
+  SetCrashAction(nullptr);
+  DisarmCrashPoints();
+  int moved = 0;
+  for (uint64_t id : ids) moved += StateOf(id) == S::kRetryWait;
+  EXPECT_EQ(moved, 3);
+  Result<RecoveryReport> r = Recover();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->actions.size(), 2u);
+  for (uint64_t id : ids) {
+    EXPECT_EQ(StateOf(id), S::kRetryWait);
+    EXPECT_EQ(runs_->Get(id)->attempt, 1u);  // each interruption counted once
+  }
+}
+
+}  // namespace
+}  // namespace wtd
