@@ -1,0 +1,203 @@
+#include "git/repository.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+#include <utility>
+
+#include "git/git_util.h"
+
+namespace wtd::git {
+namespace {
+
+constexpr char kMainId[] = "main";
+constexpr char kHeadsPrefix[] = "refs/heads/";
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Reads HEAD of `repo` (a worktree handle); `what` names the worktree.
+Result<HeadInfo> ReadHeadOf(git_repository* repo, const std::string& what) {
+  git_reference* raw = nullptr;
+  int rc = git_reference_lookup(&raw, repo, "HEAD");
+  ReferencePtr head(raw);
+  if (rc < 0) return GitError(rc, "read HEAD of " + what);
+  HeadInfo info;
+  if (git_reference_type(head.get()) != GIT_REFERENCE_SYMBOLIC) {
+    info.detached = true;
+    info.sha = OidToString(git_reference_target(head.get()));
+    return info;
+  }
+  std::string target = git_reference_symbolic_target(head.get());
+  info.branch =
+      target.rfind(kHeadsPrefix, 0) == 0 ? target.substr(sizeof(kHeadsPrefix) - 1) : target;
+  git_reference* resolved_raw = nullptr;
+  rc = git_reference_resolve(&resolved_raw, head.get());
+  ReferencePtr resolved(resolved_raw);
+  if (rc == GIT_ENOTFOUND) return info;  // unborn: the branch has no commit yet
+  if (rc < 0) return GitError(rc, "resolve HEAD -> " + target + " of " + what);
+  info.sha = OidToString(git_reference_target(resolved.get()));
+  return info;
+}
+
+// Opens the repository at `path` (searching upwards unless `flags` forbid it).
+Result<RepoPtr> OpenExact(const std::string& path, unsigned int flags) {
+  git_repository* raw = nullptr;
+  int rc = git_repository_open_ext(&raw, path.c_str(), flags, nullptr);
+  RepoPtr repo(raw);
+  if (rc < 0) return GitError(rc, "open repository at " + path);
+  return repo;
+}
+
+// The admin name of the linked worktree `repo` was opened in.
+Result<std::string> LinkedWorktreeId(git_repository* repo, const std::string& path) {
+  git_worktree* raw = nullptr;
+  int rc = git_worktree_open_from_repository(&raw, repo);
+  WorktreePtr wt(raw);
+  if (rc < 0) return GitError(rc, "find the worktree containing " + path);
+  return std::string(git_worktree_name(wt.get()));
+}
+
+}  // namespace
+
+Status EnableGitdirFsync(bool on) {
+  InitLibgit2();
+  int rc = git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, on ? 1 : 0);
+  if (rc < 0) return GitError(rc, "set GIT_OPT_ENABLE_FSYNC_GITDIR");
+  return Status::OK();
+}
+
+void Repository::Closer::operator()(git_repository* repo) const { git_repository_free(repo); }
+
+Repository::Repository(Handle main, std::string root, std::string common_dir, std::string opened_id)
+    : main_(std::move(main)),
+      root_(std::move(root)),
+      common_dir_(std::move(common_dir)),
+      opened_worktree_id_(std::move(opened_id)) {}
+
+Repository::~Repository() = default;
+
+Result<std::unique_ptr<Repository>> Repository::Open(const std::string& path) {
+  InitLibgit2();
+  WTD_ASSIGN_OR_RETURN(std::string real, RealPath(path));
+  WTD_ASSIGN_OR_RETURN(RepoPtr opened, OpenExact(real, 0));
+  if (git_repository_is_bare(opened.get())) {
+    return Status::NotSupported("bare repository at " + real + " is not supported");
+  }
+  std::string opened_id = kMainId;
+  if (git_repository_is_worktree(opened.get())) {
+    WTD_ASSIGN_OR_RETURN(opened_id, LinkedWorktreeId(opened.get(), real));
+  }
+  WTD_ASSIGN_OR_RETURN(std::string common,
+                       RealPath(StripTrailingSlash(git_repository_commondir(opened.get()))));
+  WTD_ASSIGN_OR_RETURN(RepoPtr main, OpenExact(common, GIT_REPOSITORY_OPEN_NO_SEARCH));
+  const char* workdir = git_repository_workdir(main.get());
+  if (workdir == nullptr) {
+    return Status::NotSupported("repository at " + real + " has a bare common dir " + common +
+                                " (no main worktree); not supported");
+  }
+  WTD_ASSIGN_OR_RETURN(std::string root, RealPath(StripTrailingSlash(workdir)));
+  return std::unique_ptr<Repository>(new Repository(Handle(main.release()), std::move(root),
+                                                    std::move(common), std::move(opened_id)));
+}
+
+Status Repository::CheckPresent() const {
+  if (!IsDirectory(common_dir_)) {
+    return Status::NotFound("repository " + root_ + " is gone: git dir " + common_dir_ +
+                            " does not exist");
+  }
+  return Status::OK();
+}
+
+Result<std::vector<WorktreeInfo>> Repository::ListWorktrees() {
+  WTD_RETURN_IF_ERROR(CheckPresent());
+  StrArray names;
+  int rc = git_worktree_list(names.get(), main_.get());
+  if (rc < 0) return GitError(rc, "list worktrees of " + root_);
+  std::vector<WorktreeInfo> linked;
+  for (size_t i = 0; i < names.size(); ++i) {
+    git_worktree* raw = nullptr;
+    rc = git_worktree_lookup(&raw, main_.get(), names[i]);
+    WorktreePtr wt(raw);
+    // A half-made or broken admin entry, or one whose work dir is gone
+    // (prunable), is deliberately skipped: it has no HEAD to watch.
+    if (rc < 0 || git_worktree_validate(wt.get()) != 0) continue;
+    Result<std::string> path = RealPath(StripTrailingSlash(git_worktree_path(wt.get())));
+    if (!path.ok() || !IsDirectory(*path)) continue;
+    linked.push_back(WorktreeInfo{names[i], *path, common_dir_ + "/worktrees/" + names[i], false});
+  }
+  git_error_clear();
+  std::sort(linked.begin(), linked.end(),
+            [](const WorktreeInfo& a, const WorktreeInfo& b) { return a.id < b.id; });
+  std::vector<WorktreeInfo> all;
+  all.push_back(WorktreeInfo{kMainId, root_, common_dir_, true});
+  std::set<std::string> live;
+  for (WorktreeInfo& wt : linked) {
+    live.insert(wt.gitdir);
+    all.push_back(std::move(wt));
+  }
+  std::erase_if(worktrees_, [&](const auto& entry) { return live.count(entry.first) == 0; });
+  return all;
+}
+
+Result<git_repository*> Repository::WorktreeHandle(const WorktreeInfo& wt) {
+  if (wt.is_main) return main_.get();
+  if (!IsDirectory(wt.gitdir)) {
+    worktrees_.erase(wt.gitdir);
+    return Status::NotFound("worktree '" + wt.id + "' of " + root_ + " is gone: " + wt.gitdir +
+                            " does not exist");
+  }
+  auto it = worktrees_.find(wt.gitdir);
+  if (it != worktrees_.end() && it->second.path == wt.path) return it->second.repo.get();
+  worktrees_.erase(wt.gitdir);
+  git_worktree* wt_raw = nullptr;
+  int rc = git_worktree_lookup(&wt_raw, main_.get(), wt.id.c_str());
+  WorktreePtr handle(wt_raw);
+  if (rc < 0) return GitError(rc, "look up worktree '" + wt.id + "' of " + root_);
+  git_repository* repo_raw = nullptr;
+  rc = git_repository_open_from_worktree(&repo_raw, handle.get());
+  Handle repo(repo_raw);
+  if (rc < 0) return GitError(rc, "open worktree '" + wt.id + "' at " + wt.path);
+  git_repository* result = repo.get();
+  worktrees_[wt.gitdir] = CachedWorktree{wt.path, std::move(repo)};
+  return result;
+}
+
+Result<HeadInfo> Repository::ReadHead(const WorktreeInfo& wt) {
+  WTD_RETURN_IF_ERROR(CheckPresent());
+  WTD_ASSIGN_OR_RETURN(git_repository * repo, WorktreeHandle(wt));
+  Result<HeadInfo> head = ReadHeadOf(repo, "worktree '" + wt.id + "' at " + wt.path);
+  if (!head.ok() && !wt.is_main) worktrees_.erase(wt.gitdir);  // re-open next time
+  return head;
+}
+
+std::vector<std::string> Repository::WatchDirs(const WorktreeInfo& wt) const {
+  std::vector<std::string> dirs;
+  auto add = [&dirs](const std::string& dir) {
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
+  };
+  add(wt.gitdir);
+  add(common_dir_);
+  std::string heads = common_dir_ + "/refs/heads";
+  add(heads);
+  std::error_code ec;
+  std::vector<std::string> nested;
+  for (std::filesystem::recursive_directory_iterator it(heads, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) nested.push_back(it->path().string());
+  }
+  std::sort(nested.begin(), nested.end());
+  for (const std::string& dir : nested) add(dir);
+  return dirs;
+}
+
+Result<std::string> ResolveRepoRoot(const std::string& path) {
+  WTD_ASSIGN_OR_RETURN(std::unique_ptr<Repository> repo, Repository::Open(path));
+  return repo->root();
+}
+
+}  // namespace wtd::git

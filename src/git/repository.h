@@ -1,0 +1,150 @@
+// git::Repository: a thin libgit2 adapter for the poller. It opens one
+// repository by any path inside any of its worktrees, enumerates worktrees,
+// reads each worktree's HEAD through kept-open handles, walks new commits and
+// reads job files from commit trees. It never runs the git CLI.
+//
+// Every error is a Status naming the repository path, ref or sha that failed
+// plus libgit2's own message. A repository deleted after Open gives NotFound
+// or IOError from every call, never a crash; Open it again once it is back.
+//
+// Thread-safety: a Repository is not thread-safe; one thread uses it. Distinct
+// Repository objects may be used from different threads.
+#ifndef WTD_GIT_REPOSITORY_H_
+#define WTD_GIT_REPOSITORY_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "wtd/status.h"
+
+struct git_repository;
+
+namespace wtd::git {
+
+struct WorktreeInfo {
+  std::string id;  // "main" for the main worktree, else the admin name under <commondir>/worktrees/
+  std::string path;    // absolute worktree root, no trailing slash
+  std::string gitdir;  // absolute: <commondir> for main, <commondir>/worktrees/<id> for linked
+  bool is_main = false;
+};
+
+struct HeadInfo {
+  std::string sha;     // 40 hex; empty when HEAD is unborn (no commits yet)
+  std::string branch;  // short name ("main", "feature/x"); empty when detached
+  bool detached = false;
+};
+
+struct CommitInfo {
+  std::string sha;
+  std::vector<std::string> parents;
+  std::string author_name, author_email;
+  int64_t time_s = 0;   // committer time, seconds since epoch
+  std::string subject;  // first line of the message
+  std::string message;  // full message
+};
+
+// Sets GIT_OPT_ENABLE_FSYNC_GITDIR (off by default in libgit2): with it on,
+// refs and objects libgit2 writes are fsynced. Process-wide.
+Status EnableGitdirFsync(bool on);
+
+// One repository opened by any path inside any of its worktrees. Keeps
+// libgit2 handles open (repository + one per worktree, cached by gitdir) so a
+// HEAD read costs microseconds. Not thread-safe: one thread uses it.
+//
+// Bare repositories are not supported (Open gives NotSupported).
+class Repository {
+ public:
+  // Opens the repository containing `path` (searching upwards). All paths
+  // are resolved with realpath. NotFound when `path` is not inside a
+  // repository.
+  static Result<std::unique_ptr<Repository>> Open(const std::string& path);
+
+  ~Repository();
+  Repository(const Repository&) = delete;
+  Repository& operator=(const Repository&) = delete;
+
+  const std::string& root() const { return root_; }              // main worktree root
+  const std::string& common_dir() const { return common_dir_; }  // the common .git dir
+  // The worktree containing the path given to Open (its id); "main" if it is the main one.
+  const std::string& opened_worktree_id() const { return opened_worktree_id_; }
+
+  // Main worktree first, then linked ones sorted by id. A linked worktree
+  // whose directory is missing (prunable) is skipped. Re-reads the worktree
+  // list on every call, so worktrees added or removed since are seen.
+  // NotFound when the repository itself has vanished.
+  Result<std::vector<WorktreeInfo>> ListWorktrees();
+
+  // HEAD of one worktree, through a cached handle (re-opened when the
+  // worktree's path changed or the last read failed).
+  // REQUIRES: `wt` came from ListWorktrees() of this repository.
+  Result<HeadInfo> ReadHead(const WorktreeInfo& wt);
+
+  // NotFound when `sha` names no commit; InvalidArgument when it is not 40 hex.
+  Result<CommitInfo> LookupCommit(const std::string& sha);
+
+  // Commits reachable from `head` and not from `stop` (stop empty: no bound),
+  // oldest first (topological + reverse, so parents before children),
+  // excluding commits whose committer time is < min_time_s (0: no time
+  // bound), at most `limit` of them (the OLDEST `limit`; 0 gives none).
+  // NotFound when `head` or `stop` is unknown.
+  Result<std::vector<std::string>> NewCommits(const std::string& head, const std::string& stop,
+                                              int64_t min_time_s, size_t limit);
+
+  // Whether `ancestor` is reachable from `descendant` (true when equal).
+  // NotFound if a sha is unknown.
+  Result<bool> IsAncestor(const std::string& ancestor, const std::string& descendant);
+
+  // Paths (repo-relative, '/'-separated, sorted, unique) changed by commit
+  // `sha` against its first parent (a root commit: every file in its tree).
+  // A rename counts as both paths.
+  Result<std::vector<std::string>> ChangedPaths(const std::string& sha);
+
+  // Blobs directly inside directory `dir` (repo-relative, e.g. "jobs" or
+  // "ci/jobs"; "" is the root) of commit `sha`'s tree whose names end in
+  // `suffix`: name -> content. Symlinks and submodules are skipped. An absent
+  // dir (or a dir that is a blob) gives an empty map, not an error.
+  Result<std::map<std::string, std::string>> ReadTreeFiles(const std::string& sha,
+                                                           const std::string& dir,
+                                                           const std::string& suffix);
+
+  // Directories whose changes mean HEAD or a branch of `wt` may have moved:
+  // wt.gitdir (HEAD lives there), <commondir> (packed-refs), and
+  // <commondir>/refs/heads plus its existing subdirectories (inotify is not
+  // recursive). Unique, in that order.
+  std::vector<std::string> WatchDirs(const WorktreeInfo& wt) const;
+
+ private:
+  struct Closer {
+    void operator()(git_repository* repo) const;
+  };
+  using Handle = std::unique_ptr<git_repository, Closer>;
+  struct CachedWorktree {
+    std::string path;
+    Handle repo;
+  };
+
+  Repository(Handle main, std::string root, std::string common_dir, std::string opened_id);
+
+  // NotFound naming the repository when its common dir is gone.
+  Status CheckPresent() const;
+  // The handle for `wt`'s HEAD: main_ for the main worktree, else cached.
+  Result<git_repository*> WorktreeHandle(const WorktreeInfo& wt);
+
+  Handle main_;  // opened at common_dir_; objects and refs are shared
+  std::string root_;
+  std::string common_dir_;
+  std::string opened_worktree_id_;
+  std::map<std::string, CachedWorktree> worktrees_;  // by gitdir
+};
+
+// The main-worktree root of the repository containing `path` (for config
+// defaults). NotFound when `path` is not inside a repository.
+Result<std::string> ResolveRepoRoot(const std::string& path);
+
+}  // namespace wtd::git
+
+#endif  // WTD_GIT_REPOSITORY_H_
