@@ -1,14 +1,50 @@
 #include "store/records.h"
 
 #include <cereal/archives/portable_binary.hpp>
-#include <cereal/types/string.hpp>
+#include <limits>
 #include <sstream>
 
 #include "base/crc32c.h"
 
+namespace wtd {
+namespace {
+// The payload size of the record being decoded on this thread: no string in
+// it can be longer, so a forged length is refused before any allocation.
+thread_local size_t decode_limit = std::numeric_limits<size_t>::max();
+}  // namespace
+}  // namespace wtd
+
+// std::string in cereal's own layout (size tag, then the bytes), with the
+// length checked against the payload before the string is sized.
+namespace cereal {
+inline void CEREAL_SAVE_FUNCTION_NAME(PortableBinaryOutputArchive& ar, const std::string& s) {
+  ar(make_size_tag(static_cast<size_type>(s.size())));
+  ar(binary_data(s.data(), s.size()));
+}
+inline void CEREAL_LOAD_FUNCTION_NAME(PortableBinaryInputArchive& ar, std::string& s) {
+  size_type size = 0;
+  ar(make_size_tag(size));
+  if (size > wtd::decode_limit) throw Exception("string length exceeds the record");
+  s.resize(static_cast<size_t>(size));
+  ar(binary_data(s.data(), static_cast<size_t>(size)));
+}
+}  // namespace cereal
+
 // cereal serialization of each record. A field added later goes under
 // `if (version >= N)` and CEREAL_CLASS_VERSION is bumped to N.
 namespace wtd {
+
+// A bool as one byte that must be 0 or 1: any other byte would load an
+// invalid bool (undefined behaviour), so it is refused as corruption.
+template <class Archive>
+void SerializeBool(Archive& ar, bool& b) {
+  uint8_t v = b ? 1 : 0;
+  ar(v);
+  if constexpr (Archive::is_loading::value) {
+    if (v > 1) throw cereal::Exception("invalid bool byte " + std::to_string(v));
+    b = v == 1;
+  }
+}
 
 template <class Archive>
 void serialize(Archive& ar, RunKey& k) {
@@ -17,11 +53,14 @@ void serialize(Archive& ar, RunKey& k) {
 
 template <class Archive>
 void serialize(Archive& ar, Run& r, const std::uint32_t version) {
-  ar(r.id, r.key, r.branch, r.worktree_path, r.state, r.attempt, r.max_attempts,
-     r.retry_backoff_ms, r.timeout_ms, r.created_at_ms, r.updated_at_ms, r.started_at_ms,
-     r.finished_at_ms, r.not_before_ms, r.pid, r.pid_start_time, r.boot_id, r.incarnation,
-     r.exit_code, r.term_signal, r.duration_ms, r.log_path, r.error);
-  if (version >= 2) ar(r.log_bytes, r.log_truncated);
+  ar(r.id, r.key, r.branch, r.worktree_path, r.state, r.attempt, r.max_attempts, r.retry_backoff_ms,
+     r.timeout_ms, r.created_at_ms, r.updated_at_ms, r.started_at_ms, r.finished_at_ms,
+     r.not_before_ms, r.pid, r.pid_start_time, r.boot_id, r.incarnation, r.exit_code, r.term_signal,
+     r.duration_ms, r.log_path, r.error);
+  if (version >= 2) {
+    ar(r.log_bytes);
+    SerializeBool(ar, r.log_truncated);
+  }
 }
 
 template <class Archive>
@@ -31,8 +70,8 @@ void serialize(Archive& ar, Cursor& c, const std::uint32_t /*version*/) {
 
 template <class Archive>
 void serialize(Archive& ar, Lease& l, const std::uint32_t /*version*/) {
-  ar(l.host, l.boot_id, l.pid, l.pid_start_time, l.incarnation, l.acquired_at_ms,
-     l.expires_at_ms, l.fencing_token, l.run_id);
+  ar(l.host, l.boot_id, l.pid, l.pid_start_time, l.incarnation, l.acquired_at_ms, l.expires_at_ms,
+     l.fencing_token, l.run_id);
 }
 
 template <class Archive>
@@ -58,8 +97,8 @@ namespace wtd {
 namespace {
 
 constexpr std::string_view kStateNames[kRunStateCount] = {
-    "pending", "leased",    "preparing", "ready",     "running",
-    "retry_wait", "succeeded", "failed", "timed_out", "cancelled",
+    "pending",    "leased",    "preparing", "ready",     "running",
+    "retry_wait", "succeeded", "failed",    "timed_out", "cancelled",
 };
 
 std::string_view KindName(RecordKind kind) {
@@ -92,6 +131,10 @@ template <typename T>
 Result<T> Decode(RecordKind kind, std::string_view value) {
   WTD_ASSIGN_OR_RETURN(std::string_view payload, UnsealRecord(kind, value));
   T record;
+  struct LimitGuard {
+    explicit LimitGuard(size_t n) { decode_limit = n; }
+    ~LimitGuard() { decode_limit = std::numeric_limits<size_t>::max(); }
+  } guard(payload.size());
   try {
     std::istringstream in{std::string(payload)};
     cereal::PortableBinaryInputArchive ar(in);
@@ -187,7 +230,8 @@ Result<IdemRecord> DecodeIdem(std::string_view v) {
 }
 Result<Event> DecodeEvent(std::string_view v) {
   WTD_ASSIGN_OR_RETURN(Event e, Decode<Event>(RecordKind::kEvent, v));
-  if (static_cast<size_t>(e.from) >= kRunStateCount || static_cast<size_t>(e.to) >= kRunStateCount) {
+  if (static_cast<size_t>(e.from) >= kRunStateCount ||
+      static_cast<size_t>(e.to) >= kRunStateCount) {
     return Status::Corruption("event: invalid state");
   }
   return e;

@@ -1,0 +1,106 @@
+// Writes the seed corpora of the fuzz targets (fuzz/corpus/<target>/):
+// real encoded records of every kind, their bare payloads, truncated and
+// bit-flipped variants, an empty input, and run/cursor key parts. Built on
+// demand only (target write_seeds); see fuzz/README.md.
+//   usage: write_seeds CORPUS_DIR
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "store/keys.h"
+#include "store/records.h"
+
+namespace wtd {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char kSha[] = "0123456789abcdef0123456789abcdef01234567";
+
+bool WriteFile(const fs::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return static_cast<bool>(out);
+}
+
+std::vector<std::pair<std::string, std::string>> Records() {
+  Run pending;
+  pending.id = 7;
+  pending.key = RunKey{"/home/dev/repo", "main", "build", kSha};
+  pending.branch = "main";
+  pending.worktree_path = "/home/dev/repo";
+  pending.max_attempts = 3;
+  pending.retry_backoff_ms = 1000;
+  pending.created_at_ms = pending.updated_at_ms = 1700000000000;
+  Run running = pending;
+  running.state = RunState::kRunning;
+  running.attempt = 1;
+  running.pid = 4242;
+  running.pid_start_time = 123456;
+  running.boot_id = "8f1c2a3b-0000-4000-8000-123456789abc";
+  running.incarnation = 3;
+  running.log_path = "/var/lib/wtd/logs/7/1.log";
+  Run done = running;
+  done.state = RunState::kFailed;
+  done.exit_code = 2;
+  done.duration_ms = 5120;
+  done.error = "exit status 2";
+  done.log_bytes = 1 << 20;
+  done.log_truncated = true;
+  Cursor cursor{kSha, 1700000000, 1700000000123};
+  Lease lease{"host-a", "8f1c2a3b-boot", 4242, 123456, 3, 1700000000000, 1700000030000, 17, 7};
+  IdemRecord idem{
+      "create_worktree", "{\"path\":\"/w\"}", 1, 2, 1700000005000, "ok", "{\"remove\":\"/w\"}", ""};
+  Event event{7, RunState::kRunning, RunState::kFailed, 1, 1700000005120};
+  return {{"run_pending", EncodeRun(pending)}, {"run_running", EncodeRun(running)},
+          {"run_failed", EncodeRun(done)},     {"cursor", EncodeCursor(cursor)},
+          {"lease", EncodeLease(lease)},       {"idem", EncodeIdem(idem)},
+          {"event", EncodeEvent(event)}};
+}
+
+bool WriteRecordSeeds(const fs::path& dir) {
+  bool ok = WriteFile(dir / "empty", "");
+  ok = ok && WriteFile(dir / "run_key", EncodeRunKey(RunKey{"/r", "main", "job", kSha}));
+  ok = ok && WriteFile(dir / "u64_key", EncodeU64Key(7));
+  for (const auto& [name, value] : Records()) {
+    std::string payload = value.substr(kRecordHeaderSize);
+    std::string flipped = value;
+    flipped[value.size() / 2] = static_cast<char>(flipped[value.size() / 2] ^ 0x10);
+    ok = ok && WriteFile(dir / name, value);
+    ok = ok && WriteFile(dir / (name + ".payload"), payload);
+    ok = ok && WriteFile(dir / (name + ".truncated"), value.substr(0, value.size() - 3));
+    ok = ok && WriteFile(dir / (name + ".flipped"), flipped);
+  }
+  return ok;
+}
+
+bool WriteRunKeySeeds(const fs::path& dir) {
+  std::string sha(kSha);
+  return WriteFile(dir / "empty", "") &&
+         WriteFile(dir / "plain", "/home/dev/repo\nmain\nbuild\n" + sha) &&
+         WriteFile(dir / "linked", "/srv/r\nfeature-x\ntest\n" + sha) &&
+         WriteFile(dir / "empty_part", "/r\n\njob\n" + sha) &&
+         WriteFile(dir / std::string("nul_part"), std::string("/r\nma\0in\njob\n", 13) + sha) &&
+         WriteFile(dir / "three_parts", "/r\nmain\nrelease/1.0");
+}
+
+}  // namespace
+}  // namespace wtd
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+    return 2;
+  }
+  std::filesystem::path root(argv[1]);
+  std::error_code ec;
+  std::filesystem::create_directories(root / "records", ec);
+  std::filesystem::create_directories(root / "run_key", ec);
+  if (ec || !wtd::WriteRecordSeeds(root / "records") || !wtd::WriteRunKeySeeds(root / "run_key")) {
+    fprintf(stderr, "%s: cannot write seeds under '%s'\n", argv[0], argv[1]);
+    return 1;
+  }
+  return 0;
+}
