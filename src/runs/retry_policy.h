@@ -19,7 +19,8 @@ namespace wtd {
 
 class RetryPolicy {
  public:
-  RetryPolicy(int64_t cap_ms = 3'600'000, double jitter = 0.5, uint64_t seed = std::random_device{}());
+  RetryPolicy(int64_t cap_ms = 3'600'000, double jitter = 0.5,
+              uint64_t seed = std::random_device{}());
   RetryPolicy(const RetryPolicy& other);
   RetryPolicy& operator=(const RetryPolicy& other);
 

@@ -77,7 +77,16 @@ void RunStore::AddEvent(WriteBatch* b, const Run& run, RunState from, int64_t no
 
 Result<std::vector<Run>> RunStore::Enqueue(const std::vector<NewRun>& runs,
                                            const std::optional<CursorUpdate>& cursor) {
-  std::lock_guard<std::mutex> lock(enqueue_mu_);
+  // The check-then-insert on run_keys is serialized per key stripe (locked
+  // in ascending order), so enqueues of unrelated keys share group commits.
+  std::vector<size_t> stripes;
+  for (const NewRun& n : runs) {
+    stripes.push_back(std::hash<std::string>()(EncodeRunKey(n.key)) % kStripes);
+  }
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  for (size_t i : stripes) locks.emplace_back(key_stripes_[i]);
   int64_t now = clock_->NowMs();
   WriteBatch b;
   std::vector<Run> created;
@@ -168,8 +177,8 @@ Result<Run> RunStore::MarkReady(uint64_t id, RunState from) {
   return Transition(id, from, S::kReady);
 }
 
-Result<Run> RunStore::MarkRunning(uint64_t id, const ProcessIdentity& process,
-                                  uint64_t incarnation, const std::string& log_path) {
+Result<Run> RunStore::MarkRunning(uint64_t id, const ProcessIdentity& process, uint64_t incarnation,
+                                  const std::string& log_path) {
   int64_t now = clock_->NowMs();
   return Transition(id, S::kReady, S::kRunning, [&](Run& r) {
     r.attempt += 1;
@@ -224,7 +233,14 @@ Result<Run> RunStore::Interrupt(uint64_t id, const std::string& reason) {
   return Apply(id, [&](Run& r) -> Result<RunState> {
     if (r.state != S::kRunning) return WrongState(r, S::kRunning);
     r.error = reason;
-    return AfterFailedAttempt(r, S::kFailed, now);
+    // The job did not fail: it lost its daemon. Retry at once, beyond
+    // max_attempts by a small allowance, so that a job that keeps killing
+    // its daemon still ends.
+    if (r.attempt < r.max_attempts + kInterruptAllowance) {
+      r.not_before_ms = now;
+      return S::kRetryWait;
+    }
+    return S::kFailed;
   });
 }
 

@@ -12,8 +12,10 @@
 // skip a commit nor enqueue it twice.
 //
 // Thread-safety: all methods may be called concurrently. A transition's
-// read-check-write is serialized per run (striped mutexes); enqueues are
-// serialized with each other. No lock is held around unrelated writes.
+// read-check-write is serialized per run (striped mutexes); an enqueue's
+// check-then-insert is serialized per run key (striped by key hash). No
+// lock is held around unrelated writes. Cursor updates of one worktree must
+// come from one thread (the poller).
 #ifndef WTD_RUNS_RUN_STORE_H_
 #define WTD_RUNS_RUN_STORE_H_
 
@@ -37,6 +39,9 @@ namespace wtd {
 
 // Whether the state machine allows from -> to.
 bool IsLegalTransition(RunState from, RunState to);
+
+// How many interrupted attempts a run may have beyond max_attempts.
+inline constexpr uint32_t kInterruptAllowance = 3;
 
 struct NewRun {
   RunKey key;
@@ -66,10 +71,10 @@ struct AttemptOutcome {
 };
 
 struct RunFilter {
-  std::string job;                   // empty: any
-  std::optional<RunState> state;     // unset: any
-  std::string worktree;              // empty: any
-  size_t limit = 50;                 // 0: all
+  std::string job;                // empty: any
+  std::optional<RunState> state;  // unset: any
+  std::string worktree;           // empty: any
+  size_t limit = 50;              // 0: all
 };
 
 class RunStore {
@@ -97,8 +102,8 @@ class RunStore {
                          const std::function<void(Run&)>& mutate = {});
 
   // The transitions the scheduler and recovery use.
-  Result<Run> Lease(uint64_t id);                         // pending -> leased
-  Result<Run> MarkReady(uint64_t id, RunState from);      // leased|preparing -> ready
+  Result<Run> Lease(uint64_t id);                     // pending -> leased
+  Result<Run> MarkReady(uint64_t id, RunState from);  // leased|preparing -> ready
   // ready -> running: a new attempt with the given process, before the
   // process may exec the job.
   Result<Run> MarkRunning(uint64_t id, const ProcessIdentity& process, uint64_t incarnation,
@@ -108,7 +113,8 @@ class RunStore {
   // ready -> retry_wait | failed when the process could not be started.
   Result<Run> SpawnFailed(uint64_t id, const std::string& error);
   // running -> retry_wait | failed: the attempt was interrupted (daemon
-  // died or stopped). Counts as a used attempt.
+  // died or stopped). It counts as an attempt, but is retried at once while
+  // attempt < max_attempts + kInterruptAllowance.
   Result<Run> Interrupt(uint64_t id, const std::string& reason);
   // leased|preparing|ready -> pending: no process ran, no attempt used.
   Result<Run> Requeue(uint64_t id, RunState from, const std::string& reason);
@@ -151,7 +157,7 @@ class RunStore {
   std::atomic<uint64_t> next_id_{1};
   std::atomic<uint64_t> next_event_{1};
   mutable std::array<std::mutex, kStripes> stripes_;
-  std::mutex enqueue_mu_;
+  mutable std::array<std::mutex, kStripes> key_stripes_;  // by hash of the run key
 };
 
 }  // namespace wtd

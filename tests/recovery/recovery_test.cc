@@ -80,10 +80,20 @@ TEST_F(RecoveryTest, RunningWithDeadProcessIsRetriedAndSecondPassDoesNothing) {
   EXPECT_TRUE(again->actions.empty());
 }
 
-TEST_F(RecoveryTest, RunningWithAttemptsSpentFails) {
+TEST_F(RecoveryTest, InterruptedRunRetriesBeyondMaxAttemptsByTheAllowanceThenFails) {
   uint64_t id = Make(S::kRunning, 1, {100, 5, "boot-A"});
-  ASSERT_TRUE(Recover().ok());
+  uint64_t incarnation = 2;
+  for (uint32_t attempt = 1; attempt < 1 + kInterruptAllowance; ++attempt) {
+    ASSERT_TRUE(Recover(incarnation).ok());
+    ASSERT_EQ(StateOf(id), S::kRetryWait) << "attempt " << attempt;
+    ASSERT_TRUE(runs_->Wake(id).ok());  // retried at once: no backoff
+    ASSERT_TRUE(runs_->Lease(id).ok());
+    ASSERT_TRUE(runs_->MarkReady(id, S::kLeased).ok());
+    ASSERT_TRUE(runs_->MarkRunning(id, {100, 5, "boot-A"}, incarnation++, "/log").ok());
+  }
+  ASSERT_TRUE(Recover(incarnation).ok());
   EXPECT_EQ(StateOf(id), S::kFailed);
+  EXPECT_EQ(runs_->Get(id)->attempt, 1 + kInterruptAllowance);
 }
 
 TEST_F(RecoveryTest, SurvivorFromAnEarlierIncarnationIsKilledOnlyWhenIdentityMatches) {
