@@ -1,0 +1,36 @@
+// The daemon's control commands: the table served on the unix socket
+// (docs/design/wtctl.md documents each request and result).
+//
+// Thread-safety: handlers run on the server's io thread; they only read the
+// store (thread-safe), take scheduler snapshots, or post work to the loop.
+#ifndef WTD_DAEMON_CONTROL_H_
+#define WTD_DAEMON_CONTROL_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runs/run_store.h"
+#include "scheduler/scheduler.h"
+#include "server/server.h"
+
+namespace wtd {
+
+struct ControlContext {
+  RunStore* runs = nullptr;
+  Scheduler* scheduler = nullptr;
+  std::string state_dir;
+  std::string socket_path;
+  int64_t started_at_ms = 0;
+  uint64_t incarnation = 0;
+  // Re-reads the configuration; returns what was refused, if anything.
+  std::function<Status()> reload;
+};
+
+// The command table. `ctx` must outlive the server using it.
+std::vector<CommandSpec> ControlCommands(ControlContext* ctx);
+
+}  // namespace wtd
+
+#endif  // WTD_DAEMON_CONTROL_H_

@@ -1,0 +1,292 @@
+#include "daemon/daemon.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "base/clock.h"
+#include "base/crash_point.h"
+#include "base/file_util.h"
+#include "base/process_table.h"
+#include "daemon/config.h"
+#include "daemon/control.h"
+#include "daemon/logging.h"
+#include "daemon/pid_file.h"
+#include "daemon/service.h"
+#include "git/repository.h"
+#include "recovery/recovery.h"
+#include "server/server.h"
+
+namespace wtd {
+namespace {
+
+const char* Env(const char* name) { return getenv(name); }
+
+std::string RealOr(const std::string& path) {
+  char buf[PATH_MAX];
+  return realpath(path.c_str(), buf) ? std::string(buf) : path;
+}
+
+std::vector<RepoSpec> RepoSpecs(const Config& c) {
+  std::vector<RepoSpec> specs;
+  for (const std::string& path : c.repos) {
+    RepoSpec s;
+    s.path = RealOr(path);
+    s.selection = c.worktree_mode == WorktreeMode::kAll       ? WorktreeSelection::kAll
+                  : c.worktree_mode == WorktreeMode::kCurrent ? WorktreeSelection::kCurrent
+                                                              : WorktreeSelection::kPaths;
+    for (const std::string& w : c.worktree_paths) s.worktree_paths.push_back(RealOr(w));
+    specs.push_back(std::move(s));
+  }
+  return specs;
+}
+
+PollerOptions PollerOptionsFor(const Config& c) {
+  PollerOptions o;
+  o.jobs_root = c.jobs_root;
+  o.lookback_s = c.lookback_s;
+  o.max_per_tick = c.max_per_tick;
+  o.backoff_ms = c.backoff_ms;
+  o.max_backoff_ms = c.max_backoff_ms;
+  o.dry_run = c.dry_run;
+  return o;
+}
+
+SchedulerOptions SchedulerOptionsFor(const Config& c) {
+  SchedulerOptions o;
+  o.poll_ms = c.poll_ms;
+  o.concurrency = c.concurrency;
+  o.exec_shim = c.exec_shim;
+  o.state_dir = c.state_dir;
+  o.log_cap_bytes = static_cast<uint64_t>(c.log_cap_bytes);
+  o.dry_run = c.dry_run;
+  return o;
+}
+
+// Every configured repository must open at start (a typo should not start a
+// daemon that watches nothing); later failures are retried with backoff.
+Status CheckRepos(const Config& c) {
+  for (const std::string& path : c.repos) {
+    Result<std::string> root = git::ResolveRepoRoot(path);
+    if (!root.ok())
+      return Status::InvalidArgument("--repo=" + path + ": " + root.status().message());
+  }
+  if (access(c.exec_shim.c_str(), X_OK) != 0) {
+    return Status::InvalidArgument("--exec-shim=" + c.exec_shim + ": not an executable file");
+  }
+  return Status::OK();
+}
+
+// The whole life of a daemon once the configuration is valid.
+class Daemon {
+ public:
+  Daemon(Config config, std::vector<std::string> argv, std::string cwd)
+      : config_(std::move(config)), argv_(std::move(argv)), cwd_(std::move(cwd)) {}
+  int Run(Service* service);
+
+ private:
+  Status Start();
+  Status Reload();
+  void SignalLoop(sigset_t signals);
+
+  Config config_;
+  std::vector<std::string> argv_;
+  std::string cwd_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<RunStore> runs_;
+  std::unique_ptr<Poller> poller_;
+  std::unique_ptr<Waker> waker_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Server> server_;
+  ControlContext control_;
+  std::atomic<bool> done_{false};
+  std::mutex reload_mu_;
+};
+
+Status Daemon::Start() {
+  Clock* clock = SystemClock();
+  StoreOptions so;
+  so.dir = JoinPath(config_.state_dir, "db");
+  WTD_ASSIGN_OR_RETURN(store_, StateStore::Open(so));
+  WTD_CRASH_POINT("after_store_open");
+  spdlog::info("state store {} open, incarnation {}{}", so.dir, store_->incarnation(),
+               store_->previous_shutdown_clean() ? "" : " (previous run did not stop cleanly)");
+  runs_ = std::make_unique<RunStore>(store_.get(), clock);
+  WTD_RETURN_IF_ERROR(runs_->Init());
+
+  WTD_ASSIGN_OR_RETURN(RecoveryReport report, RunRecovery(runs_.get(), SystemProcessTable(), clock,
+                                                          RecoveryHooks{}, store_->incarnation()));
+  for (const RecoveryAction& a : report.actions) {
+    spdlog::info("recovery: run {} ({} on {}) {} -> {}: {}", a.run_id, a.key.job,
+                 a.key.sha.substr(0, 12), RunStateName(a.from), RunStateName(a.to), a.detail);
+  }
+  for (const std::string& e : report.errors) spdlog::error("recovery: {}", e);
+  spdlog::info("recovery: {} active run(s) checked, {} action(s), {} us", report.active_scanned,
+               report.actions.size(), report.duration_us);
+
+  poller_ = std::make_unique<Poller>(runs_.get(), clock, PollerOptionsFor(config_));
+  poller_->SetRepos(RepoSpecs(config_));
+  WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config_.inotify));
+  scheduler_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), SystemProcessTable(), clock,
+                                           waker_.get(), store_->incarnation(),
+                                           SchedulerOptionsFor(config_));
+  control_.runs = runs_.get();
+  control_.scheduler = scheduler_.get();
+  control_.state_dir = config_.state_dir;
+  control_.socket_path = config_.socket_path;
+  control_.started_at_ms = clock->NowMs();
+  control_.incarnation = store_->incarnation();
+  control_.reload = [this] { return Reload(); };
+  WTD_ASSIGN_OR_RETURN(server_, Server::Start(config_.socket_path, ControlCommands(&control_)));
+  return Status::OK();
+}
+
+Status Daemon::Reload() {
+  std::lock_guard<std::mutex> l(reload_mu_);
+  Result<ParsedArgs> parsed = ParseArgs(argv_, Env, cwd_);
+  Status st = parsed.ok() ? CheckRepos(parsed->config) : parsed.status();
+  if (!st.ok()) {
+    spdlog::error("reload refused, the running configuration stays in force: {}", st.message());
+    return st;
+  }
+  Config next = parsed->config;
+  for (const std::string& name : RestartOnlyDifferences(config_, next)) {
+    spdlog::warn("reload: --{} changes only at restart; keeping the running value", name);
+  }
+  next.state_dir = config_.state_dir;
+  next.socket_path = config_.socket_path;
+  next.pid_file = config_.pid_file;
+  next.daemonize = config_.daemonize;
+  next.exec_shim = config_.exec_shim;
+  config_ = next;
+  SetLogLevel(config_.log_level);
+  Poller* poller = poller_.get();
+  PollerOptions po = PollerOptionsFor(config_);
+  std::vector<RepoSpec> specs = RepoSpecs(config_);
+  scheduler_->Post([poller, po, specs] {
+    poller->SetOptions(po);
+    poller->SetRepos(specs);
+  });
+  scheduler_->SetOptions(SchedulerOptionsFor(config_));
+  spdlog::info("configuration reloaded from {}",
+               config_.config_file.empty() ? "the command line" : config_.config_file);
+  return Status::OK();
+}
+
+void Daemon::SignalLoop(sigset_t signals) {
+  timespec tick{1, 0};
+  while (!done_.load()) {
+    siginfo_t info;
+    int sig = sigtimedwait(&signals, &info, &tick);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::info("{} received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+      scheduler_->RequestStop();
+    } else if (sig == SIGHUP) {
+      Service::Notify("RELOADING=1");
+      Reload().IgnoreError();  // logged; the old config stays in force
+      Service::Notify("READY=1");
+    }
+    Service::Watchdog();
+  }
+}
+
+int Daemon::Run(Service* service) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread starts
+  signal(SIGPIPE, SIG_IGN);
+
+  Status st = Start();
+  if (!st.ok()) {
+    spdlog::critical("cannot start: {}", st.ToString());
+    service->StartFailed(st.ToString());
+    return 1;
+  }
+  std::thread signal_thread([this, signals] { SignalLoop(signals); });
+  spdlog::info("wtd {} ready: pid {}, socket {}, {} repositor{}", WTD_VERSION, getpid(),
+               config_.socket_path, config_.repos.size(), config_.repos.size() == 1 ? "y" : "ies");
+  service->Ready();
+  scheduler_->Run(config_.shutdown_grace_s * 1000);
+  Service::Notify("STOPPING=1");
+  done_.store(true);
+  signal_thread.join();
+  server_->Stop();
+  WTD_CRASH_POINT("during_shutdown");
+  Status clean = store_->MarkCleanShutdown();
+  if (!clean.ok()) spdlog::error("cannot mark a clean shutdown: {}", clean.ToString());
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int DaemonMain(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  char cwd_buf[PATH_MAX];
+  std::string cwd = getcwd(cwd_buf, sizeof cwd_buf) ? cwd_buf : "/";
+  Result<ParsedArgs> parsed = ParseArgs(args, Env, cwd);
+  if (!parsed.ok()) {
+    std::cerr << "wtd: " << parsed.status().message() << "\n(see wtd --help)\n";
+    return 2;
+  }
+  if (parsed->show_help) {
+    std::cout << parsed->help_text;
+    return 0;
+  }
+  if (parsed->show_version) {
+    std::cout << "wtd " << WTD_VERSION << "\n";
+    return 0;
+  }
+  Config config = parsed->config;
+  if (Status st = CheckRepos(config); !st.ok()) {
+    std::cerr << "wtd: " << st.message() << "\n";
+    return 2;
+  }
+  if (Status st = ArmCrashPointFromEnv(); !st.ok()) {
+    std::cerr << "wtd: WTD_CRASH_AT: " << st.message() << "\n";
+    return 2;
+  }
+  if (Status st = MakeDirs(config.state_dir, 0700); !st.ok()) {
+    std::cerr << "wtd: --state-dir=" << config.state_dir << ": " << st.message() << "\n";
+    return 1;
+  }
+  Service service;
+  if (config.daemonize) {
+    std::string out = JoinPath(config.state_dir, "logs/wtd.out");
+    Status st = MakeDirs(DirName(out), 0700);
+    if (st.ok()) st = service.Daemonize(out);
+    if (!st.ok()) {
+      std::cerr << "wtd: cannot daemonize: " << st.message() << "\n";
+      return 1;
+    }
+  }
+  if (Status st = SetupLogging(config, /*to_stderr=*/!config.daemonize); !st.ok()) {
+    std::cerr << "wtd: " << st.message() << "\n";
+    service.StartFailed(st.message());
+    return 1;
+  }
+  Result<PidFile> pid_file = PidFile::Acquire(config.pid_file);
+  if (!pid_file.ok()) {
+    spdlog::critical("{}", pid_file.status().message());
+    service.StartFailed(pid_file.status().message());
+    return 1;
+  }
+  int rc = Daemon(config, args, cwd).Run(&service);
+  if (rc == 0) pid_file->Remove();
+  spdlog::shutdown();
+  return rc;
+}
+
+}  // namespace wtd

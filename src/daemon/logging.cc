@@ -1,0 +1,70 @@
+#include "daemon/logging.h"
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/rotating_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/file_util.h"
+
+namespace wtd {
+namespace {
+
+// One JSON object per line: {"time", "level", "msg"}; the message is
+// escaped properly (a pattern string could not do that).
+class JsonFormatter : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    int64_t ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char when[40];
+    std::snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<int>(ms % 1000));
+    nlohmann::json line = {{"time", when},
+                           {"level", std::string(spdlog::level::to_string_view(msg.level).data(),
+                                                 spdlog::level::to_string_view(msg.level).size())},
+                           {"msg", std::string(msg.payload.data(), msg.payload.size())}};
+    std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    text.push_back('\n');
+    dest.append(text.data(), text.data() + text.size());
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<JsonFormatter>();
+  }
+};
+
+}  // namespace
+
+void SetLogLevel(const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); }
+
+Status SetupLogging(const Config& config, bool to_stderr) {
+  std::string dir = JoinPath(config.state_dir, "logs");
+  WTD_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  std::vector<spdlog::sink_ptr> sinks;
+  try {
+    if (to_stderr) sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>(JoinPath(dir, "wtd.log"),
+                                                                           10 << 20, 5));
+  } catch (const spdlog::spdlog_ex& e) {
+    return Status::IOError("cannot open log " + JoinPath(dir, "wtd.log") + ": " + e.what());
+  }
+  auto logger = std::make_shared<spdlog::logger>("wtd", sinks.begin(), sinks.end());
+  if (config.log_format == LogFormat::kJson) {
+    logger->set_formatter(std::make_unique<JsonFormatter>());
+  } else {
+    logger->set_formatter(std::make_unique<spdlog::pattern_formatter>(
+        "%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc));
+  }
+  logger->flush_on(spdlog::level::trace);
+  spdlog::set_default_logger(logger);
+  SetLogLevel(config.log_level);
+  return Status::OK();
+}
+
+}  // namespace wtd

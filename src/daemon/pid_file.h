@@ -1,0 +1,42 @@
+// PidFile: the single-instance guard. The file holds the daemon's pid and is
+// kept locked with flock(LOCK_EX) for the daemon's life; the lock, not the
+// file's existence, is what counts, so a file left by a killed daemon is
+// simply taken over.
+//
+// Thread-safety: not thread-safe; owned by the daemon's main.
+#ifndef WTD_DAEMON_PID_FILE_H_
+#define WTD_DAEMON_PID_FILE_H_
+
+#include <string>
+
+#include "wtd/status.h"
+
+namespace wtd {
+
+class PidFile {
+ public:
+  // Locks `path` (creating it) and writes the calling process's pid. Busy,
+  // naming the running pid, when another process holds it.
+  static Result<PidFile> Acquire(const std::string& path);
+  // Reads the pid in a PID file held by a live daemon; NotFound when the file
+  // is absent or not locked.
+  static Result<int> ReadLive(const std::string& path);
+
+  PidFile(PidFile&& other) noexcept;
+  PidFile& operator=(PidFile&&) = delete;
+  ~PidFile();  // unlocks; does not remove (Remove does)
+
+  // Rewrites the pid (after daemonizing forks).
+  Status UpdatePid();
+  // Removes the file, then releases the lock.
+  void Remove();
+
+ private:
+  PidFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  std::string path_;
+  int fd_ = -1;
+};
+
+}  // namespace wtd
+
+#endif  // WTD_DAEMON_PID_FILE_H_

@@ -1,0 +1,97 @@
+#include "daemon/service.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#ifdef WTD_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+namespace wtd {
+
+Service::~Service() {
+  if (ready_fd_ >= 0) close(ready_fd_);
+}
+
+void Service::Notify(const std::string& state) {
+#ifdef WTD_HAVE_SYSTEMD
+  sd_notify(0, state.c_str());
+#else
+  (void)state;
+#endif
+}
+
+void Service::Watchdog() {
+#ifdef WTD_HAVE_SYSTEMD
+  uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) > 0) sd_notify(0, "WATCHDOG=1");
+#endif
+}
+
+void Service::Ready() {
+  Notify("READY=1\nSTATUS=watching");
+  if (ready_fd_ >= 0) {
+    ssize_t n = write(ready_fd_, "", 1);
+    (void)n;
+    close(ready_fd_);
+    ready_fd_ = -1;
+  }
+}
+
+void Service::StartFailed(const std::string& why) {
+  Notify("STATUS=failed to start: " + why);
+  if (ready_fd_ >= 0) {
+    std::string msg = "x" + why;
+    ssize_t n = write(ready_fd_, msg.data(), msg.size());
+    (void)n;
+    close(ready_fd_);
+    ready_fd_ = -1;
+  }
+}
+
+Status Service::Daemonize(const std::string& log_path) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return Status::FromErrno("pipe", errno);
+  pid_t child = fork();
+  if (child < 0) return Status::FromErrno("fork", errno);
+  if (child > 0) {
+    // The launcher: wait for one byte (ready) or a message (failed), or EOF
+    // (the daemon died before it could say).
+    close(fds[1]);
+    waitpid(child, nullptr, 0);
+    std::string msg;
+    char buf[512];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof buf)) > 0) msg.append(buf, static_cast<size_t>(n));
+    if (msg.size() == 1 && msg[0] == '\0') _exit(0);
+    if (!msg.empty() && msg[0] == 'x') {
+      std::fprintf(stderr, "wtd: %s\n", msg.c_str() + 1);
+    } else {
+      std::fprintf(stderr, "wtd: the daemon exited during start-up; see %s\n", log_path.c_str());
+    }
+    _exit(1);
+  }
+  close(fds[0]);
+  if (setsid() < 0) _exit(1);
+  pid_t grandchild = fork();
+  if (grandchild < 0) _exit(1);
+  if (grandchild > 0) _exit(0);
+  int null_fd = open("/dev/null", O_RDONLY);
+  int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  if (null_fd < 0 || log_fd < 0) return Status::FromErrno("open " + log_path, errno);
+  dup2(null_fd, 0);
+  dup2(log_fd, 1);
+  dup2(log_fd, 2);
+  close(null_fd);
+  close(log_fd);
+  ready_fd_ = fds[1];
+  return Status::OK();
+}
+
+}  // namespace wtd

@@ -1,0 +1,145 @@
+// Scheduler::Dispatch and its helpers: one run from pending to released
+// (the handshake of scheduler.h).
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "base/crash_point.h"
+#include "base/file_util.h"
+#include "base/time_format.h"
+#include "scheduler/scheduler.h"
+
+extern char** environ;
+
+namespace wtd {
+
+Status Scheduler::Dispatch(uint64_t id) {
+  WTD_ASSIGN_OR_RETURN(Run run, runs_->Lease(id));
+  WTD_CRASH_POINT("after_lease_commit");
+  WTD_ASSIGN_OR_RETURN(run, runs_->MarkReady(id, RunState::kLeased));
+  WTD_CRASH_POINT("after_ready_commit");
+
+  std::unique_ptr<Execution> exec;
+  Status spawned = Spawn(run, &exec);
+  if (!spawned.ok()) {
+    spdlog::warn("run {}: cannot start job {}: {}", id, run.key.job, spawned.ToString());
+    Result<Run> r = runs_->SpawnFailed(id, spawned.ToString());
+    if (!r.ok()) NoteStoreError(r.status());
+    return Status::OK();
+  }
+  WTD_CRASH_POINT("after_spawn");
+  WTD_CRASH_POINT("before_running_commit");
+  std::string log_path = JoinPath(options_.state_dir, "logs/runs/" + std::to_string(id) + ".log");
+  Result<Run> running = runs_->MarkRunning(id, exec->identity(), incarnation_, log_path);
+  if (!running.ok()) {
+    exec->Abort();  // the job never runs without its record
+    NoteStoreError(running.status());
+    return running.status();
+  }
+  WTD_CRASH_POINT("after_running_commit");
+  exec->OnDone([this, id](const ExecOutcome& outcome) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      completions_.push_back(Completion{id, outcome});
+    }
+    waker_->Notify();
+  });
+  int64_t grace;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    grace = options_.kill_grace_ms;
+  }
+  Status released = exec->Release(running->timeout_ms, grace);
+  if (!released.ok()) {
+    // The shim never got its byte: nothing ran. Record the attempt as
+    // interrupted so it is retried.
+    exec->Abort();
+    Result<Run> r = runs_->Interrupt(id, "cannot release the job: " + released.ToString());
+    if (!r.ok()) NoteStoreError(r.status());
+    return released;
+  }
+  WTD_CRASH_POINT("after_release");
+  ++started_;
+  spdlog::info("run {} started: job {} on {} in {} (attempt {}, pid {})", id, run.key.job,
+               run.key.sha.substr(0, 12), running->worktree_path, running->attempt,
+               exec->identity().pid);
+  in_flight_[id] = InFlight{*running, std::move(exec)};
+  return Status::OK();
+}
+
+Status Scheduler::Spawn(const Run& run, std::unique_ptr<Execution>* out) {
+  git::Repository* repo = poller_->RepositoryFor(run.key.repo);
+  if (!repo) return Status::FailedPrecondition("repository " + run.key.repo + " is not open");
+  WTD_ASSIGN_OR_RETURN(
+      auto jobs, poller_->job_loader()->Load(repo, run.key.sha, poller_->options().jobs_root));
+  auto job = std::find_if(jobs.begin(), jobs.end(),
+                          [&](const auto& j) { return j->spec().name == run.key.job; });
+  if (job == jobs.end()) {
+    return Status::NotFound("job " + run.key.job + " is not defined (or not valid) in commit " +
+                            run.key.sha);
+  }
+  std::string context_path =
+      JoinPath(options_.state_dir, "runs/" + std::to_string(run.id) + ".json");
+  WTD_RETURN_IF_ERROR(WriteContext(run, context_path));
+  SpawnRequest req;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    req.shim_path = options_.exec_shim;
+    req.log_cap_bytes = options_.log_cap_bytes;
+  }
+  req.command = (*job)->spec().run;
+  req.cwd = run.worktree_path;
+  req.env = JobEnvironment(run, (*job)->spec(), context_path);
+  req.log_path = JoinPath(options_.state_dir, "logs/runs/" + std::to_string(run.id) + ".log");
+  WTD_ASSIGN_OR_RETURN(*out, Execution::Start(req, processes_));
+  return Status::OK();
+}
+
+std::vector<std::string> Scheduler::JobEnvironment(const Run& run, const JobSpec& spec,
+                                                   const std::string& context_path) const {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv(*e);
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, v] : spec.env) env[k] = v;
+  env["WTD_RUN_ID"] = std::to_string(run.id);
+  env["WTD_ATTEMPT"] = std::to_string(run.attempt + 1);
+  env["WTD_JOB"] = run.key.job;
+  env["WTD_SHA"] = run.key.sha;
+  env["WTD_BRANCH"] = run.branch;
+  env["WTD_WORKTREE_ID"] = run.key.worktree;
+  env["WTD_WORKTREE_ROOT"] = run.worktree_path;
+  env["WTD_REPO_ROOT"] = run.key.repo;
+  env["WTD_CONTEXT"] = context_path;
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+Status Scheduler::WriteContext(const Run& run, const std::string& path) const {
+  git::Repository* repo = poller_->RepositoryFor(run.key.repo);
+  if (!repo) return Status::FailedPrecondition("repository " + run.key.repo + " is not open");
+  WTD_ASSIGN_OR_RETURN(git::CommitInfo commit, repo->LookupCommit(run.key.sha));
+  nlohmann::json ctx = {
+      {"root", run.key.repo},
+      {"worktreeRoot", run.worktree_path},
+      {"head", run.key.sha},
+      {"branch", run.branch},
+      {"worktree", {{"id", run.key.worktree}, {"branch", run.branch}}},
+      {"commit",
+       {{"sha", commit.sha},
+        {"author", commit.author_name + " <" + commit.author_email + ">"},
+        {"time", FormatRfc3339(commit.time_s * 1000)},
+        {"subject", commit.subject}}},
+      {"run", {{"id", run.id}, {"job", run.key.job}, {"attempt", run.attempt + 1}}},
+  };
+  WTD_RETURN_IF_ERROR(MakeDirs(DirName(path)));
+  return WriteFileAtomic(path, ctx.dump(2) + "\n");
+}
+
+}  // namespace wtd

@@ -1,0 +1,40 @@
+#include "scheduler/job_loader.h"
+
+#include <spdlog/spdlog.h>
+
+namespace wtd {
+
+Result<std::vector<std::shared_ptr<const JobMatcher>>> JobLoader::Load(
+    git::Repository* repo, const std::string& sha, const std::string& jobs_root) {
+  WTD_ASSIGN_OR_RETURN(auto files, repo->ReadTreeFiles(sha, jobs_root, ".job"));
+  std::vector<std::shared_ptr<const JobMatcher>> jobs;
+  for (const auto& [name, content] : files) {
+    std::string file = jobs_root + "/" + name;
+    std::string cache_key = file;
+    cache_key.push_back('\0');
+    cache_key += content;
+    auto it = cache_.find(cache_key);
+    if (it == cache_.end()) {
+      Entry e;
+      Result<JobSpec> spec = ParseJobSpec(file, content);
+      Status st = spec.status();
+      if (spec.ok()) {
+        Result<std::shared_ptr<const JobMatcher>> m = JobMatcher::Compile(std::move(*spec));
+        if (m.ok()) e.matcher = *m;
+        st = m.status();
+      }
+      if (!st.ok()) {
+        spdlog::error("job file {} in {} at {}: {}", file, repo->root(), sha.substr(0, 12),
+                      st.message());
+        errors_.push_back(JobFileError{repo->root(), sha, st.message()});
+        if (errors_.size() > kMaxErrors) errors_.pop_front();
+      }
+      if (cache_.size() > 4096) cache_.clear();  // bound memory on long histories
+      it = cache_.emplace(std::move(cache_key), std::move(e)).first;
+    }
+    if (it->second.matcher) jobs.push_back(it->second.matcher);
+  }
+  return jobs;
+}
+
+}  // namespace wtd

@@ -1,0 +1,54 @@
+// JobLoader: the jobs defined in one commit, read from that commit's own
+// tree (never the checkout), parsed and compiled once per distinct file
+// content and shared by every commit that carries the same file.
+//
+// A job file that does not parse is reported once per distinct content
+// (logged and kept in errors()) and skipped; the commit's other jobs load.
+//
+// Thread-safety: not thread-safe; used by the poller's thread.
+#ifndef WTD_SCHEDULER_JOB_LOADER_H_
+#define WTD_SCHEDULER_JOB_LOADER_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "git/repository.h"
+#include "jobs/job_spec.h"
+#include "wtd/status.h"
+
+namespace wtd {
+
+struct JobFileError {
+  std::string repo;     // repository root
+  std::string sha;      // first commit it was seen in
+  std::string message;  // "<file>:<line>: <key>: <what>"
+};
+
+class JobLoader {
+ public:
+  // The jobs of commit `sha` under `jobs_root`, by name. Fails only when
+  // the tree cannot be read; bad job files are skipped and reported.
+  Result<std::vector<std::shared_ptr<const JobMatcher>>> Load(git::Repository* repo,
+                                                              const std::string& sha,
+                                                              const std::string& jobs_root);
+
+  // The most recent job-file errors, oldest first (at most kMaxErrors).
+  const std::deque<JobFileError>& errors() const { return errors_; }
+  static constexpr size_t kMaxErrors = 100;
+
+ private:
+  struct Entry {
+    std::shared_ptr<const JobMatcher> matcher;  // null when the file is bad
+  };
+  // Keyed by file path + content: the same bytes always parse the same way.
+  std::map<std::string, Entry> cache_;
+  std::deque<JobFileError> errors_;
+};
+
+}  // namespace wtd
+
+#endif  // WTD_SCHEDULER_JOB_LOADER_H_

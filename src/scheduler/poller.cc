@@ -1,0 +1,299 @@
+#include "scheduler/poller.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace wtd {
+
+struct Poller::Worktree {
+  git::WorktreeInfo info;
+  // The HEAD (and branch) whose commits are all enqueued: while HEAD still
+  // reads the same, a tick does nothing else for this worktree.
+  std::string done_head;
+  std::string done_branch;
+  git::HeadInfo head;
+};
+
+struct Poller::Repo {
+  explicit Repo(RepoSpec s, const PollerOptions& o)
+      : spec(std::move(s)), backoff(o.backoff_ms, o.max_backoff_ms) {}
+  RepoSpec spec;
+  std::unique_ptr<git::Repository> git;
+  std::vector<Worktree> worktrees;
+  std::string error;
+  Backoff backoff;
+  std::set<std::string> refused;  // worktree paths already reported as refused
+};
+
+namespace {
+
+// The branch name a cursor is kept under: detached HEADs share "HEAD".
+std::string CursorBranch(const git::HeadInfo& head) {
+  return head.detached || head.branch.empty() ? "HEAD" : head.branch;
+}
+
+bool Selected(const RepoSpec& spec, const git::WorktreeInfo& wt, const std::string& opened_id) {
+  switch (spec.selection) {
+    case WorktreeSelection::kAll:
+      return true;
+    case WorktreeSelection::kCurrent:
+      return wt.id == opened_id;
+    case WorktreeSelection::kPaths:
+      return std::find(spec.worktree_paths.begin(), spec.worktree_paths.end(), wt.path) !=
+             spec.worktree_paths.end();
+  }
+  return false;
+}
+
+}  // namespace
+
+Poller::Poller(RunStore* runs, Clock* clock, PollerOptions options)
+    : runs_(runs), clock_(clock), options_(std::move(options)) {}
+
+Poller::~Poller() = default;
+
+void Poller::SetRepos(const std::vector<RepoSpec>& specs) {
+  std::vector<std::unique_ptr<Repo>> next;
+  for (const RepoSpec& spec : specs) {
+    auto same = std::find_if(repos_.begin(), repos_.end(), [&](const std::unique_ptr<Repo>& r) {
+      return r && r->spec.path == spec.path && r->spec.selection == spec.selection &&
+             r->spec.worktree_paths == spec.worktree_paths;
+    });
+    if (same != repos_.end()) {
+      next.push_back(std::move(*same));
+    } else {
+      next.push_back(std::make_unique<Repo>(spec, options_));
+    }
+  }
+  repos_ = std::move(next);
+  rotate_ = 0;
+}
+
+PollStats Poller::Tick() {
+  PollStats stats;
+  int64_t budget = options_.max_per_tick;
+  int64_t now = clock_->NowMs();
+  last_tick_ms_ = now;
+  for (size_t i = 0; i < repos_.size() && budget > 0; ++i) {
+    Repo* repo = repos_[(rotate_ + i) % repos_.size()].get();
+    if (!repo->backoff.Ready(now)) continue;
+    Status st = PollRepo(repo, &budget, &stats);
+    if (st.ok()) {
+      if (!repo->error.empty()) spdlog::info("repository {} is healthy again", repo->spec.path);
+      repo->error.clear();
+      repo->backoff.Success();
+      continue;
+    }
+    repo->backoff.Failure(now);
+    repo->error = st.ToString();
+    // A repository that failed is reopened from scratch next time: it may
+    // have been deleted, moved or replaced.
+    repo->git.reset();
+    repo->worktrees.clear();
+    spdlog::warn("repository {}: {} (failure {}, next try in {} ms)", repo->spec.path,
+                 st.ToString(), repo->backoff.failures(), repo->backoff.next_ms() - now);
+  }
+  if (budget <= 0) stats.more = true;
+  if (!repos_.empty()) rotate_ = (rotate_ + 1) % repos_.size();
+  return stats;
+}
+
+Status Poller::PollRepo(Repo* repo, int64_t* budget, PollStats* stats) {
+  if (!repo->git) WTD_RETURN_IF_ERROR(OpenRepo(repo));
+  WTD_RETURN_IF_ERROR(RefreshWorktrees(repo));
+  for (Worktree& wt : repo->worktrees) {
+    if (*budget <= 0) break;
+    WTD_RETURN_IF_ERROR(PollWorktree(repo, &wt, budget, stats));
+  }
+  return Status::OK();
+}
+
+Status Poller::OpenRepo(Repo* repo) {
+  WTD_ASSIGN_OR_RETURN(repo->git, git::Repository::Open(repo->spec.path));
+  spdlog::info("watching repository {} (opened at {})", repo->git->root(), repo->spec.path);
+  return Status::OK();
+}
+
+Status Poller::RefreshWorktrees(Repo* repo) {
+  WTD_ASSIGN_OR_RETURN(std::vector<git::WorktreeInfo> infos, repo->git->ListWorktrees());
+  std::vector<Worktree> next;
+  for (git::WorktreeInfo& info : infos) {
+    if (!info.is_main && info.id == "main") {
+      // Its runs, cursors and logs would be confused with the main
+      // worktree's: refuse it, loudly, rather than guess.
+      if (!repo->refused.insert(info.path).second) continue;
+      spdlog::error(
+          "worktree {} of {} has the admin name 'main', which is reserved for the "
+          "main worktree; not watching it (rename it with `git worktree move`)",
+          info.path, repo->git->root());
+      continue;
+    }
+    if (!Selected(repo->spec, info, repo->git->opened_worktree_id())) continue;
+    auto old = std::find_if(repo->worktrees.begin(), repo->worktrees.end(),
+                            [&](const Worktree& w) { return w.info.id == info.id; });
+    if (old != repo->worktrees.end() && old->info.path == info.path) {
+      next.push_back(std::move(*old));
+      continue;
+    }
+    spdlog::info("watching worktree {} ({}) of {}", info.id, info.path, repo->git->root());
+    Worktree wt;
+    wt.info = std::move(info);
+    next.push_back(std::move(wt));
+  }
+  for (const Worktree& w : repo->worktrees) {
+    bool kept = std::any_of(next.begin(), next.end(),
+                            [&](const Worktree& n) { return n.info.id == w.info.id; });
+    if (!kept) spdlog::info("worktree {} of {} is gone", w.info.id, repo->git->root());
+  }
+  repo->worktrees = std::move(next);
+  return Status::OK();
+}
+
+Status Poller::WalkBounds(Repo* repo, Worktree* wt, const std::string& branch,
+                          const std::string& head, std::string* stop, int64_t* min_time_s) {
+  const std::string& root = repo->git->root();
+  WTD_ASSIGN_OR_RETURN(std::optional<Cursor> cursor, runs_->GetCursor(root, wt->info.id, branch));
+  int64_t lookback_bound = clock_->NowMs() / 1000 - options_.lookback_s;
+  if (!cursor) {
+    *min_time_s = lookback_bound;
+    return Status::OK();
+  }
+  Result<bool> ancestor = repo->git->IsAncestor(cursor->sha, head);
+  if (ancestor.ok() && *ancestor) {
+    *stop = cursor->sha;
+    return Status::OK();
+  }
+  if (!ancestor.ok() && !ancestor.status().IsNotFound()) return ancestor.status();
+  spdlog::warn(
+      "worktree {} of {}: history rewritten (cursor {} is not an ancestor of {}); "
+      "taking commits of the last {} s",
+      wt->info.id, root, cursor->sha.substr(0, 12), head.substr(0, 12), options_.lookback_s);
+  *min_time_s = lookback_bound;
+  return Status::OK();
+}
+
+Status Poller::PollWorktree(Repo* repo, Worktree* wt, int64_t* budget, PollStats* stats) {
+  WTD_ASSIGN_OR_RETURN(wt->head, repo->git->ReadHead(wt->info));
+  const git::HeadInfo& head = wt->head;
+  std::string branch = CursorBranch(head);
+  if (head.sha.empty()) return Status::OK();  // unborn: nothing to run yet
+  if (head.sha == wt->done_head && branch == wt->done_branch) return Status::OK();
+
+  std::string stop;
+  int64_t min_time_s = 0;
+  WTD_RETURN_IF_ERROR(WalkBounds(repo, wt, branch, head.sha, &stop, &min_time_s));
+  std::vector<std::string> commits;
+  if (stop != head.sha) {
+    WTD_ASSIGN_OR_RETURN(
+        commits, repo->git->NewCommits(head.sha, stop, min_time_s, options_.max_commits_per_walk));
+  }
+  std::vector<NewRun> runs;
+  std::string last = commits.empty() ? head.sha : "";
+  int64_t last_time_s = 0;
+  for (const std::string& sha : commits) {
+    std::vector<NewRun> mine;
+    git::CommitInfo info;
+    WTD_RETURN_IF_ERROR(CollectRuns(repo, wt, sha, branch, &mine, &info));
+    // Always take at least one commit so a commit with more jobs than the
+    // budget still makes progress.
+    if (!runs.empty() && static_cast<int64_t>(mine.size()) > *budget) break;
+    *budget -= static_cast<int64_t>(mine.size());
+    runs.insert(runs.end(), mine.begin(), mine.end());
+    last = sha;
+    last_time_s = info.time_s;
+    ++stats->commits_seen;
+  }
+  bool complete = last == head.sha || (commits.size() < options_.max_commits_per_walk &&
+                                       !commits.empty() && last == commits.back());
+  if (complete) last = head.sha;
+  if (last.empty()) return Status::OK();  // budget exhausted before the first commit
+
+  if (options_.dry_run) {
+    for (const NewRun& r : runs) {
+      spdlog::info("dry run: would run job {} on {} in worktree {} ({})", r.key.job,
+                   r.key.sha.substr(0, 12), r.key.worktree, r.worktree_path);
+    }
+  } else {
+    CursorUpdate cursor{repo->git->root(), wt->info.id, branch,
+                        Cursor{last, last_time_s, clock_->NowMs()}};
+    // Enqueue passes crash point after_enqueue_commit.
+    WTD_ASSIGN_OR_RETURN(std::vector<Run> created, runs_->Enqueue(runs, cursor));
+    for (const Run& r : created) {
+      spdlog::info("run {} queued: job {} on {} in worktree {}", r.id, r.key.job,
+                   r.key.sha.substr(0, 12), r.key.worktree);
+    }
+    stats->runs_enqueued += created.size();
+  }
+  if (complete) {
+    wt->done_head = head.sha;
+    wt->done_branch = branch;
+  } else {
+    stats->more = true;
+  }
+  return Status::OK();
+}
+
+Status Poller::CollectRuns(Repo* repo, Worktree* wt, const std::string& sha,
+                           const std::string& branch, std::vector<NewRun>* out,
+                           git::CommitInfo* info) {
+  WTD_ASSIGN_OR_RETURN(*info, repo->git->LookupCommit(sha));
+  WTD_ASSIGN_OR_RETURN(auto jobs, loader_.Load(repo->git.get(), sha, options_.jobs_root));
+  std::optional<std::vector<std::string>> changed;
+  for (const std::shared_ptr<const JobMatcher>& job : jobs) {
+    if (!job->MatchesBranch(branch) || !job->MatchesMessage(info->message)) continue;
+    if (job->NeedsPaths()) {
+      if (!changed) WTD_ASSIGN_OR_RETURN(changed, repo->git->ChangedPaths(sha));
+      if (!job->MatchesPaths(*changed)) continue;
+    }
+    const JobSpec& spec = job->spec();
+    NewRun r;
+    r.key = RunKey{repo->git->root(), wt->info.id, spec.name, sha};
+    r.branch = branch;
+    r.worktree_path = wt->info.path;
+    r.max_attempts = spec.max_attempts;
+    r.retry_backoff_ms = spec.retry_backoff_s * 1000;
+    r.timeout_ms = spec.timeout_s * 1000;
+    out->push_back(std::move(r));
+  }
+  return Status::OK();
+}
+
+std::vector<RepoStatus> Poller::Snapshot() const {
+  std::vector<RepoStatus> out;
+  for (const auto& repo : repos_) {
+    RepoStatus s;
+    s.path = repo->spec.path;
+    s.root = repo->git ? repo->git->root() : "";
+    s.error = repo->error;
+    s.consecutive_failures = repo->backoff.failures();
+    for (const Worktree& wt : repo->worktrees) {
+      s.worktrees.push_back(
+          WorktreeStatus{wt.info.id, wt.info.path, CursorBranch(wt.head), wt.head.sha});
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<std::string> Poller::WatchDirs() const {
+  std::vector<std::string> dirs;
+  for (const auto& repo : repos_) {
+    if (!repo->git) continue;
+    for (const Worktree& wt : repo->worktrees) {
+      for (std::string& d : repo->git->WatchDirs(wt.info)) dirs.push_back(std::move(d));
+    }
+  }
+  std::sort(dirs.begin(), dirs.end());
+  dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+  return dirs;
+}
+
+git::Repository* Poller::RepositoryFor(const std::string& root) {
+  for (const auto& repo : repos_) {
+    if (repo->git && repo->git->root() == root) return repo->git.get();
+  }
+  return nullptr;
+}
+
+}  // namespace wtd

@@ -1,0 +1,231 @@
+#include "scheduler/scheduler.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "base/crash_point.h"
+
+namespace wtd {
+namespace {
+
+AttemptOutcome ToAttemptOutcome(const ExecOutcome& e) {
+  AttemptOutcome o;
+  o.exit_code = e.exit_code;
+  o.term_signal = e.term_signal;
+  o.timed_out = e.timed_out;
+  o.duration_ms = e.duration_ms;
+  o.log_bytes = e.log_bytes;
+  o.log_truncated = e.log_truncated;
+  o.error = e.error;
+  return o;
+}
+
+}  // namespace
+
+Scheduler::Scheduler(RunStore* runs, Poller* poller, ProcessTable* processes, Clock* clock,
+                     Waker* waker, uint64_t incarnation, SchedulerOptions options)
+    : runs_(runs),
+      poller_(poller),
+      processes_(processes),
+      clock_(clock),
+      waker_(waker),
+      incarnation_(incarnation),
+      options_(std::move(options)) {}
+
+Scheduler::~Scheduler() {
+  // Executions still held here are aborted or waited for by their own
+  // destructors; Shutdown() is the orderly path.
+}
+
+void Scheduler::RequestStop() {
+  stop_.store(true);
+  waker_->Notify();
+}
+
+void Scheduler::SetPaused(bool paused) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    paused_ = paused;
+  }
+  spdlog::info(paused ? "paused: no new runs start" : "resumed");
+  waker_->Notify();
+}
+
+void Scheduler::SetOptions(const SchedulerOptions& options) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    options_ = options;
+  }
+  waker_->Notify();
+}
+
+SchedulerSnapshot Scheduler::Snapshot() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return snapshot_;
+}
+
+size_t Scheduler::in_flight() const { return in_flight_.size(); }
+
+void Scheduler::Run(int64_t grace_ms) {
+  bool refs_changed = true;
+  while (!stop_.load()) {
+    int64_t sleep_ms = Step(refs_changed);
+    if (stop_.load()) break;
+    refs_changed = waker_->Wait(sleep_ms) == Waker::Reason::kFileChange;
+  }
+  Shutdown(grace_ms);
+}
+
+void Scheduler::Post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    posted_.push_back(std::move(fn));
+  }
+  waker_->Notify();
+}
+
+int64_t Scheduler::Step(bool refs_changed) {
+  std::vector<std::function<void()>> posted;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    posted.swap(posted_);
+  }
+  for (auto& fn : posted) fn();
+  if (!posted.empty()) refs_changed = true;  // e.g. new repositories: poll now
+  ReapCompletions(/*interrupted=*/false);
+  SchedulerOptions opts;
+  bool paused;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    opts = options_;
+    paused = paused_;
+  }
+  int64_t now = clock_->NowMs();
+  int64_t next = now + opts.poll_ms;
+  if (store_error_.empty() && (refs_changed || now >= next_poll_ms_)) {
+    PollStats stats = poller_->Tick();
+    ++ticks_;
+    enqueued_ += stats.runs_enqueued;
+    next_poll_ms_ = stats.more ? now : now + opts.poll_ms;
+    waker_->Watch(poller_->WatchDirs());
+  }
+  next = std::min(next, next_poll_ms_);
+  if (store_error_.empty() && !paused && !opts.dry_run) {
+    Result<std::vector<Run>> active = runs_->ListActive();
+    if (!active.ok()) {
+      spdlog::error("cannot list active runs: {}", active.status().ToString());
+    } else {
+      WakeRetries(*active, now, &next);
+      DispatchPending(*active);
+    }
+  }
+  Publish();
+  return std::max<int64_t>(0, next - clock_->NowMs());
+}
+
+void Scheduler::WakeRetries(const std::vector<Run>& active, int64_t now, int64_t* next_ms) {
+  for (const Run& r : active) {
+    if (r.state != RunState::kRetryWait) continue;
+    if (r.not_before_ms > now) {
+      *next_ms = std::min(*next_ms, r.not_before_ms);
+      continue;
+    }
+    Result<Run> woke = runs_->Wake(r.id);
+    if (!woke.ok()) NoteStoreError(woke.status());
+  }
+}
+
+void Scheduler::DispatchPending(const std::vector<Run>& active) {
+  int64_t limit;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    limit = options_.concurrency;
+  }
+  // Runs just woken are pending in the store but not in `active`: re-read.
+  Result<std::vector<Run>> now_active = runs_->ListActive();
+  const std::vector<Run>& list = now_active.ok() ? *now_active : active;
+  for (const Run& r : list) {
+    if (static_cast<int64_t>(in_flight_.size()) >= limit || stop_.load()) break;
+    if (r.state != RunState::kPending || in_flight_.count(r.id)) continue;
+    Status st = Dispatch(r.id);
+    if (!st.ok()) spdlog::error("run {}: {}", r.id, st.ToString());
+  }
+}
+
+void Scheduler::ReapCompletions(bool interrupted) {
+  std::deque<Completion> done;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    done.swap(completions_);
+  }
+  for (Completion& c : done) {
+    auto it = in_flight_.find(c.id);
+    if (it == in_flight_.end()) continue;
+    WTD_CRASH_POINT("before_outcome_commit");
+    Result<Run> r = interrupted
+                        ? runs_->Interrupt(c.id, "interrupted: the daemon stopped while it ran")
+                        : runs_->Finish(c.id, ToAttemptOutcome(c.outcome));
+    WTD_CRASH_POINT("after_outcome_commit");
+    if (!r.ok()) {
+      NoteStoreError(r.status());
+    } else {
+      spdlog::info("run {} {}: job {} on {} (attempt {}, exit {}, {} ms)", r->id,
+                   RunStateName(r->state), r->key.job, r->key.sha.substr(0, 12), r->attempt,
+                   r->exit_code, r->duration_ms);
+    }
+    in_flight_.erase(it);  // joins the execution's finished worker
+  }
+}
+
+void Scheduler::NoteStoreError(const Status& st) {
+  spdlog::error("state store: {}", st.ToString());
+  if (runs_->store()->sticky_error().ok()) return;
+  if (store_error_.empty()) {
+    store_error_ = runs_->store()->sticky_error().ToString();
+    spdlog::critical(
+        "the state store is read-only after a failed write ({}); no new runs start "
+        "until wtd is restarted",
+        store_error_);
+  }
+}
+
+void Scheduler::Publish() {
+  SchedulerSnapshot s;
+  s.last_tick_ms = poller_->last_tick_ms();
+  s.ticks = ticks_;
+  s.runs_enqueued = enqueued_;
+  s.runs_started = started_;
+  s.repos = poller_->Snapshot();
+  s.job_errors.assign(poller_->job_errors().begin(), poller_->job_errors().end());
+  for (const auto& [id, f] : in_flight_) s.running.push_back(id);
+  s.store_error = store_error_;
+  s.stopping = stop_.load();
+  std::lock_guard<std::mutex> l(mu_);
+  s.paused = paused_;
+  snapshot_ = std::move(s);
+}
+
+void Scheduler::Shutdown(int64_t grace_ms) {
+  spdlog::info("stopping: {} job(s) running, {} ms grace", in_flight_.size(), grace_ms);
+  int64_t deadline = clock_->MonotonicUs() / 1000 + grace_ms;
+  while (!in_flight_.empty()) {
+    ReapCompletions(false);
+    int64_t left = deadline - clock_->MonotonicUs() / 1000;
+    if (left <= 0 || in_flight_.empty()) break;
+    waker_->Wait(std::min<int64_t>(left, 100));
+  }
+  if (!in_flight_.empty()) {
+    spdlog::info("grace period over: stopping {} job(s); they run again at the next start",
+                 in_flight_.size());
+    for (auto& [id, f] : in_flight_) f.exec->Terminate();
+    while (!in_flight_.empty()) {
+      WTD_CRASH_POINT("during_shutdown");
+      for (auto& [id, f] : in_flight_) f.exec->Wait(100);
+      ReapCompletions(/*interrupted=*/true);
+    }
+  }
+  Publish();
+}
+
+}  // namespace wtd

@@ -1,0 +1,145 @@
+// Scheduler: the daemon's loop. Each Step wakes runs whose retry delay has
+// passed, polls the repositories when the poll interval is up (or a ref
+// moved), and dispatches pending runs up to the concurrency limit.
+//
+// Dispatching one run (docs/design/loop.md):
+//   Lease (pending -> leased)           committed      after_lease_commit
+//   MarkReady (leased -> ready)         committed      after_ready_commit
+//   spawn wtd-exec, held on its pipe                   after_spawn
+//                                                      before_running_commit
+//   MarkRunning {pid, start, boot id}   committed      after_running_commit
+//   release: the shim may exec the job                 after_release
+//   ...job ends...                                     before_outcome_commit
+//   Finish (running -> terminal | retry_wait)          after_outcome_commit
+// So no job runs without a durable record naming its process.
+//
+// Stop() stops polling and dispatch, lets running jobs finish for a grace
+// period, then terminates the rest and records them as interrupted (they
+// are retried by the next start).
+//
+// Thread-safety: Run() on one loop thread; Notify, SetPaused, RequestStop
+// and Snapshot from any thread. Step is public so tests can drive the loop
+// without sleeping.
+#ifndef WTD_SCHEDULER_SCHEDULER_H_
+#define WTD_SCHEDULER_SCHEDULER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/process_table.h"
+#include "exec/execution.h"
+#include "runs/run_store.h"
+#include "scheduler/poller.h"
+#include "scheduler/waker.h"
+
+namespace wtd {
+
+struct SchedulerOptions {
+  int64_t poll_ms = 1500;
+  int64_t concurrency = 1;
+  std::string exec_shim;  // absolute path of wtd-exec
+  std::string state_dir;  // logs/runs/<id>.log and runs/<id>.json live here
+  uint64_t log_cap_bytes = 16 << 20;
+  int64_t kill_grace_ms = 5000;  // SIGTERM -> SIGKILL on timeout or stop
+  bool dry_run = false;
+};
+
+// What `wtctl status` shows; refreshed by the loop after each step.
+struct SchedulerSnapshot {
+  bool paused = false;
+  bool stopping = false;
+  int64_t last_tick_ms = 0;
+  uint64_t ticks = 0;
+  uint64_t runs_enqueued = 0;
+  uint64_t runs_started = 0;
+  std::vector<RepoStatus> repos;
+  std::vector<JobFileError> job_errors;
+  std::vector<uint64_t> running;  // run ids with a live process
+  std::string store_error;        // set once the store went read-only
+};
+
+class Scheduler {
+ public:
+  // All pointers must outlive the Scheduler.
+  Scheduler(RunStore* runs, Poller* poller, ProcessTable* processes, Clock* clock, Waker* waker,
+            uint64_t incarnation, SchedulerOptions options);
+  ~Scheduler();
+
+  // Loops on Step until RequestStop, then performs the graceful stop with
+  // `grace_ms` for running jobs.
+  void Run(int64_t grace_ms);
+  // One iteration; returns how long the loop may sleep before the next.
+  int64_t Step(bool refs_changed);
+
+  void RequestStop();
+  bool stop_requested() const { return stop_.load(); }
+  void SetPaused(bool paused);
+  void SetOptions(const SchedulerOptions& options);  // reload: poll_ms, concurrency
+  void Notify() { waker_->Notify(); }
+  // Runs `fn` on the loop thread at the start of the next Step (for work on
+  // the poller, which is not thread-safe: reloads).
+  void Post(std::function<void()> fn);
+  SchedulerSnapshot Snapshot() const;
+
+  // Waits for running jobs up to grace_ms, then terminates the rest and
+  // records them interrupted. Called by Run after the loop ends.
+  void Shutdown(int64_t grace_ms);
+  size_t in_flight() const;
+
+ private:
+  struct InFlight {
+    Run run;
+    std::unique_ptr<Execution> exec;
+  };
+  struct Completion {
+    uint64_t id;
+    ExecOutcome outcome;
+  };
+
+  void WakeRetries(const std::vector<Run>& active, int64_t now, int64_t* next_ms);
+  void DispatchPending(const std::vector<Run>& active);
+  // Takes one pending run through the handshake up to the release.
+  Status Dispatch(uint64_t id);
+  Status Spawn(const Run& run, std::unique_ptr<Execution>* out);
+  std::vector<std::string> JobEnvironment(const Run& run, const JobSpec& spec,
+                                          const std::string& context_path) const;
+  Status WriteContext(const Run& run, const std::string& path) const;
+  void ReapCompletions(bool interrupted);
+  void NoteStoreError(const Status& st);
+  void Publish();
+
+  RunStore* runs_;
+  Poller* poller_;
+  ProcessTable* processes_;
+  Clock* clock_;
+  Waker* waker_;
+  uint64_t incarnation_;
+
+  mutable std::mutex mu_;
+  SchedulerOptions options_;                   // GUARDED_BY(mu_)
+  bool paused_ = false;                        // GUARDED_BY(mu_)
+  SchedulerSnapshot snapshot_;                 // GUARDED_BY(mu_)
+  std::deque<Completion> completions_;         // GUARDED_BY(mu_)
+  std::vector<std::function<void()>> posted_;  // GUARDED_BY(mu_)
+
+  std::atomic<bool> stop_{false};
+  // Loop thread only.
+  std::map<uint64_t, InFlight> in_flight_;
+  int64_t next_poll_ms_ = 0;
+  uint64_t ticks_ = 0, enqueued_ = 0, started_ = 0;
+  std::string store_error_;
+};
+
+}  // namespace wtd
+
+#endif  // WTD_SCHEDULER_SCHEDULER_H_

@@ -1,0 +1,226 @@
+#include "scheduler/poller.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "fakes/fake_clock.h"
+#include "fakes/temp_dir.h"
+
+namespace wtd {
+namespace {
+
+constexpr int64_t kNowS = 1'700'000'000;
+
+class PollerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo_ = dir_.Sub("repo");
+    Git("init -q -b main " + repo_, "");
+    Result<std::unique_ptr<StateStore>> s = StateStore::Open(StoreOptions{dir_.Sub("db")});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+    runs_ = std::make_unique<RunStore>(store_.get(), &clock_);
+    ASSERT_TRUE(runs_->Init().ok());
+  }
+
+  // Runs git in the repo with commit dates at `time_s`.
+  void Git(const std::string& args, const std::string& cwd, int64_t time_s = kNowS) {
+    std::string date = "@" + std::to_string(time_s) + " +0000";
+    std::string cmd = "cd '" + (cwd.empty() ? dir_.path() : cwd) + "' && GIT_AUTHOR_DATE='" + date +
+                      "' GIT_COMMITTER_DATE='" + date +
+                      "' git -c user.name=t -c user.email=t@e -c advice.detachedHead=false " +
+                      args + " >/dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  void Write(const std::string& rel, const std::string& content, std::string root = "") {
+    std::string path = (root.empty() ? repo_ : root) + "/" + rel;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path) << content;
+  }
+  void Commit(const std::string& msg, int64_t time_s = kNowS, std::string root = "") {
+    Git("add -A", root.empty() ? repo_ : root, time_s);
+    Git("commit -q --allow-empty -m '" + msg + "'", root.empty() ? repo_ : root, time_s);
+  }
+  std::string Head(const std::string& root = "") {
+    std::string out = dir_.Sub("head.txt");
+    std::string cmd = "git -C '" + (root.empty() ? repo_ : root) + "' rev-parse HEAD > " + out;
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+    std::ifstream in(out);
+    std::string sha;
+    in >> sha;
+    return sha;
+  }
+  std::unique_ptr<Poller> MakePoller(WorktreeSelection sel = WorktreeSelection::kCurrent,
+                                     PollerOptions o = PollerOptions{}) {
+    auto p = std::make_unique<Poller>(runs_.get(), &clock_, o);
+    p->SetRepos({RepoSpec{repo_, sel, {}}});
+    return p;
+  }
+  std::vector<Run> All() {
+    RunFilter f;
+    f.limit = 0;
+    std::vector<Run> v = *runs_->List(f);
+    std::reverse(v.begin(), v.end());  // oldest first
+    return v;
+  }
+
+  TempDir dir_;
+  std::string repo_;
+  FakeClock clock_{kNowS * 1000};
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<RunStore> runs_;
+};
+
+TEST_F(PollerTest, FirstTickTakesOnlyCommitsWithinTheLookbackOldestFirst) {
+  Write("jobs/build.job", "run = true\n");
+  Commit("old", kNowS - 3600);
+  Commit("recent-1", kNowS - 60);
+  std::string first = Head();
+  Commit("recent-2", kNowS - 30);
+  std::string second = Head();
+  auto p = MakePoller();
+  PollStats st = p->Tick();
+  EXPECT_EQ(st.runs_enqueued, 2u);
+  std::vector<Run> all = All();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].key.sha, first);
+  EXPECT_EQ(all[1].key.sha, second);
+  EXPECT_EQ(all[0].key.job, "build");
+  EXPECT_EQ(all[0].key.worktree, "main");
+  EXPECT_EQ(all[0].branch, "main");
+  std::optional<Cursor> c = *runs_->GetCursor(all[0].key.repo, "main", "main");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->sha, second);
+}
+
+TEST_F(PollerTest, NewCommitsAfterTheCursorRunHoweverOld) {
+  Write("jobs/build.job", "run = true\n");
+  Commit("a");
+  auto p = MakePoller();
+  p->Tick();
+  ASSERT_EQ(All().size(), 1u);
+  EXPECT_EQ(p->Tick().runs_enqueued, 0u);  // nothing new: nothing enqueued
+  clock_.AdvanceMs(86'400'000);            // a day later: far beyond the lookback
+  Commit("b", kNowS + 10);
+  Commit("c", kNowS + 20);
+  EXPECT_EQ(p->Tick().runs_enqueued, 2u);
+  // A fresh poller (restart) over the same store enqueues nothing again.
+  EXPECT_EQ(MakePoller()->Tick().runs_enqueued, 0u);
+  EXPECT_EQ(All().size(), 3u);
+}
+
+TEST_F(PollerTest, MaxPerTickDefersTheRestToTheNextTick) {
+  Write("jobs/a.job", "run = true\n");
+  Write("jobs/b.job", "run = true\n");
+  Commit("c0");
+  PollerOptions o;
+  o.max_per_tick = 3;
+  auto p = MakePoller(WorktreeSelection::kCurrent, o);
+  p->Tick();
+  for (int i = 1; i <= 4; ++i) Commit("c" + std::to_string(i), kNowS + i);
+  PollStats st = p->Tick();
+  EXPECT_EQ(st.runs_enqueued, 2u);  // a commit is never split: 2 + 2 > 3
+  EXPECT_TRUE(st.more);
+  EXPECT_EQ(p->Tick().runs_enqueued, 2u);
+  EXPECT_EQ(p->Tick().runs_enqueued, 2u);
+  EXPECT_EQ(p->Tick().runs_enqueued, 2u);
+  EXPECT_EQ(p->Tick().runs_enqueued, 0u);
+  EXPECT_EQ(All().size(), 10u);
+}
+
+TEST_F(PollerTest, FiltersOnBranchPathsAndMessage) {
+  Write("jobs/docs.job", "run = true\npaths = docs/**\n");
+  Write("jobs/rel.job", "run = true\nbranches = release/*\n");
+  Write("jobs/fix.job", "run = true\nmessage = ^fix\n");
+  Commit("init");
+  auto p = MakePoller();
+  p->Tick();
+  Write("docs/a/b.md", "x");
+  Commit("fix: docs");
+  Write("src/x.cc", "x");
+  Commit("feat: code");
+  p->Tick();
+  std::map<std::string, int> per_job;
+  for (const Run& r : All()) ++per_job[r.key.job];
+  EXPECT_EQ(per_job["docs"], 1);  // only the commit that changed docs/a/b.md
+  EXPECT_EQ(per_job["rel"], 0);
+  EXPECT_EQ(per_job["fix"], 1);
+}
+
+TEST_F(PollerTest, BrokenJobFileIsReportedAndTheOthersRun) {
+  Write("jobs/good.job", "run = true\n");
+  Write("jobs/bad.job", "run = true\ntimeout_s = soon\n");
+  Commit("init");
+  auto p = MakePoller();
+  EXPECT_EQ(p->Tick().runs_enqueued, 1u);
+  ASSERT_EQ(p->job_errors().size(), 1u);
+  EXPECT_NE(p->job_errors()[0].message.find("jobs/bad.job:2: timeout_s"), std::string::npos)
+      << p->job_errors()[0].message;
+}
+
+TEST_F(PollerTest, RewrittenHistoryFallsBackToTheLookback) {
+  Write("jobs/build.job", "run = true\n");
+  Commit("a");
+  Commit("b", kNowS + 1);
+  auto p = MakePoller();
+  p->Tick();
+  ASSERT_EQ(All().size(), 2u);
+  Git("reset -q --hard HEAD~1", repo_);
+  Commit("b-rewritten", kNowS + 2);
+  EXPECT_EQ(p->Tick().runs_enqueued, 1u);  // only the new commit: "a" already has its run
+  EXPECT_EQ(All().size(), 3u);
+}
+
+TEST_F(PollerTest, LinkedWorktreesRunTheirOwnJobsInAllMode) {
+  Write("jobs/build.job", "run = true\n");
+  Commit("init");
+  std::string wt = dir_.Sub("wt-feature");
+  Git("worktree add -q -b feature " + wt, repo_);
+  auto current = MakePoller(WorktreeSelection::kCurrent);
+  current->Tick();
+  ASSERT_EQ(All().size(), 1u);
+  auto all = MakePoller(WorktreeSelection::kAll);
+  all->Tick();
+  std::vector<Run> runs = All();
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[1].key.worktree, "wt-feature");
+  EXPECT_EQ(runs[1].branch, "feature");
+  EXPECT_EQ(runs[1].worktree_path, std::filesystem::canonical(wt).string());
+  Commit("on feature", kNowS + 5, wt);
+  EXPECT_EQ(all->Tick().runs_enqueued, 1u);
+}
+
+TEST_F(PollerTest, VanishedRepositoryIsReportedAndBacksOff) {
+  Write("jobs/build.job", "run = true\n");
+  Commit("init");
+  auto p = MakePoller();
+  p->Tick();
+  std::filesystem::rename(repo_, repo_ + ".moved");
+  p->Tick();
+  std::vector<RepoStatus> s = p->Snapshot();
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_FALSE(s[0].error.empty());
+  EXPECT_EQ(s[0].consecutive_failures, 1u);
+  p->Tick();  // still backing off: not retried yet
+  EXPECT_EQ(p->Snapshot()[0].consecutive_failures, 1u);
+  std::filesystem::rename(repo_ + ".moved", repo_);
+  clock_.AdvanceMs(120'000);
+  Commit("back", kNowS + 60);
+  EXPECT_EQ(p->Tick().runs_enqueued, 1u);
+  EXPECT_TRUE(p->Snapshot()[0].error.empty());
+}
+
+TEST_F(PollerTest, DryRunEnqueuesNothing) {
+  Write("jobs/build.job", "run = true\n");
+  Commit("init");
+  PollerOptions o;
+  o.dry_run = true;
+  MakePoller(WorktreeSelection::kCurrent, o)->Tick();
+  EXPECT_TRUE(All().empty());
+}
+
+}  // namespace
+}  // namespace wtd

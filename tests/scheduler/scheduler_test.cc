@@ -1,0 +1,156 @@
+#include "scheduler/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "base/file_util.h"
+#include "fakes/temp_dir.h"
+
+namespace wtd {
+namespace {
+
+// Drives a real Scheduler (real git repo, real wtd-exec, real processes)
+// step by step.
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo_ = dir_.Sub("repo");
+    Sh("git init -q -b main " + repo_);
+    Result<std::unique_ptr<StateStore>> s = StateStore::Open(StoreOptions{dir_.Sub("db")});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+    runs_ = std::make_unique<RunStore>(store_.get(), SystemClock());
+    ASSERT_TRUE(runs_->Init().ok());
+    poller_ = std::make_unique<Poller>(runs_.get(), SystemClock(), PollerOptions{});
+    poller_->SetRepos({RepoSpec{repo_, WorktreeSelection::kCurrent, {}}});
+    waker_ = *Waker::Create(true);
+    SchedulerOptions o;
+    o.poll_ms = 50;
+    o.concurrency = 2;
+    o.exec_shim = WTD_EXEC_SHIM;
+    o.state_dir = dir_.Sub("state");
+    o.kill_grace_ms = 500;
+    sched_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), SystemProcessTable(),
+                                         SystemClock(), waker_.get(), store_->incarnation(), o);
+  }
+
+  void Sh(const std::string& cmd) {
+    ASSERT_EQ(std::system((cmd + " >/dev/null 2>&1").c_str()), 0) << cmd;
+  }
+  void CommitJob(const std::string& name, const std::string& body) {
+    std::filesystem::create_directories(repo_ + "/jobs");
+    std::ofstream(repo_ + "/jobs/" + name + ".job") << body;
+    Sh("cd " + repo_ + " && git add -A && git -c user.name=t -c user.email=t@e commit -q -m '" +
+       name + "'");
+  }
+  // Steps until every run is terminal (or the deadline passes).
+  bool RunUntilSettled(int64_t timeout_ms = 30000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      int64_t sleep = sched_->Step(false);
+      Result<std::vector<Run>> active = runs_->ListActive();
+      RunFilter f;
+      f.limit = 0;
+      if (active.ok() && active->empty() && !runs_->List(f)->empty() && sched_->in_flight() == 0) {
+        return true;
+      }
+      waker_->Wait(std::min<int64_t>(sleep, 50));
+    }
+    return false;
+  }
+  Run Only() {
+    RunFilter f;
+    f.limit = 0;
+    std::vector<Run> all = *runs_->List(f);
+    EXPECT_EQ(all.size(), 1u);
+    return all.empty() ? Run{} : all[0];
+  }
+
+  TempDir dir_;
+  std::string repo_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<RunStore> runs_;
+  std::unique_ptr<Poller> poller_;
+  std::unique_ptr<Waker> waker_;
+  std::unique_ptr<Scheduler> sched_;
+};
+
+TEST_F(SchedulerTest, RunsAJobWithItsEnvironmentAndContext) {
+  std::string out = dir_.Sub("env.txt");
+  CommitJob("show", "run = env | grep -E '^(WTD_|EXTRA=)' | sort > " + out +
+                        "; cat \"$WTD_CONTEXT\" >> " + out + "; echo hello\nenv.EXTRA = 42\n");
+  ASSERT_TRUE(RunUntilSettled());
+  Run r = Only();
+  EXPECT_EQ(r.state, RunState::kSucceeded);
+  EXPECT_EQ(r.attempt, 1u);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_GT(r.pid, 0);
+  EXPECT_GT(r.pid_start_time, 0u);
+  EXPECT_FALSE(r.boot_id.empty());
+  std::string env = *ReadFile(out);
+  for (const std::string& want :
+       {"EXTRA=42", "WTD_JOB=show", "WTD_ATTEMPT=1", "WTD_BRANCH=main", "WTD_WORKTREE_ID=main",
+        "WTD_RUN_ID=" + std::to_string(r.id), "WTD_SHA=" + r.key.sha,
+        "WTD_WORKTREE_ROOT=" + r.worktree_path, "WTD_REPO_ROOT=" + r.key.repo}) {
+    EXPECT_NE(env.find(want + "\n"), std::string::npos) << want << " in\n" << env;
+  }
+  nlohmann::json ctx = nlohmann::json::parse(env.substr(env.find('{')));
+  EXPECT_EQ(ctx["head"], r.key.sha);
+  EXPECT_EQ(ctx["worktree"]["id"], "main");
+  EXPECT_EQ(ctx["commit"]["subject"], "show");
+  EXPECT_EQ(*ReadFile(r.log_path), "hello\n");
+}
+
+TEST_F(SchedulerTest, FailingJobIsRetriedThenFails) {
+  std::string count = dir_.Sub("count");
+  CommitJob("flaky",
+            "run = echo x >> " + count + "; exit 3\nmax_attempts = 2\nretry_backoff_s = 0\n");
+  ASSERT_TRUE(RunUntilSettled());
+  Run r = Only();
+  EXPECT_EQ(r.state, RunState::kFailed);
+  EXPECT_EQ(r.attempt, 2u);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(*ReadFile(count), "x\nx\n");
+}
+
+TEST_F(SchedulerTest, TimeoutEndsTheRunTimedOut) {
+  CommitJob("slow", "run = sleep 60\ntimeout_s = 1\nmax_attempts = 1\n");
+  ASSERT_TRUE(RunUntilSettled());
+  Run r = Only();
+  EXPECT_EQ(r.state, RunState::kTimedOut);
+  EXPECT_LT(r.duration_ms, 30000);
+}
+
+TEST_F(SchedulerTest, ShutdownPastTheGraceRecordsTheRunInterrupted) {
+  CommitJob("long", "run = sleep 60\nmax_attempts = 1\n");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (sched_->in_flight() == 0 && std::chrono::steady_clock::now() < deadline) {
+    waker_->Wait(std::min<int64_t>(sched_->Step(false), 50));
+  }
+  ASSERT_EQ(sched_->in_flight(), 1u);
+  sched_->Shutdown(/*grace_ms=*/100);
+  EXPECT_EQ(sched_->in_flight(), 0u);
+  Run r = Only();
+  EXPECT_EQ(r.state, RunState::kRetryWait);  // retried by the next start
+  EXPECT_NE(r.error.find("interrupted"), std::string::npos) << r.error;
+}
+
+TEST_F(SchedulerTest, PausedSchedulerStartsNothing) {
+  sched_->SetPaused(true);
+  CommitJob("quick", "run = true\n");
+  for (int i = 0; i < 5; ++i) sched_->Step(true);
+  EXPECT_EQ(Only().state, RunState::kPending);
+  EXPECT_TRUE(sched_->Snapshot().paused);
+  sched_->SetPaused(false);
+  ASSERT_TRUE(RunUntilSettled());
+  EXPECT_EQ(Only().state, RunState::kSucceeded);
+}
+
+}  // namespace
+}  // namespace wtd

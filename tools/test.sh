@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds and runs the whole test suite:
+#   1. Release build with -Werror: every unit, property, corpus and
+#      integration test (ctest).
+#   2. ASan+UBSan build of the same tests.
+#   3. clang-14 libFuzzer build: each fuzz target runs over its seed corpus
+#      and then fuzzes for WTD_FUZZ_SECONDS (default 20) seconds.
+# Environment: WTD_PROPERTY_CASES (rapidcheck cases, default 300),
+# WTD_SKIP_INSTALL=1 (do not run the install script), JOBS (default nproc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=${JOBS:-$(nproc)}
+
+if [[ "${WTD_SKIP_INSTALL:-0}" != 1 ]]; then
+  bash tools/install-deps.sh
+fi
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "release build"
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DWTD_WERROR=ON
+cmake --build build/release -j "$jobs"
+step "release tests"
+ctest --test-dir build/release --output-on-failure -j "$jobs"
+
+step "asan+ubsan build"
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWTD_WERROR=ON -DWTD_SANITIZE=ON \
+  -DWTD_BUILD_BENCH=OFF
+cmake --build build/asan -j "$jobs"
+step "asan+ubsan tests"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build/asan --output-on-failure -j "$jobs"
+
+if [[ -f fuzz/CMakeLists.txt ]]; then
+  step "libFuzzer build (clang-14)"
+  cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_COMPILER=clang++-14 -DWTD_BUILD_FUZZ=ON -DWTD_BUILD_TESTS=OFF \
+    -DWTD_BUILD_BENCH=OFF
+  cmake --build build/fuzz -j "$jobs"
+  step "fuzzing"
+  secs=${WTD_FUZZ_SECONDS:-20}
+  for target in build/fuzz/fuzz/fuzz_*; do
+    [[ -x "$target" ]] || continue
+    name=$(basename "$target")
+    corpus="$root/fuzz/corpus/${name#fuzz_}"
+    work=$(mktemp -d)
+    "$target" -max_total_time="$secs" -print_final_stats=0 "$work" "$corpus"
+    rm -rf "$work"
+  done
+fi
+step "all test stages passed"
