@@ -1,0 +1,175 @@
+// Execution: one job process from spawn to reap, with the spawn handshake of
+// design brief §4.
+//
+// Start() posix_spawns the shim `wtd-exec` (tools/wtd_exec_main.cc) as the
+// leader of a new process group. The shim blocks reading one byte from fd 3
+// (the read end of a handshake pipe) before it execs `/bin/sh -c <command>`.
+// The caller durably records identity() and only then calls Release(), which
+// writes that byte. If the daemon dies or calls Abort() instead, the shim reads
+// EOF and exits 125 without running anything: a job never runs without a
+// durable record naming its process.
+//
+// After Release a worker thread copies the job's stdout+stderr into the run log
+// (bounded by log_cap_bytes), enforces the timeout (SIGTERM to the group, then
+// SIGKILL after the grace), and when the leader exits SIGKILLs the whole group
+// before reaping the leader, so no grandchild outlives the job and the group id
+// cannot have been reused when it is signalled.
+//
+// No SIGCHLD handler is installed or needed; the leader is observed with
+// waitid(WNOWAIT) and reaped with waitpid by the worker (or by Abort).
+//
+// Thread-safety: all public methods may be called from any thread.
+#ifndef WTD_EXEC_EXECUTION_H_
+#define WTD_EXEC_EXECUTION_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/process_table.h"
+#include "wtd/status.h"
+
+namespace wtd {
+
+struct SpawnRequest {
+  std::string shim_path;         // absolute path of wtd-exec
+  std::string command;           // run by /bin/sh -c
+  std::string cwd;               // worktree root
+  std::vector<std::string> env;  // complete environment, "NAME=value"
+  std::string log_path;          // <state-dir>/logs/runs/<id>.log
+  uint64_t log_cap_bytes = 16 << 20;
+};
+
+struct ExecOutcome {
+  int32_t exit_code = -1;  // -1 when killed by a signal or never ran
+  int32_t term_signal = 0;
+  bool timed_out = false;
+  bool never_ran = false;   // aborted before release (shim exited 125) or release failed
+  int64_t duration_ms = 0;  // release to leader exit
+  uint64_t log_bytes = 0;   // job output bytes written to the log (<= log_cap_bytes)
+  bool log_truncated = false;
+  std::string error;  // e.g. "wtd-exec: exec /bin/sh: ..." when the shim failed to exec (127)
+};
+
+// One job process from spawn to reap. Thread-safe: Wait/Done/Terminate may be
+// called from any thread.
+class Execution {
+ public:
+  // Opens (creates 0600, appends) req.log_path, creating its directory, and
+  // spawns the shim held before exec. Returns an error naming the shim, cwd or
+  // log path when any step fails; on error nothing is left running.
+  // REQUIRES: processes != nullptr and outlives the Execution.
+  static Result<std::unique_ptr<Execution>> Start(const SpawnRequest& req, ProcessTable* processes);
+
+  Execution(const Execution&) = delete;
+  Execution& operator=(const Execution&) = delete;
+
+  // If never released: Abort(). Otherwise waits for the worker thread, i.e.
+  // for the job to end (call Terminate() first to end it promptly).
+  ~Execution();
+
+  // {pid, start time, boot id} of the group leader; fixed from Start on.
+  const ProcessIdentity& identity() const { return identity_; }
+
+  // Lets the job exec and starts the pump/wait thread. timeout_ms <= 0 means
+  // no timeout; kill_grace_ms is the wait between SIGTERM and SIGKILL (also
+  // used by Terminate). FailedPrecondition when already released or aborted.
+  // IOError when the handshake byte cannot be written (the shim is gone): the
+  // job did not run, and the worker still reaps it and delivers an outcome with
+  // never_ran set.
+  Status Release(int64_t timeout_ms, int64_t kill_grace_ms);
+
+  // Instead of Release: closes the handshake pipe (the shim exits 125 without
+  // running anything) and reaps it. The outcome has never_ran set. OnDone is
+  // not called for an aborted execution. No-op after Release or a prior Abort.
+  void Abort();
+
+  // Asks the job to stop now (graceful shutdown): SIGTERM to the group, SIGKILL
+  // after kill_grace_ms. Before Release it is Abort(). Returns immediately;
+  // the worker sends the signal within ~100 ms.
+  void Terminate();
+
+  // True once the outcome is final.
+  bool Done() const;
+
+  // Blocks until the job ended and returns its outcome, or returns
+  // std::nullopt when timeout_ms (>= 0) elapses first. timeout_ms < 0 waits
+  // without limit. REQUIRES (for an unbounded wait): Release or Abort called.
+  std::optional<ExecOutcome> Wait(int64_t timeout_ms = -1);
+
+  // Optional completion callback, called once from the worker thread after
+  // the outcome is final (Wait already returns it). The callback must not
+  // destroy this Execution. REQUIRES: set before Release.
+  void OnDone(std::function<void(const ExecOutcome&)> fn);
+
+ private:
+  using SteadyTime = std::chrono::steady_clock::time_point;
+
+  Execution(const SpawnRequest& req, ProcessTable* processes);
+
+  // Spawns the shim with its fds, process group, signal state and cwd.
+  Status Spawn(int out_write, int handshake_read);
+  // Worker thread body: pump output, enforce timeouts, reap, finish the log.
+  void Run();
+  // Sends SIGTERM to the group when the timeout or a Terminate request is due,
+  // and SIGKILL when the grace after it has passed.
+  void EnforceDeadlines(SteadyTime now, bool* timed_out);
+  // Reads once from the output pipe into the log. False at EOF or error.
+  bool PumpOnce();
+  // Reads the pipe to EOF, at most until `limit`.
+  void Drain(SteadyTime limit);
+  // Writes `data` to the log within the cap; tracks truncation.
+  void AppendToLog(const char* data, size_t size);
+  // Appends the truncation marker, fsyncs and closes the log.
+  void FinishLog();
+  // Marks the outcome final and wakes waiters.
+  void Finish(ExecOutcome outcome);
+  // Fills exit_code/term_signal/error from a waitpid status.
+  void DecodeStatus(int status, ExecOutcome* outcome) const;
+
+  const SpawnRequest req_;
+  ProcessTable* const processes_;
+  ProcessIdentity identity_;
+  pid_t pid_ = -1;
+  int out_fd_ = -1;        // read end of the job's stdout+stderr pipe
+  int handshake_fd_ = -1;  // write end of the handshake pipe (held until Release/Abort)
+  int log_fd_ = -1;
+
+  // Owned by the worker thread after Release.
+  uint64_t log_bytes_ = 0;
+  bool log_truncated_ = false;
+  bool log_ends_with_newline_ = true;
+  std::string output_head_;  // first bytes of output, to recognise a shim exec failure
+  bool release_failed_ = false;
+  std::string release_error_;
+
+  SteadyTime released_at_;
+  int64_t timeout_ms_ = 0;
+  int64_t kill_grace_ms_ = 0;
+  std::optional<SteadyTime> term_sent_at_;
+  bool kill_sent_ = false;
+  std::atomic<bool> terminate_requested_{false};
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;                            // guarded by mu_
+  bool aborted_ = false;                             // guarded by mu_
+  bool done_ = false;                                // guarded by mu_
+  ExecOutcome outcome_;                              // guarded by mu_; final once done_
+  std::function<void(const ExecOutcome&)> on_done_;  // guarded by mu_
+  std::thread worker_;
+};
+
+}  // namespace wtd
+
+#endif  // WTD_EXEC_EXECUTION_H_
