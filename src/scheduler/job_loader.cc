@@ -24,7 +24,7 @@ Result<std::vector<std::shared_ptr<const JobMatcher>>> JobLoader::Load(
         st = m.status();
       }
       if (!st.ok()) {
-        spdlog::error("job file {} in {} at {}: {}", file, repo->root(), sha.substr(0, 12),
+        spdlog::error("bad job file in {} at {}: {}", repo->root(), sha.substr(0, 12),
                       st.message());
         errors_.push_back(JobFileError{repo->root(), sha, st.message()});
         if (errors_.size() > kMaxErrors) errors_.pop_front();

@@ -243,7 +243,9 @@ Status Poller::CollectRuns(Repo* repo, Worktree* wt, const std::string& sha,
   for (const std::shared_ptr<const JobMatcher>& job : jobs) {
     if (!job->MatchesBranch(branch) || !job->MatchesMessage(info->message)) continue;
     if (job->NeedsPaths()) {
-      if (!changed) WTD_ASSIGN_OR_RETURN(changed, repo->git->ChangedPaths(sha));
+      if (!changed) {
+        WTD_ASSIGN_OR_RETURN(changed, repo->git->ChangedPaths(sha));
+      }
       if (!job->MatchesPaths(*changed)) continue;
     }
     const JobSpec& spec = job->spec();

@@ -67,7 +67,7 @@ SchedulerSnapshot Scheduler::Snapshot() const {
 
 size_t Scheduler::in_flight() const { return in_flight_.size(); }
 
-void Scheduler::Run(int64_t grace_ms) {
+void Scheduler::Loop(int64_t grace_ms) {
   bool refs_changed = true;
   while (!stop_.load()) {
     int64_t sleep_ms = Step(refs_changed);

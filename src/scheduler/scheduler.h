@@ -17,7 +17,7 @@
 // period, then terminates the rest and records them as interrupted (they
 // are retried by the next start).
 //
-// Thread-safety: Run() on one loop thread; Notify, SetPaused, RequestStop
+// Thread-safety: Loop() on one loop thread; Notify, SetPaused, RequestStop
 // and Snapshot from any thread. Step is public so tests can drive the loop
 // without sleeping.
 #ifndef WTD_SCHEDULER_SCHEDULER_H_
@@ -77,7 +77,7 @@ class Scheduler {
 
   // Loops on Step until RequestStop, then performs the graceful stop with
   // `grace_ms` for running jobs.
-  void Run(int64_t grace_ms);
+  void Loop(int64_t grace_ms);
   // One iteration; returns how long the loop may sleep before the next.
   int64_t Step(bool refs_changed);
 
@@ -92,7 +92,7 @@ class Scheduler {
   SchedulerSnapshot Snapshot() const;
 
   // Waits for running jobs up to grace_ms, then terminates the rest and
-  // records them interrupted. Called by Run after the loop ends.
+  // records them interrupted. Called by Loop after the loop ends.
   void Shutdown(int64_t grace_ms);
   size_t in_flight() const;
 

@@ -59,10 +59,10 @@ class PollerTest : public ::testing::Test {
     p->SetRepos({RepoSpec{repo_, sel, {}}});
     return p;
   }
-  std::vector<Run> All() {
+  std::vector<wtd::Run> All() {
     RunFilter f;
     f.limit = 0;
-    std::vector<Run> v = *runs_->List(f);
+    std::vector<wtd::Run> v = *runs_->List(f);
     std::reverse(v.begin(), v.end());  // oldest first
     return v;
   }
@@ -84,7 +84,7 @@ TEST_F(PollerTest, FirstTickTakesOnlyCommitsWithinTheLookbackOldestFirst) {
   auto p = MakePoller();
   PollStats st = p->Tick();
   EXPECT_EQ(st.runs_enqueued, 2u);
-  std::vector<Run> all = All();
+  std::vector<wtd::Run> all = All();
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].key.sha, first);
   EXPECT_EQ(all[1].key.sha, second);
@@ -144,7 +144,7 @@ TEST_F(PollerTest, FiltersOnBranchPathsAndMessage) {
   Commit("feat: code");
   p->Tick();
   std::map<std::string, int> per_job;
-  for (const Run& r : All()) ++per_job[r.key.job];
+  for (const wtd::Run& r : All()) ++per_job[r.key.job];
   EXPECT_EQ(per_job["docs"], 1);  // only the commit that changed docs/a/b.md
   EXPECT_EQ(per_job["rel"], 0);
   EXPECT_EQ(per_job["fix"], 1);
@@ -184,7 +184,7 @@ TEST_F(PollerTest, LinkedWorktreesRunTheirOwnJobsInAllMode) {
   ASSERT_EQ(All().size(), 1u);
   auto all = MakePoller(WorktreeSelection::kAll);
   all->Tick();
-  std::vector<Run> runs = All();
+  std::vector<wtd::Run> runs = All();
   ASSERT_EQ(runs.size(), 2u);
   EXPECT_EQ(runs[1].key.worktree, "wt-feature");
   EXPECT_EQ(runs[1].branch, "feature");

@@ -54,7 +54,7 @@ class SchedulerTest : public ::testing::Test {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     while (std::chrono::steady_clock::now() < deadline) {
       int64_t sleep = sched_->Step(false);
-      Result<std::vector<Run>> active = runs_->ListActive();
+      Result<std::vector<wtd::Run>> active = runs_->ListActive();
       RunFilter f;
       f.limit = 0;
       if (active.ok() && active->empty() && !runs_->List(f)->empty() && sched_->in_flight() == 0) {
@@ -64,12 +64,12 @@ class SchedulerTest : public ::testing::Test {
     }
     return false;
   }
-  Run Only() {
+  wtd::Run Only() {
     RunFilter f;
     f.limit = 0;
-    std::vector<Run> all = *runs_->List(f);
+    std::vector<wtd::Run> all = *runs_->List(f);
     EXPECT_EQ(all.size(), 1u);
-    return all.empty() ? Run{} : all[0];
+    return all.empty() ? wtd::Run{} : all[0];
   }
 
   TempDir dir_;
@@ -86,7 +86,7 @@ TEST_F(SchedulerTest, RunsAJobWithItsEnvironmentAndContext) {
   CommitJob("show", "run = env | grep -E '^(WTD_|EXTRA=)' | sort > " + out +
                         "; cat \"$WTD_CONTEXT\" >> " + out + "; echo hello\nenv.EXTRA = 42\n");
   ASSERT_TRUE(RunUntilSettled());
-  Run r = Only();
+  wtd::Run r = Only();
   EXPECT_EQ(r.state, RunState::kSucceeded);
   EXPECT_EQ(r.attempt, 1u);
   EXPECT_EQ(r.exit_code, 0);
@@ -94,10 +94,10 @@ TEST_F(SchedulerTest, RunsAJobWithItsEnvironmentAndContext) {
   EXPECT_GT(r.pid_start_time, 0u);
   EXPECT_FALSE(r.boot_id.empty());
   std::string env = *ReadFile(out);
-  for (const std::string& want :
-       {"EXTRA=42", "WTD_JOB=show", "WTD_ATTEMPT=1", "WTD_BRANCH=main", "WTD_WORKTREE_ID=main",
-        "WTD_RUN_ID=" + std::to_string(r.id), "WTD_SHA=" + r.key.sha,
-        "WTD_WORKTREE_ROOT=" + r.worktree_path, "WTD_REPO_ROOT=" + r.key.repo}) {
+  for (const std::string& want : std::vector<std::string>{
+           "EXTRA=42", "WTD_JOB=show", "WTD_ATTEMPT=1", "WTD_BRANCH=main", "WTD_WORKTREE_ID=main",
+           "WTD_RUN_ID=" + std::to_string(r.id), "WTD_SHA=" + r.key.sha,
+           "WTD_WORKTREE_ROOT=" + r.worktree_path, "WTD_REPO_ROOT=" + r.key.repo}) {
     EXPECT_NE(env.find(want + "\n"), std::string::npos) << want << " in\n" << env;
   }
   nlohmann::json ctx = nlohmann::json::parse(env.substr(env.find('{')));
@@ -112,7 +112,7 @@ TEST_F(SchedulerTest, FailingJobIsRetriedThenFails) {
   CommitJob("flaky",
             "run = echo x >> " + count + "; exit 3\nmax_attempts = 2\nretry_backoff_s = 0\n");
   ASSERT_TRUE(RunUntilSettled());
-  Run r = Only();
+  wtd::Run r = Only();
   EXPECT_EQ(r.state, RunState::kFailed);
   EXPECT_EQ(r.attempt, 2u);
   EXPECT_EQ(r.exit_code, 3);
@@ -122,7 +122,7 @@ TEST_F(SchedulerTest, FailingJobIsRetriedThenFails) {
 TEST_F(SchedulerTest, TimeoutEndsTheRunTimedOut) {
   CommitJob("slow", "run = sleep 60\ntimeout_s = 1\nmax_attempts = 1\n");
   ASSERT_TRUE(RunUntilSettled());
-  Run r = Only();
+  wtd::Run r = Only();
   EXPECT_EQ(r.state, RunState::kTimedOut);
   EXPECT_LT(r.duration_ms, 30000);
 }
@@ -136,7 +136,7 @@ TEST_F(SchedulerTest, ShutdownPastTheGraceRecordsTheRunInterrupted) {
   ASSERT_EQ(sched_->in_flight(), 1u);
   sched_->Shutdown(/*grace_ms=*/100);
   EXPECT_EQ(sched_->in_flight(), 0u);
-  Run r = Only();
+  wtd::Run r = Only();
   EXPECT_EQ(r.state, RunState::kRetryWait);  // retried by the next start
   EXPECT_NE(r.error.find("interrupted"), std::string::npos) << r.error;
 }
