@@ -218,7 +218,7 @@ int Daemon::Run(Service* service) {
   spdlog::info("wtd {} ready: pid {}, socket {}, {} repositor{}", WTD_VERSION, getpid(),
                config_.socket_path, config_.repos.size(), config_.repos.size() == 1 ? "y" : "ies");
   service->Ready();
-  scheduler_->Run(config_.shutdown_grace_s * 1000);
+  scheduler_->Loop(config_.shutdown_grace_s * 1000);
   Service::Notify("STOPPING=1");
   done_.store(true);
   signal_thread.join();
