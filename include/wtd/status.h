@@ -121,10 +121,10 @@ class [[nodiscard]] Result {
 #define WTD_CONCAT_(a, b) WTD_CONCAT_INNER_(a, b)
 
 // Returns the Status from the enclosing function when `expr` is not OK.
-#define WTD_RETURN_IF_ERROR(expr)               \
-  do {                                          \
-    ::wtd::Status wtd_status_ = (expr);         \
-    if (!wtd_status_.ok()) return wtd_status_;  \
+#define WTD_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::wtd::Status wtd_status_ = (expr);        \
+    if (!wtd_status_.ok()) return wtd_status_; \
   } while (0)
 
 // `WTD_ASSIGN_OR_RETURN(auto x, MakeX());` declares x from a Result or returns

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file_util.h"
+#include "base/time_format.h"
 
 namespace wtd {
 namespace {
@@ -19,14 +20,7 @@ class JsonFormatter : public spdlog::formatter {
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     int64_t ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
-    std::time_t secs = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char when[40];
-    std::snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                  static_cast<int>(ms % 1000));
-    nlohmann::json line = {{"time", when},
+    nlohmann::json line = {{"time", FormatRfc3339(ms)},
                            {"level", std::string(spdlog::level::to_string_view(msg.level).data(),
                                                  spdlog::level::to_string_view(msg.level).size())},
                            {"msg", std::string(msg.payload.data(), msg.payload.size())}};

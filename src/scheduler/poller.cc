@@ -117,6 +117,8 @@ Status Poller::OpenRepo(Repo* repo) {
 
 Status Poller::RefreshWorktrees(Repo* repo) {
   WTD_ASSIGN_OR_RETURN(std::vector<git::WorktreeInfo> infos, repo->git->ListWorktrees());
+  std::vector<std::string> before;
+  for (const Worktree& w : repo->worktrees) before.push_back(w.info.id);
   std::vector<Worktree> next;
   for (git::WorktreeInfo& info : infos) {
     if (!info.is_main && info.id == "main") {
@@ -141,10 +143,11 @@ Status Poller::RefreshWorktrees(Repo* repo) {
     wt.info = std::move(info);
     next.push_back(std::move(wt));
   }
-  for (const Worktree& w : repo->worktrees) {
+  // (Kept entries were moved out of repo->worktrees: compare ids taken before.)
+  for (const std::string& id : before) {
     bool kept = std::any_of(next.begin(), next.end(),
-                            [&](const Worktree& n) { return n.info.id == w.info.id; });
-    if (!kept) spdlog::info("worktree {} of {} is gone", w.info.id, repo->git->root());
+                            [&](const Worktree& n) { return n.info.id == id; });
+    if (!kept) spdlog::info("worktree {} of {} is gone", id, repo->git->root());
   }
   repo->worktrees = std::move(next);
   return Status::OK();
