@@ -19,14 +19,17 @@ fi
 step() { printf '\n==== %s\n' "$*"; }
 
 step "release build"
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DWTD_WERROR=ON
+# Tests and benchmarks are named explicitly: tools/start.sh configures the
+# same directory with them off.
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DWTD_WERROR=ON \
+  -DWTD_BUILD_TESTS=ON -DWTD_BUILD_BENCH=ON
 cmake --build build/release -j "$jobs"
 step "release tests"
 ctest --test-dir build/release --output-on-failure -j "$jobs"
 
 step "asan+ubsan build"
 cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWTD_WERROR=ON -DWTD_SANITIZE=ON \
-  -DWTD_BUILD_BENCH=OFF
+  -DWTD_BUILD_TESTS=ON -DWTD_BUILD_BENCH=OFF
 cmake --build build/asan -j "$jobs"
 step "asan+ubsan tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -21,6 +21,8 @@ namespace wtd {
 inline constexpr int kProtocolVersion = 1;
 // The longest request line a server accepts (the newline excluded).
 inline constexpr size_t kMaxRequestBytes = 64 * 1024;
+// The deepest nesting of arrays and objects a request may have.
+inline constexpr int kMaxRequestDepth = 32;
 
 struct Request {
   std::string command;
@@ -31,8 +33,8 @@ struct Request {
 std::string EncodeRequest(std::string_view command, const nlohmann::json& args);
 
 // Parses one request line (without its newline). InvalidArgument naming what
-// is wrong: not JSON, not an object, another version, a missing command, args
-// that are not an object.
+// is wrong: nested deeper than kMaxRequestDepth, not JSON, not an object,
+// another version, a missing command, args that are not an object.
 Result<Request> DecodeRequest(std::string_view line);
 
 // A response line, ending in '\n'.

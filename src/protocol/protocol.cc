@@ -1,5 +1,6 @@
 #include "wtd/protocol.h"
 
+#include <algorithm>
 #include <optional>
 
 namespace wtd {
@@ -38,6 +39,32 @@ std::optional<json> Parse(std::string_view line) {
   return v;
 }
 
+// How deeply `line` nests arrays and objects, strings skipped. Checked before
+// parsing: printing or comparing a value is recursive, and a request nested
+// 100,000 levels deep must not overflow the server thread's stack.
+int NestingDepth(std::string_view line) {
+  int depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : line) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
 std::string Line(const json& v) {
   // Invalid UTF-8 in a string (a path, a commit subject) is replaced rather
   // than thrown about: a response must always go out.
@@ -53,6 +80,10 @@ std::string EncodeRequest(std::string_view command, const json& args) {
 }
 
 Result<Request> DecodeRequest(std::string_view line) {
+  if (NestingDepth(line) > kMaxRequestDepth) {
+    return Status::InvalidArgument("request nests deeper than " + std::to_string(kMaxRequestDepth) +
+                                   " levels");
+  }
   std::optional<json> v = Parse(line);
   if (!v) return Status::InvalidArgument("request is not valid JSON");
   if (!v->is_object()) return Status::InvalidArgument("request is not a JSON object");

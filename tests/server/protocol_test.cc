@@ -55,6 +55,21 @@ TEST(ProtocolTest, MalformedRequestsSayWhatIsWrong) {
   }
 }
 
+TEST(ProtocolTest, DeeplyNestedRequestIsRefusedBeforeParsing) {
+  std::string deep =
+      "{\"version\":1,\"command\":\"runs\",\"args\":{\"limit\":" + std::string(100000, '[') +
+      std::string(100000, ']') + "}}";
+  Result<Request> r = DecodeRequest(deep);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("deeper than 32"), std::string::npos);
+  // Brackets inside strings do not count.
+  std::string quoted = "{\"version\":1,\"command\":\"runs\",\"args\":{\"job\":\"" +
+                       std::string(100, '[') + "\\\"\"}}";
+  Result<Request> q = DecodeRequest(quoted);
+  ASSERT_TRUE(q.ok()) << q.status().ToString();
+  EXPECT_EQ(q->args["job"], std::string(100, '[') + "\"");
+}
+
 TEST(ProtocolTest, ErrorsKeepTheirCodeAndMessage) {
   for (const Status& s : {Status::NotFound("run 9"), Status::Busy("held"),
                           Status::FailedPrecondition("read-only"), Status::Corruption("bad")}) {
