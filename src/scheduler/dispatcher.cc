@@ -13,6 +13,16 @@
 extern char** environ;
 
 namespace wtd {
+namespace {
+
+// Variables addressed to the daemon itself, not passed on to jobs: a job
+// must not inherit a crash point or speak to systemd in wtd's name.
+bool IsDaemonOnlyVariable(const std::string& name) {
+  return name == "WTD_CRASH_AT" || name == "NOTIFY_SOCKET" || name == "WATCHDOG_PID" ||
+         name == "WATCHDOG_USEC";
+}
+
+}  // namespace
 
 Status Scheduler::Dispatch(uint64_t id) {
   WTD_ASSIGN_OR_RETURN(Run run, runs_->Lease(id));
@@ -102,7 +112,7 @@ std::vector<std::string> Scheduler::JobEnvironment(const Run& run, const JobSpec
   for (char** e = environ; e && *e; ++e) {
     std::string kv(*e);
     size_t eq = kv.find('=');
-    if (eq == std::string::npos) continue;
+    if (eq == std::string::npos || IsDaemonOnlyVariable(kv.substr(0, eq))) continue;
     env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
   for (const auto& [k, v] : spec.env) env[k] = v;
@@ -139,7 +149,8 @@ Status Scheduler::WriteContext(const Run& run, const std::string& path) const {
       {"run", {{"id", run.id}, {"job", run.key.job}, {"attempt", run.attempt + 1}}},
   };
   WTD_RETURN_IF_ERROR(MakeDirs(DirName(path)));
-  return WriteFileAtomic(path, ctx.dump(2) + "\n");
+  return WriteFileAtomic(path,
+                         ctx.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 }  // namespace wtd

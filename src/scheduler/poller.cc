@@ -145,8 +145,8 @@ Status Poller::RefreshWorktrees(Repo* repo) {
   }
   // (Kept entries were moved out of repo->worktrees: compare ids taken before.)
   for (const std::string& id : before) {
-    bool kept = std::any_of(next.begin(), next.end(),
-                            [&](const Worktree& n) { return n.info.id == id; });
+    bool kept =
+        std::any_of(next.begin(), next.end(), [&](const Worktree& n) { return n.info.id == id; });
     if (!kept) spdlog::info("worktree {} of {} is gone", id, repo->git->root());
   }
   repo->worktrees = std::move(next);

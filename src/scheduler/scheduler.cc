@@ -94,6 +94,11 @@ int64_t Scheduler::Step(bool refs_changed) {
   for (auto& fn : posted) fn();
   if (!posted.empty()) refs_changed = true;  // e.g. new repositories: poll now
   ReapCompletions(/*interrupted=*/false);
+  // A failed write anywhere (the poller's enqueue, a lease) left the store
+  // read-only: say so once and stop polling and dispatching.
+  if (store_error_.empty() && !runs_->store()->sticky_error().ok()) {
+    NoteStoreError(runs_->store()->sticky_error());
+  }
   SchedulerOptions opts;
   bool paused;
   {

@@ -83,9 +83,15 @@ class SchedulerTest : public ::testing::Test {
 
 TEST_F(SchedulerTest, RunsAJobWithItsEnvironmentAndContext) {
   std::string out = dir_.Sub("env.txt");
-  CommitJob("show", "run = env | grep -E '^(WTD_|EXTRA=)' | sort > " + out +
+  // Addressed to the daemon, not to its jobs.
+  setenv("WTD_CRASH_AT", "after_release:1000000", 1);
+  setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
+  CommitJob("show", "run = env | grep -E '^(WTD_|EXTRA=|NOTIFY_SOCKET=)' | sort > " + out +
                         "; cat \"$WTD_CONTEXT\" >> " + out + "; echo hello\nenv.EXTRA = 42\n");
-  ASSERT_TRUE(RunUntilSettled());
+  bool settled = RunUntilSettled();
+  unsetenv("WTD_CRASH_AT");
+  unsetenv("NOTIFY_SOCKET");
+  ASSERT_TRUE(settled);
   wtd::Run r = Only();
   EXPECT_EQ(r.state, RunState::kSucceeded);
   EXPECT_EQ(r.attempt, 1u);
@@ -100,6 +106,8 @@ TEST_F(SchedulerTest, RunsAJobWithItsEnvironmentAndContext) {
            "WTD_WORKTREE_ROOT=" + r.worktree_path, "WTD_REPO_ROOT=" + r.key.repo}) {
     EXPECT_NE(env.find(want + "\n"), std::string::npos) << want << " in\n" << env;
   }
+  EXPECT_EQ(env.find("WTD_CRASH_AT="), std::string::npos) << env;
+  EXPECT_EQ(env.find("NOTIFY_SOCKET="), std::string::npos) << env;
   nlohmann::json ctx = nlohmann::json::parse(env.substr(env.find('{')));
   EXPECT_EQ(ctx["head"], r.key.sha);
   EXPECT_EQ(ctx["worktree"]["id"], "main");
