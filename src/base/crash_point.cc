@@ -16,9 +16,6 @@ constexpr std::string_view kCrashPointNames[] = {
     "after_store_open",        // store opened, incarnation bumped
     "after_enqueue_commit",    // runs enqueued + cursor advanced
     "after_lease_commit",      // pending -> leased committed
-    "after_ref_create",        // lock ref created in the repository
-    "after_intent_commit",     // worktree intent committed
-    "after_worktree_add",      // worktree added on disk
     "after_ready_commit",      // -> ready committed
     "after_spawn",             // child spawned, held behind the handshake pipe
     "before_running_commit",   // about to commit running{pid, start time, boot id}
@@ -27,7 +24,7 @@ constexpr std::string_view kCrashPointNames[] = {
     "before_outcome_commit",   // child reaped, outcome not yet committed
     "after_outcome_commit",    // terminal or retry_wait committed
     "during_recovery",         // recovery pass, after each action it commits
-    "during_shutdown",         // graceful stop, after recording interrupted runs
+    "during_shutdown",         // graceful stop: jobs past the grace; before the clean marker
 };
 
 std::mutex g_mu;

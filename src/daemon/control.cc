@@ -70,7 +70,7 @@ Result<json> Status_(ControlContext* c, const json&) {
               {"repos", repos},
               {"active", active.size()},
               {"active_by_state", counts},
-              {"running", s.running},
+              {"running_runs", s.running},
               {"last_tick", TimeOrNull(s.last_tick_ms)},
               {"ticks", s.ticks},
               {"runs_enqueued", s.runs_enqueued},

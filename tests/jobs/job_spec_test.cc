@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -80,6 +82,25 @@ TEST(JobSpecTest, HeaderExampleParses) {
   EXPECT_EQ(s.max_attempts, 2u);
   EXPECT_EQ(s.retry_backoff_s, 30);
   EXPECT_EQ(s.env, (Env{{"CC", "clang"}}));
+}
+
+TEST(JobSpecTest, ReadmeExampleParsesAsDocumented) {
+  std::ifstream in(WTD_README);
+  ASSERT_TRUE(in) << WTD_README;
+  std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t start = readme.find("```ini\n");
+  ASSERT_NE(start, std::string::npos) << "README.md has no ```ini job example";
+  start += 7;
+  size_t end = readme.find("```", start);
+  JobSpec s = MustParse(readme.substr(start, end - start));
+  EXPECT_EQ(s.run, "make test");
+  EXPECT_EQ(s.branches, (Words{"main", "release/*"}));
+  EXPECT_EQ(s.paths, (Words{"src/**", "docs/*.md"}));
+  EXPECT_EQ(s.message, "^(feat|fix)");
+  EXPECT_EQ(s.timeout_s, 600);
+  EXPECT_EQ(s.max_attempts, 2);
+  EXPECT_EQ(s.retry_backoff_s, 30);
+  EXPECT_EQ(s.env, (Env{{"MAKEFLAGS", "-j2"}}));
 }
 
 TEST(JobSpecTest, NameIsBaseNameWithoutExtension) {

@@ -1,0 +1,177 @@
+// Crash-and-restart at every named crash point of the lifecycle
+// (src/base/crash_point.cc): wtd is started with WTD_CRASH_AT=<name>[:<nth>]
+// so it _exit(86)s there, then restarted without crash points. After the
+// restart every commit must have exactly one recorded run, succeeded, and
+// the job's effect must be there for every commit (the job may have run
+// more than once: execution is at-least-once, the recorded outcome exactly
+// once).
+#include <signal.h>
+
+#include <cstdio>
+#include <ostream>
+#include <set>
+
+#include "base/crash_point.h"
+#include "integration/fixture.h"
+
+namespace wtd::itest {
+namespace {
+
+struct Scenario {
+  std::string point;
+  int nth = 1;
+  // Jobs stay running (sleeping) until the crash, and the daemon is stopped
+  // with --shutdown-grace-s 0 while they run: the stop path that terminates
+  // in-flight jobs.
+  bool jobs_in_flight = false;
+  std::string Spec() const { return point + ":" + std::to_string(nth); }
+  std::string Name() const {
+    return point + "_" + std::to_string(nth) + (jobs_in_flight ? "_jobs_in_flight" : "");
+  }
+};
+
+// gtest shows this beside the test's name.
+void PrintTo(const Scenario& sc, std::ostream* os) {
+  *os << "WTD_CRASH_AT=" << sc.Spec() << (sc.jobs_in_flight ? " with jobs in flight" : "");
+}
+
+std::vector<Scenario> Scenarios() {
+  std::vector<Scenario> out;
+  for (std::string_view name : CrashPointNames()) out.push_back({std::string(name)});
+  // Later hits: mid-stream, with earlier runs already recorded.
+  out.push_back({"after_enqueue_commit", 2});
+  out.push_back({"after_lease_commit", 3});
+  out.push_back({"after_running_commit", 2});
+  out.push_back({"after_release", 3});
+  out.push_back({"after_outcome_commit", 2});
+  out.push_back({"during_recovery", 2});
+  out.push_back({"during_shutdown", 1, /*jobs_in_flight=*/true});
+  return out;
+}
+
+// True when the crash leaves a run recorded `running`, so its attempt is
+// interrupted and retried after the restart.
+bool RetriesARun(const Scenario& sc) {
+  static const std::set<std::string> kLeavesRunning = {"after_running_commit", "after_release",
+                                                       "before_outcome_commit", "during_recovery"};
+  return kLeavesRunning.count(sc.point) || sc.jobs_in_flight;
+}
+
+class CrashPointTest : public IntegrationTest, public ::testing::WithParamInterface<Scenario> {
+ protected:
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    hold_ = dir_.Sub("hold");
+    // With hold_ present the job sleeps after its effect, so it is still
+    // running when the daemon stops.
+    repo_.CommitJob("effect", "run = echo \"$WTD_SHA\" >> " + effect_ + "; if [ -e " + hold_ +
+                                  " ]; then sleep 60; fi\n");
+    repo_.Commit("a.txt", "a", "second");
+    repo_.Commit("b.txt", "b", "third");
+  }
+
+  DaemonProcess* StartCrashing(const std::string& spec, const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"--concurrency", "2"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return StartDaemon(args, {"WTD_CRASH_AT=" + spec});
+  }
+
+  // Waits for d to die at its crash point; fails unless it exits 86.
+  void ExpectCrash(DaemonProcess* d, const std::string& spec) {
+    std::optional<int> code = d->WaitExit(ScaledMs(60000));
+    ASSERT_TRUE(code.has_value()) << "wtd with WTD_CRASH_AT=" << spec << " did not die";
+    ASSERT_EQ(*code, kCrashExitCode) << "wtd with WTD_CRASH_AT=" << spec;
+  }
+
+  // Commits a few more times while d lives, each time waiting until d has
+  // run everything or died, so later hits of the crash point happen too.
+  void CommitWhileAlive(DaemonProcess* d) {
+    for (int i = 0; i < 3; ++i) {
+      std::string why;
+      WaitFor([&] { return !d->Running() || IsSettled(repo_.RevList(), "effect", "main", &why); },
+              ScaledMs(60000), 50);
+      if (!d->Running()) return;
+      repo_.Commit("more" + std::to_string(i), std::to_string(i), "more " + std::to_string(i));
+    }
+    std::string why;
+    WaitFor([&] { return !d->Running() || IsSettled(repo_.RevList(), "effect", "main", &why); },
+            ScaledMs(60000), 50);
+  }
+
+  // Stops d gracefully (SIGTERM) once its jobs are running (hold_ exists).
+  void StopWithJobsInFlight(DaemonProcess* d) {
+    ASSERT_NO_FATAL_FAILURE(WaitReady(d));
+    std::optional<json> s;
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          s = Status();
+          return s && s->value("active_by_state", json::object()).value("running", 0) > 0;
+        },
+        ScaledMs(60000)))
+        << "no job started: " << (s ? s->dump() : "no status");
+    d->Signal(SIGTERM);
+  }
+
+  std::string hold_;
+};
+
+TEST_P(CrashPointTest, RestartRecordsEveryCommitExactlyOnce) {
+  const Scenario& sc = GetParam();
+  std::vector<std::string> extra;
+  if (sc.jobs_in_flight) extra = {"--shutdown-grace-s", "0"};
+
+  if (sc.point == "during_recovery") {
+    // Leave `running` records behind (released never: the shim sees EOF) for
+    // the next start's recovery pass to act on.
+    std::string prime = "after_running_commit:" + std::to_string(sc.nth);
+    ASSERT_NO_FATAL_FAILURE(ExpectCrash(StartCrashing(prime, {}), prime));
+  }
+  if (sc.jobs_in_flight) {
+    ASSERT_NO_FATAL_FAILURE(WriteFileOrDie(hold_, ""));
+  }
+  DaemonProcess* d = StartCrashing(sc.Spec(), extra);
+  if (sc.jobs_in_flight) {
+    ASSERT_NO_FATAL_FAILURE(StopWithJobsInFlight(d));
+  } else {
+    CommitWhileAlive(d);
+    if (sc.point == "during_shutdown" && d->Running()) d->Signal(SIGTERM);
+  }
+  // Every named point is on this path; one that no code passes fails here.
+  ASSERT_NO_FATAL_FAILURE(ExpectCrash(d, sc.Spec()));
+  std::remove(hold_.c_str());
+
+  // Restart without crash points: everything converges.
+  DaemonProcess* again = StartReady();
+  std::vector<std::string> shas = repo_.RevList();
+  ASSERT_NO_FATAL_FAILURE(WaitSettled(shas, "effect"));
+  ASSERT_NO_FATAL_FAILURE(WaitQuietTicks());
+  std::vector<RunRow> runs = Runs();
+  ExpectExactlyOnce(runs, shas, "effect");
+  if (RetriesARun(sc)) {
+    // The crash left a `running` record: recovery interrupted it and the
+    // restart ran it again.
+    bool retried = false;
+    for (const RunRow& r : runs) retried = retried || r.attempt >= 2;
+    EXPECT_TRUE(retried) << "no run was retried after the crash; " << RunsToString(runs);
+  }
+  std::vector<std::string> effects = Effects();
+  std::set<std::string> ran(effects.begin(), effects.end());
+  for (const std::string& sha : shas) {
+    EXPECT_TRUE(ran.count(sha)) << "the job never ran for " << Short(sha);
+  }
+  std::set<std::string> known(shas.begin(), shas.end());
+  for (const std::string& line : ran) {
+    EXPECT_TRUE(known.count(line)) << "the effect file holds an unknown line '" << line << "'";
+  }
+  ASSERT_NO_FATAL_FAILURE(StopDaemon(again));
+  // And a clean stop leaves it so: the store read directly agrees.
+  ExpectExactlyOnce(Runs(), shas, "effect");
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryCrashPoint, CrashPointTest, ::testing::ValuesIn(Scenarios()),
+                         [](const ::testing::TestParamInfo<Scenario>& info) {
+                           return info.param.Name();
+                         });
+
+}  // namespace
+}  // namespace wtd::itest

@@ -1,0 +1,75 @@
+// IntegrationTest: the fixture of every integration test. A scratch dir with
+// a repository `repo`, a state dir `s` and the job effect file `effect`, and
+// helpers that start real daemons on them and read their runs through
+// wtctl. Daemons started here are killed with SIGKILL and reaped at the end
+// of the test, whatever its outcome; their logs are printed when it failed.
+#ifndef WTD_TESTS_INTEGRATION_FIXTURE_H_
+#define WTD_TESTS_INTEGRATION_FIXTURE_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "integration/harness.h"
+
+namespace wtd::itest {
+
+class IntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Starts wtd on repo_ with the test's state dir, --poll-ms 100 and `extra`
+  // arguments; `env` adds variables (e.g. WTD_CRASH_AT=...). Does not wait.
+  DaemonProcess* StartDaemon(const std::vector<std::string>& extra = {},
+                             const std::vector<std::string>& env = {});
+  // Starts one and waits until it answers `wtctl status`.
+  DaemonProcess* StartReady(const std::vector<std::string>& extra = {});
+  // Waits until `wtctl status` answers with d's pid; fails if d exits first.
+  void WaitReady(DaemonProcess* d);
+  // `wtctl stop`, then waits for d to exit 0.
+  void StopDaemon(DaemonProcess* d);
+
+  CommandResult Wtctl(const std::vector<std::string>& args, int64_t timeout_ms = 60000) const;
+  // `wtctl --json status`; nullopt when no daemon answers.
+  std::optional<json> Status() const;
+  // `wtctl --json runs --limit 0` (from the daemon or the store), newest
+  // first; nullopt if wtctl fails (e.g. the daemon died mid-request).
+  std::optional<std::vector<RunRow>> TryRuns() const;
+  // The same; a failure of wtctl fails the test.
+  std::vector<RunRow> Runs() const;
+
+  // A job body that appends $WTD_SHA to effect_, then `extra` lines.
+  std::string EffectJob(const std::string& extra = "") const;
+  // The lines of effect_, in order, duplicates kept.
+  std::vector<std::string> Effects() const { return Lines(ReadFileOr(effect_)); }
+
+  // True when every sha of `shas` has a terminal run of `job` in `worktree`
+  // and no run at all is active. Else false, with the reason in *why.
+  bool IsSettled(const std::vector<std::string>& shas, const std::string& job,
+                 const std::string& worktree, std::string* why,
+                 std::vector<RunRow>* seen = nullptr) const;
+  // Waits until IsSettled. Fails showing the runs seen.
+  void WaitSettled(const std::vector<std::string>& shas, const std::string& job,
+                   const std::string& worktree = "main", int64_t timeout_ms = 60000);
+  // Waits until the daemon has finished `n` more poll ticks (with nothing
+  // active, if `idle`), so a run that should not exist had every chance to
+  // appear.
+  void WaitQuietTicks(int n = 3, bool idle = true);
+  // Expects `runs` to hold, for (worktree, job), exactly one run per sha of
+  // `shas`, each in `state`, and no run for any other sha.
+  void ExpectExactlyOnce(const std::vector<RunRow>& runs, const std::vector<std::string>& shas,
+                         const std::string& job, const std::string& worktree = "main",
+                         const std::string& state = "succeeded");
+
+  ScratchDir dir_;
+  std::string state_dir_;
+  std::string effect_;
+  GitRepo repo_{""};
+  std::vector<std::unique_ptr<DaemonProcess>> daemons_;
+};
+
+}  // namespace wtd::itest
+
+#endif  // WTD_TESTS_INTEGRATION_FIXTURE_H_

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Torture test: commits continuously to a throw-away repository while
+# killing wtd with kill -9 at random moments, sometimes restarting it with
+# WTD_CRASH_AT=<random crash point>:<random nth> or stopping it with SIGTERM,
+# and restarting it after every death. At the end it starts wtd normally,
+# waits until every commit has a terminal run, and checks:
+#   - exactly one recorded run per (worktree, job, sha), for every commit;
+#   - every run succeeded;
+#   - every commit's sha is in each job's effect file (at least once);
+#   - wtd never exited with an unexpected status (startup refusal, sanitizer
+#     report, crash other than the armed crash point) and stops cleanly.
+# Prints a summary; exits 1 with a clear message on any violation (the work
+# directory is then kept for inspection), 2 on a usage error.
+#
+#   tests/torture.sh [--seconds N] [--wtd PATH] [--wtctl PATH] [--seed N]
+#                    [--settle-s N] [--keep]
+#
+# Defaults: 60 seconds, build/release/tools/{wtd,wtctl}, a random seed
+# (printed, so a run can be repeated with --seed), 300 s to settle.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+seconds=60
+wtd=$root/build/release/tools/wtd
+wtctl=$root/build/release/tools/wtctl
+seed=$$
+settle_s=300
+keep=0
+
+usage() {
+  sed -n '/^#   tests\/torture.sh/,/^#                    \[--settle-s/p' "$0" | sed 's/^# *//' >&2
+  exit 2
+}
+while (($#)); do
+  case $1 in
+    --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
+    --wtd) wtd=${2:?--wtd needs a value}; shift 2 ;;
+    --wtctl) wtctl=${2:?--wtctl needs a value}; shift 2 ;;
+    --seed) seed=${2:?--seed needs a value}; shift 2 ;;
+    --settle-s) settle_s=${2:?--settle-s needs a value}; shift 2 ;;
+    --keep) keep=1; shift ;;
+    -h | --help) usage ;;
+    *) echo "torture: unknown argument $1" >&2; usage ;;
+  esac
+done
+[[ $seconds =~ ^[0-9]+$ && $settle_s =~ ^[0-9]+$ && $seed =~ ^[0-9]+$ ]] || usage
+for bin in "$wtd" "$wtctl"; do
+  [[ -x $bin ]] || { echo "torture: $bin is not an executable (build first)" >&2; exit 2; }
+done
+RANDOM=$seed
+
+# The crash points, in lifecycle order, from the source when it is there.
+mapfile -t points < <(sed -n 's/^ *"\([a-z_]*\)", *\/\/.*/\1/p' \
+  "$root/src/base/crash_point.cc" 2>/dev/null || true)
+if ((${#points[@]} == 0)); then
+  points=(after_store_open after_enqueue_commit after_lease_commit after_ready_commit after_spawn
+    before_running_commit after_running_commit after_release before_outcome_commit
+    after_outcome_commit during_recovery during_shutdown)
+fi
+
+work=$(mktemp -d /tmp/wtd-torture-XXXXXX)
+repo=$work/repo
+state=$work/s
+log=$work/wtd.log
+jobs=(quick slow)
+pid=
+failed=0
+
+cleanup() {
+  if [[ -n $pid ]] && alive; then kill -9 "$pid" 2>/dev/null || true; fi
+  if ((failed || keep)); then
+    echo "torture: work directory kept: $work (wtd output in $log)" >&2
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+
+fail() {
+  failed=1
+  echo "torture: FAILED: $*" >&2
+  echo "torture: last lines of $log:" >&2
+  tail -n 30 "$log" >&2 || true
+  exit 1
+}
+
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+unset WTD_CRASH_AT WTD_STATE_DIR
+git() { command git -C "$repo" "$@"; }
+
+mkdir -p "$repo/jobs"
+git init -q -b main
+git config user.name "wtd torture"
+git config user.email torture@example.com
+git config commit.gpgsign false
+# Generous attempts: interrupted attempts count against max_attempts + 3, and
+# a run may be interrupted many times here; the check is exactly-once records.
+for j in "${jobs[@]}"; do
+  extra=
+  [[ $j == slow ]] && extra='; sleep 0.2'
+  # shellcheck disable=SC2016  # $WTD_SHA is for the job's shell
+  printf 'run = echo "$WTD_SHA" >> %s%s\nmax_attempts = 20\nretry_backoff_s = 0\n' \
+    "$work/effect-$j" "$extra" > "$repo/jobs/$j.job"
+done
+git add -A
+git commit -q -m "torture jobs"
+
+commits=1
+commit() {
+  echo "$commits $RANDOM" > "$repo/file-$((commits % 7))"
+  git add -A
+  git commit -q -m "commit $commits"
+  commits=$((commits + 1))
+}
+
+alive() {
+  local s
+  s=$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) || return 1
+  [[ $s != Z ]]
+}
+
+starts=0 kills=0 crashes=0 stops=0 armed=
+# start [SPEC]: starts wtd in the background, with WTD_CRASH_AT=SPEC if given.
+start() {
+  armed=${1:-}
+  echo "==== torture: start $((starts + 1))${armed:+ WTD_CRASH_AT=$armed}" >> "$log"
+  if [[ -n $armed ]]; then
+    WTD_CRASH_AT=$armed "$wtd" --repo "$repo" --state-dir "$state" --poll-ms 100 \
+      --concurrency 2 --lookback-s 86400 --shutdown-grace-s 1 >> "$log" 2>&1 &
+  else
+    "$wtd" --repo "$repo" --state-dir "$state" --poll-ms 100 --concurrency 2 \
+      --lookback-s 86400 --shutdown-grace-s 1 >> "$log" 2>&1 &
+  fi
+  pid=$!
+  starts=$((starts + 1))
+}
+
+# reap WHY OK_CODES...: waits for the dead daemon and checks its exit status.
+reap() {
+  local why=$1 code=0
+  shift
+  { wait "$pid"; } 2> /dev/null || code=$?  # (no "Killed" job notice)
+  ((code == 86)) && crashes=$((crashes + 1))
+  for ok in "$@"; do ((code == ok)) && return 0; done
+  fail "wtd pid $pid ($why${armed:+, WTD_CRASH_AT=$armed}) exited with status $code"
+}
+
+# restart: a new daemon, a third of the time with a random crash point armed.
+restart() {
+  if ((RANDOM % 3 == 0)); then
+    start "${points[RANDOM % ${#points[@]}]}:$((RANDOM % 3 + 1))"
+  else
+    start
+  fi
+}
+
+pause_random() { sleep "$(printf '0.%03d' $((RANDOM % 400)))"; }  # 0 to 0.4 s
+
+echo "torture: $seconds s, seed $seed, ${#points[@]} crash points, work dir $work"
+start
+end=$((SECONDS + seconds))
+while ((SECONDS < end)); do
+  for ((i = RANDOM % 4; i > 0; i--)); do commit; done
+  pause_random
+  if ! alive; then
+    # Died on its own: only an armed crash point may do that.
+    reap "died on its own" 86
+    restart
+    continue
+  fi
+  r=$((RANDOM % 10))
+  if ((r < 4)); then
+    kill -9 "$pid" 2>/dev/null || true
+    kills=$((kills + 1))
+    reap "kill -9" 137 86
+    restart
+  elif ((r == 4)) && "$wtctl" --state-dir "$state" status > /dev/null 2>&1; then
+    # A graceful stop while it runs (during_shutdown may be armed).
+    kill -TERM "$pid" 2>/dev/null || true
+    t=0
+    while alive && ((t++ < 600)); do sleep 0.1; done
+    ! alive || fail "wtd pid $pid did not stop within 60 s of SIGTERM"
+    stops=$((stops + 1))
+    reap "SIGTERM" 0 86 143
+    restart
+  fi
+done
+if alive; then
+  kill -9 "$pid" 2>/dev/null || true
+  kills=$((kills + 1))
+  reap "final kill -9" 137 86
+else
+  reap "died on its own" 86
+fi
+
+# Settle: a clean daemon runs whatever is left.
+start
+git rev-list main | sort > "$work/shas"
+for j in "${jobs[@]}"; do sed "s/^/main\t$j\t/" "$work/shas"; done | sort > "$work/expected"
+
+# runs_tsv: id, worktree, job, sha, state, attempt per run, from the stable
+# pretty-printed `wtctl --json runs` (one "key": value per line).
+runs_tsv() {
+  "$wtctl" --state-dir "$state" --json runs --limit 0 > "$work/runs.json" 2> /dev/null || return 1
+  awk '
+    /^  \{/ { split("", f); next }
+    /^    "[a-z_]+": / {
+      key = $1; gsub(/[":]/, "", key)
+      val = $0; sub(/^    "[a-z_]+": /, "", val); sub(/,$/, "", val); gsub(/^"|"$/, "", val)
+      f[key] = val
+    }
+    /^  \}/ { print f["id"] "\t" f["worktree"] "\t" f["job"] "\t" f["sha"] "\t" f["state"] "\t" f["attempt"] }
+  ' "$work/runs.json" > "$work/runs.tsv"
+}
+
+settled() {
+  alive || fail "the final wtd (no crash point) exited"
+  runs_tsv || return 1
+  awk -F'\t' '$5 !~ /^(succeeded|failed|timed_out|cancelled)$/ { bad = 1 } END { exit bad }' \
+    "$work/runs.tsv" || return 1
+  cut -f2-4 "$work/runs.tsv" | sort -u > "$work/have"
+  [[ -z $(comm -23 "$work/expected" "$work/have") ]]
+}
+for ((t = 0; t < settle_s * 10; t++)); do
+  settled && break
+  sleep 0.1
+done
+settled || fail "runs did not settle within $settle_s s: $(comm -23 "$work/expected" "$work/have" |
+  wc -l) (worktree, job, sha) without a run, non-terminal: $(awk -F'\t' \
+  '$5 !~ /^(succeeded|failed|timed_out|cancelled)$/' "$work/runs.tsv" | wc -l)"
+
+# Checks.
+dups=$(cut -f2-4 "$work/runs.tsv" | sort | uniq -d)
+[[ -z $dups ]] || fail "more than one recorded run for (worktree, job, sha):"$'\n'"$dups"
+extra=$(comm -13 "$work/expected" "$work/have")
+[[ -z $extra ]] || fail "runs for commits not on main:"$'\n'"$extra"
+bad=$(awk -F'\t' '$5 != "succeeded"' "$work/runs.tsv")
+[[ -z $bad ]] || fail "runs that did not succeed (id worktree job sha state attempt):"$'\n'"$bad"
+executions=0
+for j in "${jobs[@]}"; do
+  missing=$(sort -u "$work/effect-$j" 2> /dev/null | comm -23 "$work/shas" -)
+  [[ -z $missing ]] || fail "job $j never ran for:"$'\n'"$missing"
+  executions=$((executions + $(wc -l < "$work/effect-$j")))
+done
+runs=$(wc -l < "$work/runs.tsv")
+retried=$(awk -F'\t' '$6 > 1' "$work/runs.tsv" | wc -l)
+
+"$wtctl" --state-dir "$state" stop --wait 120 > /dev/null || fail "wtctl stop failed"
+reap "final graceful stop" 0
+
+echo "torture: PASSED: $((commits)) commits, ${#jobs[@]} jobs, $runs runs recorded exactly once," \
+  "all succeeded; $executions executions ($((executions - runs)) repeated after kills)," \
+  "$retried runs needed more than one attempt"
+echo "torture: wtd started $starts times: $kills kill -9, $crashes crash-point exits (86)," \
+  "$stops SIGTERM stops"
