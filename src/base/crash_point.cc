@@ -13,23 +13,23 @@ namespace {
 
 // Lifecycle order. docs/design/crash-points.md describes each.
 constexpr std::string_view kCrashPointNames[] = {
-    "after_store_open",        // store opened, incarnation bumped
-    "after_enqueue_commit",    // runs enqueued + cursor advanced
-    "after_lease_commit",      // pending -> leased committed
-    "after_ready_commit",      // -> ready committed
-    "after_spawn",             // child spawned, held behind the handshake pipe
-    "before_running_commit",   // about to commit running{pid, start time, boot id}
-    "after_running_commit",    // running committed, child not yet released
-    "after_release",           // child released to exec the job
-    "before_outcome_commit",   // child reaped, outcome not yet committed
-    "after_outcome_commit",    // terminal or retry_wait committed
-    "during_recovery",         // recovery pass, after each action it commits
-    "during_shutdown",         // graceful stop: jobs past the grace; before the clean marker
+    "after_store_open",       // store opened, incarnation bumped
+    "after_enqueue_commit",   // runs enqueued + cursor advanced
+    "after_lease_commit",     // pending -> leased committed
+    "after_ready_commit",     // -> ready committed
+    "after_spawn",            // child spawned, held behind the handshake pipe
+    "before_running_commit",  // about to commit running{pid, start time, boot id}
+    "after_running_commit",   // running committed, child not yet released
+    "after_release",          // child released to exec the job
+    "before_outcome_commit",  // child reaped, outcome not yet committed
+    "after_outcome_commit",   // terminal or retry_wait committed
+    "during_recovery",        // recovery pass, after each action it commits
+    "during_shutdown",        // graceful stop: jobs past the grace; before the clean marker
 };
 
 std::mutex g_mu;
-std::string g_name;  // GUARDED_BY(g_mu)
-int g_remaining = 0;  // GUARDED_BY(g_mu)
+std::string g_name;                              // GUARDED_BY(g_mu)
+int g_remaining = 0;                             // GUARDED_BY(g_mu)
 std::function<void(std::string_view)> g_action;  // GUARDED_BY(g_mu)
 
 bool Known(std::string_view name) {
@@ -62,7 +62,8 @@ void MaybeCrashSlow(std::string_view name) {
 std::span<const std::string_view> CrashPointNames() { return kCrashPointNames; }
 
 Status ArmCrashPoint(std::string_view name, int nth) {
-  if (!Known(name)) return Status::InvalidArgument("unknown crash point '" + std::string(name) + "'");
+  if (!Known(name))
+    return Status::InvalidArgument("unknown crash point '" + std::string(name) + "'");
   if (nth < 1) return Status::InvalidArgument("crash point count must be >= 1");
   std::lock_guard<std::mutex> lock(g_mu);
   g_name = std::string(name);
