@@ -33,8 +33,15 @@ Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   return Status::IOError(msg);
 }
 
-std::string Printable(std::string_view key) {
-  std::string out;
+// "family/key" for messages: u64 keys (runs, active, events) in decimal,
+// composite keys with their NUL separators as '/', other bytes escaped.
+std::string Printable(Family f, std::string_view key) {
+  std::string out(FamilyName(f));
+  out.push_back('/');
+  if ((f == Family::kRuns || f == Family::kActive || f == Family::kEvents) && key.size() == 8) {
+    Result<uint64_t> id = DecodeU64Key(key);
+    if (id.ok()) return out + std::to_string(*id);
+  }
   for (unsigned char c : key) {
     if (c >= 0x20 && c < 0x7F) {
       out.push_back(static_cast<char>(c));
@@ -199,9 +206,9 @@ Result<std::string> StateStore::Get(Family f, std::string_view key) const {
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), Handle(f), key, &value);
   if (s.IsNotFound()) {
-    return Status::NotFound(std::string(FamilyName(f)) + "/" + Printable(key) + " not found");
+    return Status::NotFound(Printable(f, key) + " not found");
   }
-  if (!s.ok()) return FromRocks(s, "read " + std::string(FamilyName(f)) + "/" + Printable(key));
+  if (!s.ok()) return FromRocks(s, "read " + Printable(f, key));
   return value;
 }
 

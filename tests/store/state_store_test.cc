@@ -73,6 +73,8 @@ TEST_F(StateStoreTest, NotFoundNamesFamilyAndKey) {
   Status st = s->Get(Family::kRunKeys, std::string("repo\0job", 8)).status();
   EXPECT_TRUE(st.IsNotFound());
   EXPECT_NE(st.message().find("run_keys/repo/job"), std::string::npos) << st.ToString();
+  Status run = s->Get(Family::kRuns, EncodeU64Key(5)).status();
+  EXPECT_EQ(run.message(), "runs/5 not found");
 }
 
 TEST_F(StateStoreTest, ReopenKeepsDataAndBumpsIncarnation) {
