@@ -1,0 +1,326 @@
+#include "property/harness.h"
+
+#include <rapidcheck.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "base/crash_point.h"
+#include "property/invariants.h"
+#include "property/run_ops.h"
+#include "recovery/recovery.h"
+
+namespace wtd::property {
+namespace {
+
+using S = RunState;
+
+std::string KeyName(int key) { return "job" + std::to_string(key); }
+
+}  // namespace
+
+Coverage& TestCoverage() {
+  static Coverage coverage;
+  return coverage;
+}
+
+Harness::Harness(std::string dir, std::string child_path, const std::string& empty_store)
+    : dir_(std::move(dir)),
+      child_path_(std::move(child_path)),
+      fs_(std::make_shared<FaultInjectionFs>()),
+      env_(rocksdb::NewCompositeEnv(fs_)) {
+  if (empty_store.empty()) {
+    Open(1);
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::copy(empty_store, dir_ + "/db", std::filesystem::copy_options::recursive, ec);
+  if (ec) Fail("copy " + empty_store + ": " + ec.message());
+  Open(2);
+}
+
+Harness::~Harness() { Close(); }
+
+void Harness::Open(uint64_t expected_incarnation) {
+  StoreOptions options{dir_ + "/db"};
+  options.env = env_.get();
+  Result<std::unique_ptr<StateStore>> store = StateStore::Open(options);
+  if (!store.ok()) Fail("open: " + store.status().ToString());
+  store_ = std::move(*store);
+  incarnation_ = store_->incarnation();
+  if (incarnation_ != expected_incarnation) {
+    Fail("opened as incarnation " + std::to_string(incarnation_) + ", expected " +
+         std::to_string(expected_incarnation));
+  }
+  runs_ = std::make_unique<RunStore>(store_.get(), &clock_, RetryPolicy(kRetryCapMs, 0.0, 1));
+  if (Status s = runs_->Init(); !s.ok()) Fail("RunStore::Init: " + s.ToString());
+}
+
+void Harness::Close() {
+  runs_.reset();
+  store_.reset();
+}
+
+void Harness::Fail(const std::string& what) const {
+  RC_FAIL(what + "\nsteps so far:\n  " + (trace_.empty() ? "(none)" : Join(trace_, "\n  ")));
+}
+
+void Harness::Enqueue(const std::vector<int>& keys, bool with_cursor) {
+  Op op;
+  op.kind = OpKind::kEnqueue;
+  op.keys = keys;
+  op.with_cursor = with_cursor;
+  Execute(op);
+}
+
+void Harness::Step(int key, int choice) {
+  std::optional<Op> op = PlanStep(model_, key, choice, FreshProcess());
+  if (op) return Execute(*op);
+  Op cancel;  // terminal: the state machine must keep it so
+  cancel.kind = OpKind::kCancel;
+  cancel.keys = {key};
+  cancel.from = model_.runs.at(key).state;
+  Execute(cancel);
+}
+
+void Harness::Poke(Op op) {
+  if (op.kind == OpKind::kRunning) op.process = FreshProcess();
+  Execute(op);
+}
+
+void Harness::Execute(const Op& op) {
+  std::string text = EncodeOp(op);
+  bool accepted = IsAccepted(model_, op);
+  std::vector<int> fresh = NewKeys(model_, op);
+  if (accepted) BeforeOp(op, model_);
+  Result<std::vector<Run>> r = ExecuteOp(runs_.get(), &clock_, op);
+  if (!accepted) {
+    bool absent = !model_.runs.count(op.key());
+    if (r.ok() || !(absent ? r.status().IsNotFound() : r.status().IsFailedPrecondition())) {
+      Fail(text + " must be refused (run " +
+           (absent ? "absent" : std::string(RunStateName(model_.runs.at(op.key()).state))) +
+           "), got " + (r.ok() ? "OK" : r.status().ToString()));
+    }
+    TestCoverage().refusals++;
+    Trace(text + " -> refused");
+    return ExpectModel(text);
+  }
+  if (!r.ok()) Fail(text + " refused: " + r.status().ToString());
+  ApplyOp(&model_, op, incarnation_);
+  Trace(text + " -> ok");
+  ExpectModel(text);
+  CheckCreated(op, fresh, *r);
+}
+
+void Harness::CheckCreated(const Op& op, const std::vector<int>& fresh_keys,
+                           const std::vector<Run>& created) {
+  std::string text = EncodeOp(op);
+  if (op.kind != OpKind::kEnqueue) {
+    if (created.size() != 1 || created[0].id != model_.runs.at(op.key()).id) {
+      Fail(text + " returned another run");
+    }
+    return;
+  }
+  if (created.size() != fresh_keys.size()) {
+    Fail(text + " created " + std::to_string(created.size()) + " runs, expected " +
+         std::to_string(fresh_keys.size()));
+  }
+  for (size_t i = 0; i < created.size(); ++i) {
+    const ExpectedRun& want = model_.runs.at(fresh_keys[i]);
+    if (KeyIndex(created[i].key) != fresh_keys[i] || created[i].id != want.id ||
+        created[i].state != S::kPending) {
+      Fail(text + ": created run " + std::to_string(created[i].id) + " is not the new " +
+           KeyName(fresh_keys[i]));
+    }
+  }
+}
+
+void Harness::BeforeOp(const Op& op, const Model& model) {
+  if (op.kind == OpKind::kRunning) {
+    processes_.Start(op.process.pid, op.process.start_time);
+    started_.insert(op.process.pid);
+  }
+  // Whoever cancels a running run stops its process (Cancel signals nothing).
+  bool ends_attempt =
+      op.kind == OpKind::kFinish || (op.kind == OpKind::kCancel && op.from == S::kRunning);
+  if (ends_attempt) KillIfAlive(model.runs.at(op.key()).process);
+}
+
+void Harness::ProcessDies(int key, bool pid_reused) {
+  auto it = model_.runs.find(key);
+  if (it == model_.runs.end() || it->second.state != S::kRunning ||
+      !processes_.IsAlive(it->second.process)) {
+    return Trace("process of " + KeyName(key) + ": none alive");
+  }
+  ProcessIdentity process = it->second.process;
+  processes_.Exit(process.pid);
+  Trace("process " + std::to_string(process.pid) + " of " + KeyName(key) + " exits");
+  if (!pid_reused) return;
+  ProcessIdentity other{process.pid, next_start_time_ += 10, processes_.BootId()};
+  processes_.Start(other.pid, other.start_time);
+  bystanders_.push_back(other);
+  Trace("pid " + std::to_string(other.pid) + " reused by an unrelated process");
+}
+
+void Harness::Restart(bool power_loss) {
+  Reopen(power_loss);
+  ExpectModel("reopen");
+}
+
+void Harness::Reopen(bool power_loss) {
+  Close();
+  if (power_loss) {
+    rocksdb::IOStatus s = fs_->DropUnsyncedData();
+    if (!s.ok()) Fail("DropUnsyncedData: " + s.ToString());
+    Reboot();
+    TestCoverage().power_losses++;
+  }
+  Open(incarnation_ + 1);
+  Trace(std::string(power_loss ? "power loss and reboot" : "crash") + ", reopened as incarnation " +
+        std::to_string(incarnation_));
+}
+
+void Harness::Recover(int crash_after, bool power_loss) {
+  uint64_t incarnation = incarnation_;
+  if (crash_after > 0) {
+    if (Status s = ArmCrashPoint("during_recovery", crash_after); !s.ok()) Fail(s.ToString());
+  }
+  std::optional<Result<RecoveryReport>> report;
+  try {
+    report = RunRecovery(runs_.get(), &processes_, &clock_, RecoveryHooks{}, incarnation,
+                         RecoveryOptions{0});
+  } catch (const SimulatedCrash&) {
+  }
+  DisarmCrashPoints();
+  if (!report) {  // died at during_recovery after `crash_after` actions
+    Trace("recovery dies after " + std::to_string(crash_after) + " actions");
+    TestCoverage().recovery_crashes++;
+    Model before = model_, after = model_;
+    RecoverAll(&after, incarnation);
+    Reopen(power_loss);
+    Settle(before, after, /*per_run=*/true, "reopen after a crash in recovery");
+    return;
+  }
+  if (!report->ok()) Fail("recovery: " + report->status().ToString());
+  if (!(*report)->errors.empty()) Fail("recovery: " + Join((*report)->errors, "; "));
+  RecoverAll(&model_, incarnation);
+  Trace("recovery: " + std::to_string((*report)->actions.size()) + " actions");
+  ExpectModel("recovery");
+  CheckAfterRecovery();
+  if (crash_after > 0) Restart(power_loss);  // the point never came: die after the pass
+}
+
+void Harness::CheckAfterRecovery() {
+  std::vector<std::string> errors = CheckInvariants(*store_, &processes_, incarnation_);
+  for (const ProcessIdentity& p : bystanders_) {
+    if (!processes_.IsAlive(p)) {
+      errors.push_back("unrelated process " + std::to_string(p.pid) + " was killed");
+    }
+  }
+  if (!errors.empty()) Fail("after recovery: " + Join(errors, "; "));
+  TestCoverage().recoveries_checked++;
+}
+
+Harness::Observed Harness::Observe() {
+  Observed got;
+  Result<std::map<int, Run>> runs = ReadRuns(*runs_);
+  if (!runs.ok()) Fail("reading the runs: " + runs.status().ToString());
+  got.runs = std::move(*runs);
+  Result<std::optional<Cursor>> cursor = runs_->GetCursor("/repo", "main", "main");
+  if (!cursor.ok()) Fail("reading the cursor: " + cursor.status().ToString());
+  if (cursor->has_value()) got.cursor_sha = (*cursor)->sha;
+  return got;
+}
+
+std::string Harness::Diff(const Model& want, const Observed& got) const {
+  std::vector<std::string> diffs;
+  for (const auto& [key, run] : want.runs) {
+    auto it = got.runs.find(key);
+    std::string d = it == got.runs.end() ? "lost" : DiffRun(run, it->second);
+    if (!d.empty()) diffs.push_back(KeyName(key) + ": " + d);
+  }
+  for (const auto& [key, run] : got.runs) {
+    if (!want.runs.count(key)) {
+      diffs.push_back(KeyName(key) + ": unexpected run " + std::to_string(run.id));
+    }
+  }
+  std::optional<std::string> cursor;
+  if (want.cursor_key) cursor = KeyName(*want.cursor_key) + "'s sha";
+  std::optional<std::string> got_cursor;
+  if (got.cursor_sha) {
+    int key = 0;
+    while (key < kKeyCount && KeyFor(key).sha != *got.cursor_sha) ++key;
+    got_cursor = key < kKeyCount ? KeyName(key) + "'s sha" : "sha " + *got.cursor_sha;
+  }
+  if (cursor != got_cursor) {
+    diffs.push_back("cursor is " + got_cursor.value_or("none") + ", expected " +
+                    cursor.value_or("none"));
+  }
+  return Join(diffs, "; ");
+}
+
+int Harness::Settle(const Model& without, const Model& with, bool per_run,
+                    const std::string& what) {
+  Observed got = Observe();
+  Model chosen = with;
+  int taken = 1;
+  if (per_run) {
+    taken = 0;
+    for (auto& [key, run] : chosen.runs) {
+      auto before = without.runs.find(key);
+      auto it = got.runs.find(key);
+      if (before != without.runs.end() && it != got.runs.end() &&
+          DiffRun(before->second, it->second).empty()) {
+        run = before->second;
+      } else {
+        ++taken;
+      }
+    }
+  } else if (Diff(without, got).empty()) {
+    chosen = without;
+    taken = 0;
+  }
+  std::string diff = Diff(chosen, got);
+  if (!diff.empty()) {
+    std::string without_diff = Diff(without, got);
+    std::string with_diff = Diff(with, got);
+    if (without_diff == with_diff) Fail(what + ": the store differs from the model: " + diff);
+    Fail(what + ": the store matches neither outcome of the unacknowledged step: without it [" +
+         without_diff + "], with it [" + with_diff + "]" +
+         (per_run ? ", run by run [" + diff + "]" : ""));
+  }
+  model_ = std::move(chosen);
+  Adopt(got);
+  return taken;
+}
+
+void Harness::Adopt(const Observed& got) {
+  uint64_t newest = max_id_;
+  for (auto& [key, run] : model_.runs) {
+    if (run.id != 0) continue;
+    uint64_t id = got.runs.at(key).id;
+    if (id <= max_id_) {
+      Fail(KeyName(key) + " got run id " + std::to_string(id) + ", not above the earlier " +
+           std::to_string(max_id_));
+    }
+    run.id = id;
+    newest = std::max(newest, id);
+  }
+  max_id_ = newest;
+}
+
+ProcessIdentity Harness::FreshProcess() {
+  return ProcessIdentity{next_pid_++, next_start_time_ += 10, processes_.BootId()};
+}
+
+void Harness::KillIfAlive(const ProcessIdentity& process) {
+  if (processes_.IsAlive(process)) processes_.Exit(process.pid);
+}
+
+void Harness::Reboot() {
+  for (int32_t pid : started_) processes_.Exit(pid);
+  bystanders_.clear();
+  processes_.SetBootId("boot-" + std::to_string(++boots_));
+}
+
+}  // namespace wtd::property

@@ -1,0 +1,171 @@
+#include "property/invariants.h"
+
+#include <map>
+#include <set>
+#include <utility>
+
+#include "store/keys.h"
+#include "store/records.h"
+
+namespace wtd::property {
+namespace {
+
+using S = RunState;
+
+// The moves the run store and recovery may make, from the state machine:
+// each op of run_model.h, recovery's interrupt and requeue, and cancel.
+bool IsStateMachineEdge(RunState from, RunState to) {
+  static const std::set<std::pair<S, S>> kEdges = {
+      {S::kPending, S::kLeased},    {S::kLeased, S::kPreparing},  {S::kLeased, S::kReady},
+      {S::kPreparing, S::kReady},   {S::kReady, S::kRunning},     {S::kReady, S::kRetryWait},
+      {S::kReady, S::kFailed},      {S::kRunning, S::kSucceeded}, {S::kRunning, S::kRetryWait},
+      {S::kRunning, S::kFailed},    {S::kRunning, S::kTimedOut},  {S::kRetryWait, S::kPending},
+      {S::kLeased, S::kPending},    {S::kPreparing, S::kPending}, {S::kReady, S::kPending},
+      {S::kPending, S::kCancelled}, {S::kLeased, S::kCancelled},  {S::kPreparing, S::kCancelled},
+      {S::kReady, S::kCancelled},   {S::kRunning, S::kCancelled}, {S::kRetryWait, S::kCancelled},
+  };
+  return kEdges.count({from, to}) > 0;
+}
+
+bool IsFinal(RunState s) {
+  return s == S::kSucceeded || s == S::kFailed || s == S::kTimedOut || s == S::kCancelled;
+}
+
+std::string Name(uint64_t id) { return "run " + std::to_string(id); }
+
+std::string Move(const Event& e) {
+  return std::string(RunStateName(e.from)) + " -> " + std::string(RunStateName(e.to));
+}
+
+// Reads every record of `family` through `decode` into `out` by numeric key.
+template <typename T, typename DecodeFn>
+void ReadFamily(const StateStore& store, Family family, DecodeFn decode, std::map<uint64_t, T>* out,
+                std::vector<std::string>* errors) {
+  Status s = store.Scan(family, "", [&](std::string_view k, std::string_view v) {
+    Result<uint64_t> id = DecodeU64Key(k);
+    Result<T> value = decode(v);
+    if (!id.ok() || !value.ok()) {
+      errors->push_back(std::string(FamilyName(family)) + ": undecodable record");
+      return true;
+    }
+    (*out)[*id] = std::move(*value);
+    return true;
+  });
+  if (!s.ok()) errors->push_back(s.ToString());
+}
+
+void CheckRunKeys(const StateStore& store, const std::map<uint64_t, Run>& runs,
+                  std::vector<std::string>* errors) {
+  size_t entries = 0;
+  Status s = store.Scan(Family::kRunKeys, "", [&](std::string_view k, std::string_view v) {
+    ++entries;
+    Result<uint64_t> id = DecodeU64Key(v);
+    auto run = id.ok() ? runs.find(*id) : runs.end();
+    if (run == runs.end()) {
+      errors->push_back("run_keys entry names no run");
+    } else if (EncodeRunKey(run->second.key) != k) {
+      errors->push_back("run_keys entry for " + Name(*id) + " holds another key");
+    }
+    return true;
+  });
+  if (!s.ok()) errors->push_back(s.ToString());
+  for (const auto& [id, run] : runs) {
+    Result<std::string> v = store.Get(Family::kRunKeys, EncodeRunKey(run.key));
+    if (!v.ok() || *v != EncodeU64Key(id)) errors->push_back(Name(id) + ": run_keys lost it");
+  }
+  if (entries != runs.size()) {
+    errors->push_back(std::to_string(entries) + " run_keys entries for " +
+                      std::to_string(runs.size()) + " runs");
+  }
+}
+
+void CheckActive(const StateStore& store, const std::map<uint64_t, Run>& runs,
+                 std::vector<std::string>* errors) {
+  std::set<uint64_t> active;
+  Status s = store.Scan(Family::kActive, "", [&](std::string_view k, std::string_view) {
+    Result<uint64_t> id = DecodeU64Key(k);
+    if (id.ok()) active.insert(*id);
+    return true;
+  });
+  if (!s.ok()) errors->push_back(s.ToString());
+  for (const auto& [id, run] : runs) {
+    bool in_active = active.count(id) > 0;
+    if (IsFinal(run.state) == in_active) {
+      errors->push_back(Name(id) + " is " + std::string(RunStateName(run.state)) +
+                        (in_active ? " but in active" : " but not in active"));
+    }
+  }
+  for (uint64_t id : active) {
+    if (!runs.count(id)) errors->push_back("active names missing " + Name(id));
+  }
+}
+
+void CheckProcesses(const std::map<uint64_t, Run>& runs, ProcessTable* processes,
+                    uint64_t incarnation, std::vector<std::string>* errors) {
+  for (const auto& [id, run] : runs) {
+    bool alive = processes->IsAlive(ProcessIdentity{run.pid, run.pid_start_time, run.boot_id});
+    if (run.state == S::kRunning && (run.incarnation != incarnation || !alive)) {
+      errors->push_back(Name(id) + " is left running (incarnation " +
+                        std::to_string(run.incarnation) + ", process " +
+                        (alive ? "alive" : "dead") + ") after recovery by incarnation " +
+                        std::to_string(incarnation));
+    }
+    if (run.state != S::kRunning && run.attempt > 0 && alive) {
+      errors->push_back(Name(id) + " is " + std::string(RunStateName(run.state)) +
+                        " but its process " + std::to_string(run.pid) + " is alive");
+    }
+  }
+}
+
+// Checks one run's events, oldest first.
+void CheckHistory(const Run& run, const std::vector<Event>& events,
+                  std::vector<std::string>* errors) {
+  std::string name = Name(run.id);
+  if (events.empty() || events[0].from != S::kPending || events[0].to != S::kPending) {
+    errors->push_back(name + ": history does not start with its enqueue");
+    return;
+  }
+  int terminal = 0;
+  for (size_t i = 1; i < events.size(); ++i) {
+    const Event& prev = events[i - 1];
+    const Event& e = events[i];
+    if (e.from != prev.to || !IsStateMachineEdge(e.from, e.to) || e.attempt < prev.attempt) {
+      errors->push_back(name + ": event " + Move(e) + " (attempt " + std::to_string(e.attempt) +
+                        ") cannot follow " + Move(prev) + " (attempt " +
+                        std::to_string(prev.attempt) + ")");
+    }
+    if (IsFinal(e.to)) ++terminal;
+  }
+  if (terminal != (IsFinal(run.state) ? 1 : 0)) {
+    errors->push_back(name + " is " + std::string(RunStateName(run.state)) + " with " +
+                      std::to_string(terminal) + " terminal outcomes recorded");
+  }
+  const Event& last = events.back();
+  if (last.to != run.state || last.attempt != run.attempt) {
+    errors->push_back(name + ": last event " + Move(last) + " (attempt " +
+                      std::to_string(last.attempt) + ") disagrees with the run");
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> CheckInvariants(const StateStore& store, ProcessTable* processes,
+                                         uint64_t incarnation) {
+  std::vector<std::string> errors;
+  std::map<uint64_t, Run> runs;
+  std::map<uint64_t, Event> events;
+  ReadFamily(store, Family::kRuns, DecodeRun, &runs, &errors);
+  ReadFamily(store, Family::kEvents, DecodeEvent, &events, &errors);
+  CheckRunKeys(store, runs, &errors);
+  CheckActive(store, runs, &errors);
+  CheckProcesses(runs, processes, incarnation, &errors);
+  std::map<uint64_t, std::vector<Event>> history;
+  for (const auto& [seq, e] : events) history[e.run_id].push_back(e);
+  for (const auto& [id, run] : runs) CheckHistory(run, history[id], &errors);
+  for (const auto& [id, list] : history) {
+    if (!runs.count(id)) errors.push_back("events name missing " + Name(id));
+  }
+  return errors;
+}
+
+}  // namespace wtd::property
