@@ -84,6 +84,30 @@ class ProcProcessTable final : public ProcessTable {
     return Status::OK();
   }
 
+  Status SignalLeftoverGroup(const ProcessIdentity& leader, int sig) override {
+    std::string name = "process group " + std::to_string(leader.pid);
+    if (leader.pid <= 0 || leader.boot_id != boot_id_) {
+      return Status::NotFound(name + ": recorded on another boot");
+    }
+    std::ifstream in("/proc/" + std::to_string(leader.pid) + "/stat");
+    if (in) {
+      std::stringstream buf;
+      buf << in.rdbuf();
+      bool zombie = false;
+      Result<uint64_t> start = ParseProcStatStartTime(buf.str(), &zombie);
+      // A live leader is SignalGroup's business; another start time is a
+      // stranger that reused the pid, so the old group is empty.
+      if (!start.ok() || !zombie || *start != leader.start_time) {
+        return Status::NotFound(name + ": pid " + std::to_string(leader.pid) + " is in use");
+      }
+    }
+    if (kill(-leader.pid, sig) != 0) {
+      if (errno == ESRCH) return Status::NotFound(name + ": no members left");
+      return Status::FromErrno("kill(-" + std::to_string(leader.pid) + ")", errno);
+    }
+    return Status::OK();
+  }
+
  private:
   std::string boot_id_;
 };

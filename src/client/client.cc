@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 
@@ -108,7 +109,14 @@ Result<std::string> Client::ReadLine(int timeout_ms) {
 
 Result<nlohmann::json> Client::Call(const std::string& command, const nlohmann::json& args,
                                     int timeout_ms) {
-  WTD_RETURN_IF_ERROR(WriteAll(EncodeRequest(command, args), timeout_ms));
+  Status sent = WriteAll(EncodeRequest(command, args), timeout_ms);
+  if (!sent.ok()) {
+    // A server that refuses a connection (peer check, connection limit)
+    // answers with one error line and closes, maybe before the request
+    // went out: that answer says more than EPIPE does.
+    Result<std::string> refusal = ReadLine(std::min(timeout_ms, 1000));
+    return refusal.ok() ? DecodeResponse(*refusal) : Result<nlohmann::json>(sent);
+  }
   WTD_ASSIGN_OR_RETURN(std::string line, ReadLine(timeout_ms));
   return DecodeResponse(line);
 }

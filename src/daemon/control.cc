@@ -48,7 +48,10 @@ json RepoJson(const RepoStatus& r) {
 
 Result<json> Status_(ControlContext* c, const json&) {
   SchedulerSnapshot s = c->scheduler->Snapshot();
-  WTD_ASSIGN_OR_RETURN(std::vector<Run> active, c->runs->ListActive());
+  std::vector<Status> damaged;
+  WTD_ASSIGN_OR_RETURN(std::vector<Run> active, c->runs->ListActive(&damaged));
+  json damaged_runs = json::array();
+  for (const Status& d : damaged) damaged_runs.push_back(d.ToString());
   std::map<std::string, int> counts;
   for (const Run& r : active) ++counts[std::string(RunStateName(r.state))];
   json repos = json::array();
@@ -70,6 +73,7 @@ Result<json> Status_(ControlContext* c, const json&) {
               {"repos", repos},
               {"active", active.size()},
               {"active_by_state", counts},
+              {"damaged_runs", damaged_runs},
               {"running_runs", s.running},
               {"last_tick", TimeOrNull(s.last_tick_ms)},
               {"ticks", s.ticks},

@@ -3,6 +3,9 @@
 #include <signal.h>
 #include <time.h>
 
+#include <algorithm>
+#include <map>
+
 #include "base/crash_point.h"
 
 namespace wtd {
@@ -17,27 +20,62 @@ void SleepMs(int64_t ms) {
   nanosleep(&ts, nullptr);
 }
 
-// Kills the process group of a run's surviving process and waits (bounded)
-// for its leader to go. Returns a description of what was done.
-std::string KillSurvivor(const Run& r, ProcessTable* processes, const RecoveryOptions& options) {
-  ProcessIdentity id = IdentityOf(r);
-  Status s = processes->SignalGroup(id, SIGKILL);
-  if (!s.ok()) return "process " + std::to_string(r.pid) + " gone before kill";
-  for (int64_t waited = 0; processes->IsAlive(id) && waited < options.kill_wait_ms; waited += 10) {
-    SleepMs(10);
+// Whether recovery must deal with this run's process: a run `running` for an
+// earlier incarnation (a run of this incarnation is the scheduler's).
+bool Orphaned(const Run& r, uint64_t incarnation) {
+  return r.state == RunState::kRunning && r.incarnation != incarnation;
+}
+
+// SIGKILLs the groups of every orphaned run whose process is still alive,
+// all first, then waits (bounded, once for all) for them to go. Returns, per
+// run id, what was done.
+std::map<uint64_t, std::string> KillSurvivors(const std::vector<Run>& active, uint64_t incarnation,
+                                              ProcessTable* processes,
+                                              const RecoveryOptions& options) {
+  std::map<uint64_t, std::string> done;
+  std::vector<const Run*> killed;
+  for (const Run& r : active) {
+    if (!Orphaned(r, incarnation) || !processes->IsAlive(IdentityOf(r))) continue;
+    if (processes->SignalGroup(IdentityOf(r), SIGKILL).ok()) {
+      killed.push_back(&r);
+    } else {
+      done[r.id] = "process " + std::to_string(r.pid) + " gone before kill";
+    }
   }
-  if (processes->IsAlive(id)) {
-    return "killed process group " + std::to_string(r.pid) + " but it did not exit within " +
-           std::to_string(options.kill_wait_ms) + " ms";
+  auto any_alive = [&] {
+    return std::any_of(killed.begin(), killed.end(),
+                       [&](const Run* r) { return processes->IsAlive(IdentityOf(*r)); });
+  };
+  for (int64_t waited = 0; any_alive() && waited < options.kill_wait_ms; waited += 10) SleepMs(10);
+  for (const Run* r : killed) {
+    done[r->id] = processes->IsAlive(IdentityOf(*r))
+                      ? "killed process group " + std::to_string(r->pid) +
+                            " but it did not exit within " + std::to_string(options.kill_wait_ms) +
+                            " ms"
+                      : "killed surviving process group " + std::to_string(r->pid);
   }
-  return "killed surviving process group " + std::to_string(r.pid);
+  return done;
+}
+
+// What is left of a gone process's group (its background children) is
+// killed too; returns the detail for the report.
+std::string KillLeftovers(const Run& r, ProcessTable* processes) {
+  std::string gone = "process " + std::to_string(r.pid) + " gone";
+  if (processes->SignalLeftoverGroup(IdentityOf(r), SIGKILL).ok()) {
+    return gone + "; killed what was left of its process group";
+  }
+  return gone;
 }
 
 class Pass {
  public:
   Pass(RunStore* runs, ProcessTable* processes, const RecoveryHooks& hooks,
-       const RecoveryOptions& options, RecoveryReport* report)
-      : runs_(runs), processes_(processes), hooks_(hooks), options_(options), report_(report) {}
+       std::map<uint64_t, std::string> killed, RecoveryReport* report)
+      : runs_(runs),
+        processes_(processes),
+        hooks_(hooks),
+        killed_(std::move(killed)),
+        report_(report) {}
 
   void Recover(const Run& r) {
     switch (r.state) {
@@ -56,10 +94,9 @@ class Pass {
 
  private:
   void RecoverRunning(const Run& r) {
-    if (r.incarnation == report_->incarnation) return;  // ours: the scheduler owns it
-    std::string detail = processes_->IsAlive(IdentityOf(r))
-                             ? KillSurvivor(r, processes_, options_)
-                             : "process " + std::to_string(r.pid) + " gone";
+    if (!Orphaned(r, report_->incarnation)) return;  // ours: the scheduler owns it
+    auto killed = killed_.find(r.id);
+    std::string detail = killed != killed_.end() ? killed->second : KillLeftovers(r, processes_);
     if (hooks_.release_finished) {
       Status s = hooks_.release_finished(r);
       if (!s.ok()) return Error(r, s);
@@ -91,7 +128,7 @@ class Pass {
   RunStore* runs_;
   ProcessTable* processes_;
   const RecoveryHooks& hooks_;
-  const RecoveryOptions& options_;
+  const std::map<uint64_t, std::string> killed_;  // run id -> what KillSurvivors did
   RecoveryReport* report_;
 };
 
@@ -103,9 +140,14 @@ Result<RecoveryReport> RunRecovery(RunStore* runs, ProcessTable* processes, Cloc
   int64_t start = clock->MonotonicUs();
   RecoveryReport report;
   report.incarnation = incarnation;
-  WTD_ASSIGN_OR_RETURN(std::vector<Run> active, runs->ListActive());
-  report.active_scanned = active.size();
-  Pass pass(runs, processes, hooks, options, &report);
+  std::vector<Status> damaged;
+  WTD_ASSIGN_OR_RETURN(std::vector<Run> active, runs->ListActive(&damaged));
+  for (const Status& d : damaged) {
+    report.errors.push_back(d.ToString() + " (left in active; the other runs are recovered)");
+  }
+  report.active_scanned = active.size() + damaged.size();
+  Pass pass(runs, processes, hooks, KillSurvivors(active, incarnation, processes, options),
+            &report);
   for (const Run& r : active) pass.Recover(r);
   report.duration_us = clock->MonotonicUs() - start;
   return report;

@@ -264,24 +264,33 @@ Result<Run> RunStore::Cancel(uint64_t id, RunState from, const std::string& reas
   return Transition(id, from, S::kCancelled, [&](Run& r) { r.error = reason; });
 }
 
-Result<std::vector<Run>> RunStore::ListActive() const {
+Result<std::vector<Run>> RunStore::ListActive(std::vector<Status>* damaged) const {
   std::vector<uint64_t> ids;
   Status scan_error;
   WTD_RETURN_IF_ERROR(store_->Scan(Family::kActive, "", [&](std::string_view k, std::string_view) {
     Result<uint64_t> id = DecodeU64Key(k);
-    if (!id.ok()) {
+    if (id.ok()) {
+      ids.push_back(*id);
+    } else if (damaged) {
+      damaged->push_back(id.status().WithContext("active"));
+    } else {
       scan_error = id.status().WithContext("active");
       return false;
     }
-    ids.push_back(*id);
     return true;
   }));
   WTD_RETURN_IF_ERROR(scan_error);
   std::vector<Run> runs;
   runs.reserve(ids.size());
   for (uint64_t id : ids) {
-    WTD_ASSIGN_OR_RETURN(Run r, Get(id));
-    runs.push_back(std::move(r));
+    Result<Run> r = Get(id);
+    if (r.ok()) {
+      runs.push_back(std::move(*r));
+    } else if (damaged) {
+      damaged->push_back(r.status());
+    } else {
+      return r.status();
+    }
   }
   return runs;
 }

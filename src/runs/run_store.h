@@ -122,8 +122,10 @@ class RunStore {
   Result<Run> Wake(uint64_t id);
   Result<Run> Cancel(uint64_t id, RunState from, const std::string& reason);
 
-  // Every non-terminal run, by id. Scans `active`, never history.
-  Result<std::vector<Run>> ListActive() const;
+  // Every non-terminal run, by id. Scans `active`, never history. A run that
+  // cannot be read fails the whole listing with its Status, unless `damaged`
+  // is given: then it is left out and its Status appended there.
+  Result<std::vector<Run>> ListActive(std::vector<Status>* damaged = nullptr) const;
   // Runs newest first matching the filter.
   Result<std::vector<Run>> List(const RunFilter& filter) const;
 

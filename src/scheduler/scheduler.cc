@@ -117,7 +117,13 @@ int64_t Scheduler::Step(bool refs_changed) {
   }
   next = std::min(next, next_poll_ms_);
   if (store_error_.empty() && !paused && !opts.dry_run) {
-    Result<std::vector<Run>> active = runs_->ListActive();
+    std::vector<Status> damaged;
+    Result<std::vector<Run>> active = runs_->ListActive(&damaged);
+    if (damaged.size() != damaged_reported_) {
+      // Once per change, not every step: the run stays until an operator acts.
+      for (const Status& d : damaged) spdlog::error("unreadable active run skipped: {}", d.ToString());
+      damaged_reported_ = damaged.size();
+    }
     if (!active.ok()) {
       spdlog::error("cannot list active runs: {}", active.status().ToString());
     } else {
@@ -148,7 +154,8 @@ void Scheduler::DispatchPending(const std::vector<Run>& active) {
     limit = options_.concurrency;
   }
   // Runs just woken are pending in the store but not in `active`: re-read.
-  Result<std::vector<Run>> now_active = runs_->ListActive();
+  std::vector<Status> damaged;  // reported by Step
+  Result<std::vector<Run>> now_active = runs_->ListActive(&damaged);
   const std::vector<Run>& list = now_active.ok() ? *now_active : active;
   for (const Run& r : list) {
     if (static_cast<int64_t>(in_flight_.size()) >= limit || stop_.load()) break;

@@ -138,6 +138,7 @@ class Scheduler {
   int64_t next_poll_ms_ = 0;
   uint64_t ticks_ = 0, enqueued_ = 0, started_ = 0;
   std::string store_error_;
+  size_t damaged_reported_ = 0;  // unreadable active runs last logged
 };
 
 }  // namespace wtd

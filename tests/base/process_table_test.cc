@@ -47,6 +47,65 @@ TEST(ProcessTableTest, RealChildIsAliveUntilReaped) {
   EXPECT_TRUE(table->StartTime(pid).status().IsNotFound());
 }
 
+// Polls until `pid` is gone or a zombie (5 s at most).
+bool GoneSoon(ProcessTable* table, pid_t pid) {
+  for (int i = 0; i < 5000 && table->StartTime(pid).ok(); ++i) usleep(1000);
+  return !table->StartTime(pid).ok();
+}
+
+TEST(ProcessTableTest, LeftoverGroupOfAGoneLeaderIsKilledOnlyOnceTheLeaderIsGone) {
+  ProcessTable* table = SystemProcessTable();
+  int go[2], report[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(report), 0);
+  pid_t leader = fork();
+  if (leader == 0) {
+    setpgid(0, 0);
+    pid_t member = fork();
+    if (member == 0) {
+      for (;;) pause();  // a background child left in the leader's group
+    }
+    (void)!write(report[1], &member, sizeof member);
+    char c;
+    (void)!read(go[0], &c, 1);
+    _exit(0);
+  }
+  setpgid(leader, leader);
+  pid_t member = 0;
+  ASSERT_EQ(read(report[0], &member, sizeof member), static_cast<ssize_t>(sizeof member));
+  Result<uint64_t> start = table->StartTime(leader);
+  ASSERT_TRUE(start.ok()) << start.status().ToString();
+  ProcessIdentity id{leader, *start, table->BootId()};
+
+  // While the leader lives, its group is SignalGroup's business.
+  EXPECT_TRUE(table->SignalLeftoverGroup(id, SIGKILL).IsNotFound());
+  EXPECT_TRUE(table->StartTime(member).ok());
+  // The leader exits and is reaped; its pid is free, its group lives on.
+  ASSERT_EQ(write(go[1], "g", 1), 1);
+  ASSERT_EQ(waitpid(leader, nullptr, 0), leader);
+  ASSERT_TRUE(table->StartTime(member).ok()) << "the member must outlive its leader";
+  ProcessIdentity other_boot = id;
+  other_boot.boot_id = "another-boot";
+  EXPECT_TRUE(table->SignalLeftoverGroup(other_boot, SIGKILL).IsNotFound());
+  EXPECT_TRUE(table->StartTime(member).ok());
+
+  ASSERT_TRUE(table->SignalLeftoverGroup(id, SIGKILL).ok());
+  EXPECT_TRUE(GoneSoon(table, member)) << "member " << member << " survived";
+  for (int fd : {go[0], go[1], report[0], report[1]}) close(fd);
+}
+
+TEST(ProcessTableTest, LeftoverGroupIsNotSignalledWhenThePidWasReused) {
+  ProcessTable* table = SystemProcessTable();
+  pid_t stranger = StartSleeper();  // plays the process that got the pid
+  Result<uint64_t> start = table->StartTime(stranger);
+  ASSERT_TRUE(start.ok());
+  ProcessIdentity recorded{stranger, *start - 1, table->BootId()};  // an older process
+  EXPECT_TRUE(table->SignalLeftoverGroup(recorded, SIGKILL).IsNotFound());
+  EXPECT_TRUE(table->StartTime(stranger).ok()) << "a stranger's group was signalled";
+  kill(stranger, SIGKILL);
+  waitpid(stranger, nullptr, 0);
+}
+
 TEST(ProcessTableTest, ZombieIsNotAlive) {
   ProcessTable* table = SystemProcessTable();
   pid_t pid = fork();

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +50,28 @@ class FakeProcessTable final : public ProcessTable {
     return Status::OK();
   }
 
+  // Process group `pgid` has members although its leader `pgid` exited.
+  void LeaveGroup(int32_t pgid) {
+    std::lock_guard<std::mutex> lock(mu_);
+    leftover_groups_.insert(pgid);
+  }
+  bool HasLeftoverGroup(int32_t pgid) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return leftover_groups_.count(pgid) > 0;
+  }
+
+  // Signals to leftover groups are recorded as (-pgid, sig).
+  Status SignalLeftoverGroup(const ProcessIdentity& leader, int sig) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (leader.boot_id != boot_id_ || procs_.count(leader.pid) ||
+        !leftover_groups_.count(leader.pid)) {
+      return Status::NotFound("no leftover group " + std::to_string(leader.pid));
+    }
+    signals_.emplace_back(-leader.pid, sig);
+    if (signals_kill_) leftover_groups_.erase(leader.pid);
+    return Status::OK();
+  }
+
   std::vector<std::pair<int32_t, int>> signals() {
     std::lock_guard<std::mutex> lock(mu_);
     return signals_;
@@ -58,6 +81,7 @@ class FakeProcessTable final : public ProcessTable {
   std::string boot_id_;
   std::mutex mu_;
   std::map<int32_t, uint64_t> procs_;
+  std::set<int32_t> leftover_groups_;
   std::vector<std::pair<int32_t, int>> signals_;
   bool signals_kill_ = true;
 };

@@ -75,6 +75,10 @@ class ReportingProcessTable final : public ProcessTable {
     processes_.erase(id.pid);
     return Status::OK();
   }
+  // The model has no leftover groups: a job's leader is its whole group.
+  Status SignalLeftoverGroup(const ProcessIdentity& leader, int) override {
+    return Status::NotFound("no leftover group " + std::to_string(leader.pid));
+  }
 
  private:
   std::string boot_id_;

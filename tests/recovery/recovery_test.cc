@@ -10,6 +10,7 @@
 #include "fakes/fake_clock.h"
 #include "fakes/fake_process_table.h"
 #include "fakes/temp_dir.h"
+#include "store/keys.h"
 
 namespace wtd {
 namespace {
@@ -101,7 +102,7 @@ TEST_F(RecoveryTest, SurvivorFromAnEarlierIncarnationIsKilledOnlyWhenIdentityMat
   procs_.Start(300, 88);
   procs_.Start(400, 99);
   uint64_t match = Make(S::kRunning, 3, {200, 77, "boot-A"});
-  uint64_t reused = Make(S::kRunning, 3, {300, 12, "boot-A"});     // pid reused since
+  uint64_t reused = Make(S::kRunning, 3, {300, 12, "boot-A"});      // pid reused since
   uint64_t old_boot = Make(S::kRunning, 3, {400, 99, "boot-OLD"});  // before a reboot
   Result<RecoveryReport> r = Recover();
   ASSERT_TRUE(r.ok());
@@ -112,6 +113,58 @@ TEST_F(RecoveryTest, SurvivorFromAnEarlierIncarnationIsKilledOnlyWhenIdentityMat
   EXPECT_EQ(StateOf(old_boot), S::kRetryWait);
   EXPECT_TRUE(procs_.StartTime(300).ok());  // the unrelated processes live on
   EXPECT_TRUE(procs_.StartTime(400).ok());
+}
+
+TEST_F(RecoveryTest, WhatAGoneProcessLeftInItsGroupIsKilled) {
+  uint64_t left = Make(S::kRunning, 3, {500, 5, "boot-A"});
+  uint64_t reused = Make(S::kRunning, 3, {600, 6, "boot-A"});
+  uint64_t old_boot = Make(S::kRunning, 3, {700, 7, "boot-OLD"});
+  procs_.LeaveGroup(500);
+  procs_.Start(600, 66);  // pid 600 now belongs to a stranger
+  procs_.LeaveGroup(600);
+  procs_.LeaveGroup(700);
+  Result<RecoveryReport> r = Recover();
+  ASSERT_TRUE(r.ok());
+  std::vector<std::pair<int32_t, int>> expected = {{-500, SIGKILL}};
+  EXPECT_EQ(procs_.signals(), expected);
+  for (uint64_t id : {left, reused, old_boot}) EXPECT_EQ(StateOf(id), S::kRetryWait);
+  ASSERT_EQ(r->actions.size(), 3u);
+  EXPECT_NE(r->actions[0].detail.find("killed what was left of its process group"),
+            std::string::npos)
+      << r->actions[0].detail;
+  EXPECT_EQ(r->actions[1].detail, "process 600 gone");
+}
+
+TEST_F(RecoveryTest, SurvivorsThatDoNotDieAreReportedAndEveryOneIsSignalled) {
+  procs_.SetSignalsKill(false);  // e.g. stuck in uninterruptible I/O
+  procs_.Start(200, 2);
+  procs_.Start(300, 3);
+  Make(S::kRunning, 3, {200, 2, "boot-A"});
+  Make(S::kRunning, 3, {300, 3, "boot-A"});
+  Result<RecoveryReport> r = Recover();
+  ASSERT_TRUE(r.ok());
+  std::vector<std::pair<int32_t, int>> expected = {{200, SIGKILL}, {300, SIGKILL}};
+  EXPECT_EQ(procs_.signals(), expected);
+  ASSERT_EQ(r->actions.size(), 2u);
+  for (const RecoveryAction& a : r->actions) {
+    EXPECT_NE(a.detail.find("did not exit within 100 ms"), std::string::npos) << a.detail;
+  }
+}
+
+TEST_F(RecoveryTest, AnUnreadableRunIsReportedAndTheOthersAreRecovered) {
+  uint64_t bad = Make(S::kRunning, 3, {800, 8, "boot-A"});
+  uint64_t good = Make(S::kRunning, 3, {900, 9, "boot-A"});
+  std::string value = *store_->Get(Family::kRuns, EncodeU64Key(bad));
+  value[value.size() / 2] ^= 0x10;
+  WriteBatch w;
+  w.Put(Family::kRuns, EncodeU64Key(bad), value);
+  ASSERT_TRUE(store_->Commit(w).ok());
+  Result<RecoveryReport> r = Recover();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->active_scanned, 2u);
+  ASSERT_EQ(r->errors.size(), 1u);
+  EXPECT_NE(r->errors[0].find("runs/" + std::to_string(bad)), std::string::npos) << r->errors[0];
+  EXPECT_EQ(StateOf(good), S::kRetryWait);
 }
 
 TEST_F(RecoveryTest, RunsOfTheCurrentIncarnationAreLeftAlone) {
