@@ -191,6 +191,8 @@ Result<Run> RunStore::MarkRunning(uint64_t id, const ProcessIdentity& process, u
     r.exit_code = -1;
     r.term_signal = 0;
     r.duration_ms = 0;
+    r.log_bytes = 0;
+    r.log_truncated = false;
     r.error.clear();
   });
 }

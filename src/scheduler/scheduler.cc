@@ -116,12 +116,18 @@ int64_t Scheduler::Step(bool refs_changed) {
     waker_->Watch(poller_->WatchDirs());
   }
   next = std::min(next, next_poll_ms_);
+  if (store_error_.empty() && now >= next_trim_ms_) {
+    Status trimmed = runs_->TrimEvents(opts.events_keep);
+    if (!trimmed.ok()) NoteStoreError(trimmed);
+    next_trim_ms_ = now + opts.events_trim_ms;
+  }
   if (store_error_.empty() && !paused && !opts.dry_run) {
     std::vector<Status> damaged;
     Result<std::vector<Run>> active = runs_->ListActive(&damaged);
     if (damaged.size() != damaged_reported_) {
       // Once per change, not every step: the run stays until an operator acts.
-      for (const Status& d : damaged) spdlog::error("unreadable active run skipped: {}", d.ToString());
+      for (const Status& d : damaged)
+        spdlog::error("unreadable active run skipped: {}", d.ToString());
       damaged_reported_ = damaged.size();
     }
     if (!active.ok()) {

@@ -52,6 +52,10 @@ struct SchedulerOptions {
   uint64_t log_cap_bytes = 16 << 20;
   int64_t kill_grace_ms = 5000;  // SIGTERM -> SIGKILL on timeout or stop
   bool dry_run = false;
+  // Retention of the `events` family: the newest `events_keep` are kept,
+  // older ones deleted every `events_trim_ms`.
+  uint64_t events_keep = 100000;
+  int64_t events_trim_ms = 60000;
 };
 
 // What `wtctl status` shows; refreshed by the loop after each step.
@@ -136,6 +140,7 @@ class Scheduler {
   // Loop thread only.
   std::map<uint64_t, InFlight> in_flight_;
   int64_t next_poll_ms_ = 0;
+  int64_t next_trim_ms_ = 0;
   uint64_t ticks_ = 0, enqueued_ = 0, started_ = 0;
   std::string store_error_;
   size_t damaged_reported_ = 0;  // unreadable active runs last logged

@@ -149,6 +149,29 @@ TEST_F(SchedulerTest, ShutdownPastTheGraceRecordsTheRunInterrupted) {
   EXPECT_NE(r.error.find("interrupted"), std::string::npos) << r.error;
 }
 
+TEST_F(SchedulerTest, OldEventsAreTrimmedToTheRetention) {
+  SchedulerOptions o;
+  o.poll_ms = 50;
+  o.exec_shim = WTD_EXEC_SHIM;
+  o.state_dir = dir_.Sub("state");
+  o.events_keep = 2;
+  o.events_trim_ms = 0;  // every step
+  sched_->SetOptions(o);
+  CommitJob("quick", "run = true\n");
+  ASSERT_TRUE(RunUntilSettled());
+  sched_->Step(false);
+  std::vector<std::string> events;
+  ASSERT_TRUE(store_
+                  ->Scan(Family::kEvents, "",
+                         [&](std::string_view k, std::string_view) {
+                           events.emplace_back(k);
+                           return true;
+                         })
+                  .ok());
+  // A run's life is five events (enqueue, lease, ready, running, succeeded).
+  EXPECT_EQ(events.size(), 2u);
+}
+
 TEST_F(SchedulerTest, PausedSchedulerStartsNothing) {
   sched_->SetPaused(true);
   CommitJob("quick", "run = true\n");
