@@ -7,6 +7,7 @@
 #include <set>
 #include <utility>
 
+#include "git/file_stamp.h"
 #include "git/git_util.h"
 
 namespace wtd::git {
@@ -115,20 +116,43 @@ Status Repository::CheckPresent() const {
 
 Result<std::vector<WorktreeInfo>> Repository::ListWorktrees() {
   WTD_RETURN_IF_ERROR(CheckPresent());
+  if (list_stamps_.StillValid()) return list_;
+  int64_t taken = RealtimeNs();
+  std::vector<std::string> paths;
+  std::vector<FileStamp> stamps;
+  auto stamp = [&](const std::string& path) {
+    paths.push_back(path);
+    stamps.push_back(StampFile(path));
+  };
+  list_stamps_ = FileStamps();
+  WTD_ASSIGN_OR_RETURN(list_, ReadWorktreeList(stamp));
+  list_stamps_ = FileStamps(std::move(paths), std::move(stamps), taken);
+  ++list_reads_;
+  return list_;
+}
+
+Result<std::vector<WorktreeInfo>> Repository::ReadWorktreeList(
+    const std::function<void(const std::string&)>& stamp) {
+  stamp(common_dir_ + "/worktrees");  // entries added or removed
   StrArray names;
   int rc = git_worktree_list(names.get(), main_.get());
   if (rc < 0) return GitError(rc, "list worktrees of " + root_);
   std::vector<WorktreeInfo> linked;
   for (size_t i = 0; i < names.size(); ++i) {
+    std::string admin = common_dir_ + "/worktrees/" + names[i];
+    stamp(admin + "/gitdir");  // rewritten by `git worktree move`
     git_worktree* raw = nullptr;
     rc = git_worktree_lookup(&raw, main_.get(), names[i]);
     WorktreePtr wt(raw);
     // A half-made or broken admin entry, or one whose work dir is gone
     // (prunable), is deliberately skipped: it has no HEAD to watch.
-    if (rc < 0 || git_worktree_validate(wt.get()) != 0) continue;
-    Result<std::string> path = RealPath(StripTrailingSlash(git_worktree_path(wt.get())));
+    if (rc < 0) continue;
+    std::string listed = StripTrailingSlash(git_worktree_path(wt.get()));
+    stamp(listed);  // the work dir: removed, or back
+    if (git_worktree_validate(wt.get()) != 0) continue;
+    Result<std::string> path = RealPath(listed);
     if (!path.ok() || !IsDirectory(*path)) continue;
-    linked.push_back(WorktreeInfo{names[i], *path, common_dir_ + "/worktrees/" + names[i], false});
+    linked.push_back(WorktreeInfo{names[i], *path, admin, false});
   }
   git_error_clear();
   std::sort(linked.begin(), linked.end(),
@@ -141,6 +165,9 @@ Result<std::vector<WorktreeInfo>> Repository::ListWorktrees() {
     all.push_back(std::move(wt));
   }
   std::erase_if(worktrees_, [&](const auto& entry) { return live.count(entry.first) == 0; });
+  std::erase_if(heads_, [&](const auto& entry) {
+    return entry.first != common_dir_ && live.count(entry.first) == 0;
+  });
   return all;
 }
 
@@ -168,10 +195,36 @@ Result<git_repository*> Repository::WorktreeHandle(const WorktreeInfo& wt) {
 }
 
 Result<HeadInfo> Repository::ReadHead(const WorktreeInfo& wt) {
+  auto cached = heads_.find(wt.gitdir);
+  if (cached != heads_.end() && cached->second.path == wt.path &&
+      cached->second.stamps.StillValid()) {
+    return cached->second.head;
+  }
+  // Stamp before reading. The branch's loose ref is the one HEAD named last
+  // time; if HEAD now names another, the answer is not kept.
+  int64_t taken = RealtimeNs();
+  std::string guess = cached != heads_.end() ? cached->second.head.branch : "";
+  std::vector<std::string> paths = {wt.gitdir + "/HEAD", common_dir_ + "/packed-refs"};
+  if (!guess.empty()) paths.push_back(common_dir_ + "/refs/heads/" + guess);
+  FileStamps stamps(std::move(paths), taken);
+  heads_.erase(wt.gitdir);
+
   WTD_RETURN_IF_ERROR(CheckPresent());
   WTD_ASSIGN_OR_RETURN(git_repository * repo, WorktreeHandle(wt));
   Result<HeadInfo> head = ReadHeadOf(repo, "worktree '" + wt.id + "' at " + wt.path);
-  if (!head.ok() && !wt.is_main) worktrees_.erase(wt.gitdir);  // re-open next time
+  ++head_reads_;
+  if (!head.ok()) {
+    if (!wt.is_main) worktrees_.erase(wt.gitdir);  // re-open next time
+    return head;
+  }
+  // A branch outside refs/heads keeps its full name ("refs/..."): its loose
+  // ref may live elsewhere, so only the HEAD file is trusted for it.
+  bool under_heads = head->detached || head->branch.rfind("refs/", 0) != 0;
+  if (head->branch == guess || (head->detached && guess.empty())) {
+    if (under_heads) heads_[wt.gitdir] = CachedHead{wt.path, std::move(stamps), *head};
+  } else {
+    heads_[wt.gitdir] = CachedHead{wt.path, FileStamps(), *head};  // stamped next time
+  }
   return head;
 }
 

@@ -14,11 +14,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "git/file_stamp.h"
 #include "wtd/status.h"
 
 struct git_repository;
@@ -73,15 +75,24 @@ class Repository {
   const std::string& opened_worktree_id() const { return opened_worktree_id_; }
 
   // Main worktree first, then linked ones sorted by id. A linked worktree
-  // whose directory is missing (prunable) is skipped. Re-reads the worktree
-  // list on every call, so worktrees added or removed since are seen.
+  // whose directory is missing (prunable) is skipped. Worktrees added,
+  // removed or moved since the last call are seen: the list is read again
+  // unless <commondir>/worktrees, every admin dir's `gitdir` file and every
+  // worktree directory stamp the same as when it was last read (FileStamps).
   // NotFound when the repository itself has vanished.
   Result<std::vector<WorktreeInfo>> ListWorktrees();
 
   // HEAD of one worktree, through a cached handle (re-opened when the
-  // worktree's path changed or the last read failed).
+  // worktree's path changed or the last read failed). The HEAD file,
+  // packed-refs and the branch's loose ref are stamped before each read; while
+  // they stamp the same, the last answer is returned without reading.
   // REQUIRES: `wt` came from ListWorktrees() of this repository.
   Result<HeadInfo> ReadHead(const WorktreeInfo& wt);
+
+  // How many times the worktree list and a HEAD were actually read (not
+  // answered from stamps). For tests and benchmarks.
+  uint64_t worktree_list_reads() const { return list_reads_; }
+  uint64_t head_reads() const { return head_reads_; }
 
   // NotFound when `sha` names no commit; InvalidArgument when it is not 40 hex.
   Result<CommitInfo> LookupCommit(const std::string& sha);
@@ -126,6 +137,11 @@ class Repository {
     std::string path;
     Handle repo;
   };
+  struct CachedHead {
+    std::string path;  // the worktree's path when read
+    FileStamps stamps;
+    HeadInfo head;
+  };
 
   Repository(Handle main, std::string root, std::string common_dir, std::string opened_id);
 
@@ -133,12 +149,20 @@ class Repository {
   Status CheckPresent() const;
   // The handle for `wt`'s HEAD: main_ for the main worktree, else cached.
   Result<git_repository*> WorktreeHandle(const WorktreeInfo& wt);
+  // Reads the worktree list (no stamps); `stamp` is called with each path
+  // to stamp before the file is read.
+  Result<std::vector<WorktreeInfo>> ReadWorktreeList(
+      const std::function<void(const std::string&)>& stamp);
 
   Handle main_;  // opened at common_dir_; objects and refs are shared
   std::string root_;
   std::string common_dir_;
   std::string opened_worktree_id_;
   std::map<std::string, CachedWorktree> worktrees_;  // by gitdir
+  FileStamps list_stamps_;                           // of list_
+  std::vector<WorktreeInfo> list_;
+  std::map<std::string, CachedHead> heads_;  // by gitdir
+  uint64_t list_reads_ = 0, head_reads_ = 0;
 };
 
 // The main-worktree root of the repository containing `path` (for config

@@ -2,7 +2,9 @@
 // vanished repository and watch directories.
 #include "git/repository.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <string>
@@ -182,6 +184,64 @@ TEST_F(RepositoryTest, ReadHeadSeesNewCommitsThroughCachedHandle) {
   EXPECT_EQ(repo->ReadHead(wts[0])->sha, main3);
   EXPECT_EQ(repo->ReadHead(wts[1])->sha, side2);
   EXPECT_NE(main2, main3);
+}
+
+// Ages every file and directory below `dir` (their mtimes 10 s into the
+// past), so FileStamps may trust them.
+void AgeTree(const std::string& dir) {
+  timespec times[2];
+  clock_gettime(CLOCK_REALTIME, &times[0]);
+  times[0].tv_sec -= 10;
+  times[1] = times[0];
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    utimensat(AT_FDCWD, it->path().c_str(), times, AT_SYMLINK_NOFOLLOW);
+  }
+  utimensat(AT_FDCWD, dir.c_str(), times, 0);
+}
+
+TEST_F(RepositoryTest, UnchangedHeadsAndWorktreeListAreAnsweredFromStamps) {
+  std::string dir = InitRepo("repo");
+  std::string first = Commit(dir, "a.txt", "a", "first");
+  Git(dir, {"worktree", "add", "-q", "-b", "side", Path("side")});
+  auto repo = OpenOk(dir);
+  ASSERT_NE(repo, nullptr);
+  AgeTree(dir);
+  AgeTree(Path("side"));
+  auto wts = ListOk(repo.get());
+  ASSERT_EQ(wts.size(), 2u);
+  for (int i = 0; i < 2; ++i) {  // the second read stamps the branch's loose ref too
+    ASSERT_EQ(repo->ReadHead(wts[0])->sha, first);
+    ASSERT_EQ(repo->ReadHead(wts[1])->sha, first);
+  }
+  uint64_t lists = repo->worktree_list_reads(), heads = repo->head_reads();
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(ListOk(repo.get()).size(), 2u);
+    EXPECT_EQ(repo->ReadHead(wts[0])->sha, first);
+    EXPECT_EQ(repo->ReadHead(wts[1])->sha, first);
+  }
+  EXPECT_EQ(repo->worktree_list_reads(), lists) << "an unchanged list was read again";
+  EXPECT_EQ(repo->head_reads(), heads) << "unchanged HEADs were read again";
+
+  // Each change is seen on the next call.
+  std::string side2 = Commit(Path("side"), "s.txt", "s", "side moves");
+  EXPECT_EQ(repo->ReadHead(wts[1])->sha, side2);
+  EXPECT_EQ(repo->ReadHead(wts[0])->sha, first);
+  Git(dir, {"pack-refs", "--all"});
+  std::string main2 = Commit(dir, "a.txt", "a2", "main moves");
+  EXPECT_EQ(repo->ReadHead(wts[0])->sha, main2);
+  Git(dir, {"checkout", "-q", "-b", "other"});
+  EXPECT_EQ(repo->ReadHead(wts[0])->branch, "other");
+  Git(dir, {"worktree", "add", "-q", "-b", "third", Path("third")});
+  EXPECT_EQ(ListOk(repo.get()).size(), 3u);
+  for (const char* d : {"repo", "side", "third"}) AgeTree(Path(d));
+  ASSERT_EQ(ListOk(repo.get()).size(), 3u);
+  lists = repo->worktree_list_reads();
+  ASSERT_EQ(ListOk(repo.get()).size(), 3u);
+  ASSERT_EQ(repo->worktree_list_reads(), lists);
+  std::filesystem::remove_all(Path("third"));
+  EXPECT_EQ(ListOk(repo.get()).size(), 2u) << "a removed work dir is seen";
 }
 
 TEST_F(RepositoryTest, ReadsDetachedHead) {
