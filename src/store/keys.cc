@@ -53,7 +53,8 @@ std::string EncodeRunKey(const RunKey& k) { return Join({k.repo, k.worktree, k.j
 
 Result<RunKey> DecodeRunKey(std::string_view key) {
   std::vector<std::string_view> parts = SplitKey(key);
-  if (parts.size() != 4) return Status::Corruption("run key with " + std::to_string(parts.size()) + " parts");
+  if (parts.size() != 4)
+    return Status::Corruption("run key with " + std::to_string(parts.size()) + " parts");
   return RunKey{std::string(parts[0]), std::string(parts[1]), std::string(parts[2]),
                 std::string(parts[3])};
 }

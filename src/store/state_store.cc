@@ -113,9 +113,9 @@ Status StateStore::Init(const StoreOptions& options) {
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
-  rocksdb::Status rs =
-      read_only_ ? rocksdb::DB::OpenForReadOnly(db_opts, dir_, descs, &handles, &db)
-                 : rocksdb::DB::Open(db_opts, dir_, descs, &handles, &db);
+  rocksdb::Status rs = read_only_
+                           ? rocksdb::DB::OpenForReadOnly(db_opts, dir_, descs, &handles, &db)
+                           : rocksdb::DB::Open(db_opts, dir_, descs, &handles, &db);
   if (!rs.ok()) return FromRocks(rs, "open state store " + dir_);
   db_.reset(db);
   // handles[0] is "default"; wtd's families follow in Family order.
@@ -185,8 +185,8 @@ Status StateStore::Commit(const WriteBatch& batch) {
   if (failed_.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(error_mu_);
     return Status::FailedPrecondition("state store " + dir_ +
-                                      " refuses writes after a failed write (" +
-                                      error_.ToString() + "); restart wtd to recover");
+                                      " refuses writes after a failed write (" + error_.ToString() +
+                                      "); restart wtd to recover");
   }
   rocksdb::WriteBatch wb;
   for (const WriteBatch::Op& op : batch.ops_) {

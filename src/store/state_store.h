@@ -53,8 +53,8 @@ std::string_view FamilyName(Family f);
 inline constexpr uint32_t kSchemaVersion = 1;
 
 struct StoreOptions {
-  std::string dir;          // the database directory; created if missing
-  bool read_only = false;   // no writes; may run while a daemon holds the store
+  std::string dir;         // the database directory; created if missing
+  bool read_only = false;  // no writes; may run while a daemon holds the store
   bool create_if_missing = true;
   rocksdb::Env* env = nullptr;  // for fault injection in tests; not owned
 };

@@ -93,10 +93,13 @@ class RunStoreTest : public ::testing::Test {
 
   size_t CountFamily(Family f) {
     size_t n = 0;
-    EXPECT_TRUE(store_->Scan(f, "", [&](std::string_view, std::string_view) {
-      ++n;
-      return true;
-    }).ok());
+    EXPECT_TRUE(store_
+                    ->Scan(f, "",
+                           [&](std::string_view, std::string_view) {
+                             ++n;
+                             return true;
+                           })
+                    .ok());
     return n;
   }
 
