@@ -128,12 +128,15 @@ class [[nodiscard]] Result {
   } while (0)
 
 // `WTD_ASSIGN_OR_RETURN(auto x, MakeX());` declares x from a Result or returns
-// its Status.
+// its Status. (`lhs` is a declaration and `tmp` a name: neither can be
+// parenthesized.)
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define WTD_ASSIGN_OR_RETURN(lhs, expr) \
   WTD_ASSIGN_OR_RETURN_IMPL_(WTD_CONCAT_(wtd_result_, __LINE__), lhs, expr)
 #define WTD_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                               \
   if (!tmp.ok()) return tmp.status();              \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // WTD_STATUS_H_
