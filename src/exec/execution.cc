@@ -145,6 +145,11 @@ Status Execution::Spawn(int out_write, int handshake_read) {
   posix_spawn_file_actions_adddup2(&actions, out_write, 1);
   posix_spawn_file_actions_adddup2(&actions, out_write, 2);
   posix_spawn_file_actions_adddup2(&actions, handshake_read, 3);
+  // Nothing else of the daemon's reaches the job, whatever forgot
+  // O_CLOEXEC (a log file, a socket another thread accepted just now): a job
+  // that outlived its daemon must not keep the control socket or a store
+  // file open.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
   posix_spawn_file_actions_addchdir_np(&actions, req_.cwd.c_str());
 
   sigset_t empty, defaults;

@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,6 +16,8 @@ namespace {
 
 namespace asio = boost::asio;
 using Local = asio::local::stream_protocol;
+
+void SetCloseOnExec(int fd) { fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC); }
 
 // Whether something accepts connections on the socket at `path`.
 bool SomethingListens(const std::string& path) {
@@ -90,6 +93,7 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
         socket_(std::move(socket)),
         timer_(server->io_),
         buffer_(server->options_.max_request_bytes + 1) {
+    SetCloseOnExec(socket_.native_handle());
     ++server_->connections_;
   }
   ~Connection() { --server_->connections_; }
@@ -192,7 +196,8 @@ Status Server::Impl::Bind() {
   boost::system::error_code ec;
   acceptor_.open(Local(), ec);
   if (ec) return Status::IOError("socket " + path_ + ": " + ec.message());
-  mode_t old = umask(0177);  // the file is created 0600, never wider
+  SetCloseOnExec(acceptor_.native_handle());  // Asio does not
+  mode_t old = umask(0177);                   // the file is created 0600, never wider
   acceptor_.bind(Local::endpoint(path_), ec);
   umask(old);
   if (ec) return Status::IOError("bind " + path_ + ": " + ec.message());

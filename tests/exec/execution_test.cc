@@ -117,6 +117,19 @@ TEST_F(ExecutionTest, RunsReleasedJobInCwdWithExactlyTheGivenEnv) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
+TEST_F(ExecutionTest, JobInheritsNoDescriptorOfTheDaemonButItsStdio) {
+  // A descriptor opened without O_CLOEXEC, as a library might (Asio's
+  // sockets, spdlog's log files).
+  int leak = dup2(open("/dev/null", O_RDONLY), 57);
+  ASSERT_EQ(leak, 57);
+  SpawnRequest req = Request(
+      "for fd in 3 4 57; do if [ -e /proc/$$/fd/$fd ]; then echo open $fd; fi; done > fds.txt");
+  ExecOutcome outcome = RunToEnd(req);
+  close(leak);
+  EXPECT_EQ(outcome.exit_code, 0);
+  EXPECT_EQ(ReadOrEmpty(dir_.Sub("work/fds.txt")), "");
+}
+
 TEST_F(ExecutionTest, HeldJobHasNotRunAndIsItsOwnLiveGroupLeader) {
   SpawnRequest req = Request("touch ran");
   std::unique_ptr<Execution> exec = StartOrDie(req);
