@@ -60,12 +60,14 @@ Status RunStore::Init() {
   return Status::OK();
 }
 
-void RunStore::PutRun(WriteBatch* b, const Run& run) {
+void RunStore::PutRun(WriteBatch* b, const Run& run, bool was_active) {
   std::string key = EncodeU64Key(run.id);
   b->Put(Family::kRuns, key, EncodeRun(run));
+  // `active` changes only when a run enters it or leaves it: a transition
+  // between two non-terminal states finds its key there already.
   if (IsTerminal(run.state)) {
     b->Delete(Family::kActive, key);
-  } else {
+  } else if (!was_active) {
     b->Put(Family::kActive, key, "");
   }
 }
@@ -110,7 +112,7 @@ Result<std::vector<Run>> RunStore::Enqueue(const std::vector<NewRun>& runs,
     r.retry_backoff_ms = n.retry_backoff_ms;
     r.timeout_ms = n.timeout_ms;
     r.created_at_ms = r.updated_at_ms = now;
-    PutRun(&b, r);
+    PutRun(&b, r, /*was_active=*/false);
     b.Put(Family::kRunKeys, rk, EncodeU64Key(r.id));
     AddEvent(&b, r, RunState::kPending, now);
     keys_in_batch.push_back(std::move(rk));
@@ -153,7 +155,7 @@ Result<Run> RunStore::Apply(uint64_t id, const std::function<Result<RunState>(Ru
   r.updated_at_ms = now;
   if (IsTerminal(to)) r.finished_at_ms = now;
   WriteBatch b;
-  PutRun(&b, r);
+  PutRun(&b, r, /*was_active=*/!IsTerminal(from));
   AddEvent(&b, r, from, now);
   WTD_RETURN_IF_ERROR(store_->Commit(b));
   return r;

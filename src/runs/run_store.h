@@ -144,8 +144,9 @@ class RunStore {
   static constexpr size_t kStripes = 64;
   std::mutex& StripeFor(uint64_t id) const { return stripes_[id % kStripes]; }
   void AddEvent(WriteBatch* b, const Run& run, RunState from, int64_t now);
-  // Writes run + active membership into `b`.
-  static void PutRun(WriteBatch* b, const Run& run);
+  // The run record, and its `active` key when it enters (was_active false)
+  // or leaves (terminal) the active set.
+  static void PutRun(WriteBatch* b, const Run& run, bool was_active);
   // Reads run `id` under its stripe lock, lets `decide` mutate it and name
   // the target state (or refuse), checks legality and commits.
   Result<Run> Apply(uint64_t id, const std::function<Result<RunState>(Run&)>& decide);
