@@ -229,12 +229,17 @@ Result<HeadInfo> Repository::ReadHead(const WorktreeInfo& wt) {
 }
 
 std::vector<std::string> Repository::WatchDirs(const WorktreeInfo& wt) const {
+  return WatchDirs(std::vector<WorktreeInfo>{wt});
+}
+
+std::vector<std::string> Repository::WatchDirs(const std::vector<WorktreeInfo>& wts) const {
   std::vector<std::string> dirs;
   auto add = [&dirs](const std::string& dir) {
     if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
   };
-  add(wt.gitdir);
+  for (const WorktreeInfo& wt : wts) add(wt.gitdir);
   add(common_dir_);
+  // Shared by every worktree: walked once, however many worktrees there are.
   std::string heads = common_dir_ + "/refs/heads";
   add(heads);
   std::error_code ec;

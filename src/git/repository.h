@@ -127,6 +127,9 @@ class Repository {
   // <commondir>/refs/heads plus its existing subdirectories (inotify is not
   // recursive). Unique, in that order.
   std::vector<std::string> WatchDirs(const WorktreeInfo& wt) const;
+  // The same for several worktrees of this repository: their gitdirs, then
+  // the shared directories once.
+  std::vector<std::string> WatchDirs(const std::vector<WorktreeInfo>& wts) const;
 
  private:
   struct Closer {

@@ -285,9 +285,10 @@ std::vector<std::string> Poller::WatchDirs() const {
   std::vector<std::string> dirs;
   for (const auto& repo : repos_) {
     if (!repo->git) continue;
-    for (const Worktree& wt : repo->worktrees) {
-      for (std::string& d : repo->git->WatchDirs(wt.info)) dirs.push_back(std::move(d));
-    }
+    std::vector<git::WorktreeInfo> infos;
+    infos.reserve(repo->worktrees.size());
+    for (const Worktree& wt : repo->worktrees) infos.push_back(wt.info);
+    for (std::string& d : repo->git->WatchDirs(infos)) dirs.push_back(std::move(d));
   }
   std::sort(dirs.begin(), dirs.end());
   dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());

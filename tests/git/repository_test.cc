@@ -364,6 +364,16 @@ TEST_F(RepositoryTest, WatchDirsExistAndCoverNestedBranchDirectories) {
   }
   for (const std::string& d : side_dirs) EXPECT_TRUE(fs::is_directory(d)) << d;
   for (const std::string& d : main_dirs) EXPECT_TRUE(fs::is_directory(d)) << d;
+  // Both at once: each gitdir, then the shared directories once.
+  std::vector<std::string> all = repo->WatchDirs(wts);
+  std::vector<std::string> want = {dir + "/.git/worktrees/side", dir + "/.git/refs/heads",
+                                   dir + "/.git/refs/heads/feature",
+                                   dir + "/.git/refs/heads/feature/deep"};
+  EXPECT_EQ(all.at(0), dir + "/.git");
+  for (const std::string& w : want) {
+    EXPECT_EQ(std::count(all.begin(), all.end(), w), 1) << w;
+  }
+  EXPECT_EQ(all.size(), side_dirs.size()) << "the main gitdir is the common dir";
 }
 
 TEST_F(RepositoryTest, LinkedWorktreeNamedMainIsKeptApartFromTheMainWorktree) {
