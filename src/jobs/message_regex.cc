@@ -107,7 +107,27 @@ uint64_t EstimateRegexElements(const std::string& re) {
   return SatAdd(stack[0].total, stack[0].last);
 }
 
+size_t StackedRepetition(const std::string& re) {
+  bool after_repetition = false;
+  for (size_t i = 0; i < re.size();) {
+    char c = re[i];
+    size_t end = i + 1;
+    bool repetition = c == '*' || c == '+' || c == '?';
+    if (c == '{') repetition = ParseInterval(re, i, &end) != 0;
+    if (c == '[') end = SkipBracket(re, i);
+    if (c == '\\') end = std::min(re.size(), i + 2);
+    if (repetition && after_repetition) return i;
+    after_repetition = repetition;
+    i = end;
+  }
+  return std::string::npos;
+}
+
 std::string MessageRegexProblem(const std::string& re) {
+  if (size_t at = StackedRepetition(re); at != std::string::npos) {
+    return "repetition operator '" + re.substr(at, 1) + "' at offset " + std::to_string(at) +
+           " follows another repetition (write one operator, or group: (a+)*)";
+  }
   if (EstimateRegexElements(re) > kMaxRegexElements) {
     return "regular expression is too large (more than " + std::to_string(kMaxRegexElements) +
            " elements once repetitions are expanded)";
