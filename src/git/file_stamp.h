@@ -21,8 +21,11 @@
 
 namespace wtd::git {
 
-// Far beyond the kernel's coarse timestamp tick (at most 10 ms).
-inline constexpr int64_t kRacyMarginNs = 100'000'000;
+// Beyond the coarsest file time granularity a repository may live on: the
+// kernel's coarse clock ticks every 1-10 ms, but ext3 and some network file
+// systems keep whole seconds (FAT two). A file changed this recently costs a
+// full read per tick until it is older.
+inline constexpr int64_t kRacyMarginNs = 3'000'000'000;
 
 struct FileStamp {
   bool exists = false;
