@@ -218,7 +218,8 @@ Result<HeadInfo> Repository::ReadHead(const WorktreeInfo& wt) {
     return head;
   }
   // A branch outside refs/heads keeps its full name ("refs/..."): its loose
-  // ref may live elsewhere, so only the HEAD file is trusted for it.
+  // ref may live elsewhere (per-worktree refs), so it is never answered from
+  // stamps.
   bool under_heads = head->detached || head->branch.rfind("refs/", 0) != 0;
   if (head->branch == guess || (head->detached && guess.empty())) {
     if (under_heads) heads_[wt.gitdir] = CachedHead{wt.path, std::move(stamps), *head};
