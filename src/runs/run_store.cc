@@ -130,7 +130,12 @@ Result<std::vector<Run>> RunStore::Enqueue(const std::vector<NewRun>& runs,
 }
 
 Result<Run> RunStore::Get(uint64_t id) const {
-  WTD_ASSIGN_OR_RETURN(std::string v, store_->Get(Family::kRuns, EncodeU64Key(id)));
+  Result<std::string> found = store_->Get(Family::kRuns, EncodeU64Key(id));
+  if (!found.ok()) {
+    if (found.status().IsNotFound()) return Status::NotFound(RunName(id) + " not found");
+    return found.status();
+  }
+  const std::string& v = *found;
   Result<Run> r = DecodeRun(v);
   if (!r.ok()) return r.status().WithContext("runs/" + std::to_string(id));
   return r;

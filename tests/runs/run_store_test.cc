@@ -260,6 +260,7 @@ TEST_F(RunStoreTest, CorruptRunRecordIsReportedNamingTheKeyAndOthersStillRead) {
   EXPECT_TRUE(r.status().IsCorruption());
   EXPECT_NE(r.status().message().find("runs/" + std::to_string(bad)), std::string::npos);
   EXPECT_TRUE(runs_->Get(good).ok());
+  EXPECT_EQ(runs_->Get(999).status(), Status::NotFound("run 999 not found"));
 }
 
 TEST_F(RunStoreTest, TrimEventsKeepsTheNewest) {
