@@ -22,6 +22,19 @@ class FiltersTest : public IntegrationTest {
     WaitSettled({sha}, "all");
     return sha;
   }
+  // Waits until every commit on HEAD ran `all` and the daemon is quiet, then
+  // checks `filtered` ran exactly for `want` and `all` for every commit.
+  std::vector<RunRow> ExpectFilteredRanFor(const std::vector<std::string>& want) {
+    std::vector<std::string> shas = repo_.RevList();
+    WaitSettled(shas, "all");
+    if (HasFatalFailure()) return {};
+    WaitQuietTicks();
+    if (HasFatalFailure()) return {};
+    std::vector<RunRow> runs = Runs();
+    ExpectExactlyOnce(runs, want, "filtered");
+    ExpectExactlyOnce(runs, shas, "all");
+    return runs;
+  }
 };
 
 TEST_F(FiltersTest, BranchesGlobsSelectTheBranchesAJobRunsOn) {
@@ -86,12 +99,8 @@ TEST_F(FiltersTest, PathsMatchTheChangesAgainstTheFirstParent) {
   repo_.Git({"merge", "-q", "--no-ff", "-m", "merge side2", "side2"});
   want.push_back(repo_.Head());
 
-  std::vector<std::string> shas = repo_.RevList();
-  ASSERT_NO_FATAL_FAILURE(WaitSettled(shas, "all"));
-  ASSERT_NO_FATAL_FAILURE(WaitQuietTicks());
-  std::vector<RunRow> runs = Runs();
-  ExpectExactlyOnce(runs, want, "filtered");
-  ExpectExactlyOnce(runs, shas, "all");
+  std::vector<RunRow> runs;
+  ASSERT_NO_FATAL_FAILURE(runs = ExpectFilteredRanFor(want));
   for (const RunRow& r : runs) {
     EXPECT_FALSE(r.job == "filtered" && (r.sha == merge || r.sha == side))
         << "run " << r.id << ": the first-parent diff of " << Short(r.sha)
@@ -111,12 +120,7 @@ TEST_F(FiltersTest, MessageRegexSelectsTheCommitsAJobRunsFor) {
   repo_.Commit("4", "4", "refactor: feat: four");  // '^' anchors at the start
   repo_.Commit("5", "5", "Feat: five");            // case-sensitive
   repo_.Commit("6", "6", "feat:six");              // the space is required
-  std::vector<std::string> shas = repo_.RevList();
-  ASSERT_NO_FATAL_FAILURE(WaitSettled(shas, "all"));
-  ASSERT_NO_FATAL_FAILURE(WaitQuietTicks());
-  std::vector<RunRow> runs = Runs();
-  ExpectExactlyOnce(runs, want, "filtered");
-  ExpectExactlyOnce(runs, shas, "all");
+  ASSERT_NO_FATAL_FAILURE(ExpectFilteredRanFor(want));
   StopDaemon(d);
 }
 

@@ -53,6 +53,11 @@ class RawConn {
   bool connected_ = false;
 };
 
+// The response on the first line of what a server sent before closing.
+Result<json> FirstResponse(const std::string& received) {
+  return DecodeResponse(received.substr(0, received.find('\n')));
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   std::vector<CommandSpec> Table() {
@@ -149,7 +154,7 @@ TEST_F(ServerTest, OversizedRequestLineGetsAnErrorAndTheConnectionCloses) {
   ASSERT_TRUE(raw.connected());
   ASSERT_TRUE(raw.Send(std::string(4096, 'x')));
   std::string reply = raw.ReadToEof();
-  Result<json> r = DecodeResponse(reply.substr(0, reply.find('\n')));
+  Result<json> r = FirstResponse(reply);
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.status().IsInvalidArgument());
   EXPECT_NE(r.status().message().find("longer than 1024"), std::string::npos);
@@ -186,7 +191,7 @@ TEST_F(ServerTest, ConnectionsBeyondTheLimitAreRefusedWithBusy) {
   RawConn third(path_);
   ASSERT_TRUE(third.connected());
   std::string reply = third.ReadToEof();
-  Result<json> r = DecodeResponse(reply.substr(0, reply.find('\n')));
+  Result<json> r = FirstResponse(reply);
   EXPECT_TRUE(r.status().IsBusy()) << reply;
   b.reset();
   // A slot frees when a client leaves.
