@@ -88,6 +88,13 @@ std::string FormatStatus(const json& s) {
       o << "  " << Cell(e["message"]) << " (commit " << Cell(e["sha"]).substr(0, 12) << ")\n";
     }
   }
+  if (s.contains("skipped_commits") && !s["skipped_commits"].empty()) {
+    o << "\ncommits skipped without runs:\n";
+    for (const json& k : s["skipped_commits"]) {
+      o << "  " << Cell(k["worktree"]) << " of " << Cell(k["repo"]) << ": " << Cell(k["count"])
+        << " up to " << Cell(k["sha"]).substr(0, 12) << ": " << Cell(k["reason"]) << "\n";
+    }
+  }
   return o.str();
 }
 

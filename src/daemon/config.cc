@@ -44,9 +44,13 @@ po::options_description Describe(int64_t default_concurrency) {
      "directory of *.job files inside each commit's tree")
     ("poll-ms", po::value<int64_t>()->default_value(d.poll_ms), "poll interval in milliseconds")
     ("lookback-s", po::value<int64_t>()->default_value(d.lookback_s),
-     "with no cursor (or rewritten history), run commits at most this old")
+     "for a worktree with nothing processed yet (first start, a new worktree), run commits "
+     "at most this old")
     ("max-per-tick", po::value<int64_t>()->default_value(d.max_per_tick),
-     "most runs enqueued per tick (the rest wait for the next tick)")
+     "most new runs enqueued per tick (the rest wait for the next tick)")
+    ("max-backfill", po::value<int64_t>()->default_value(d.max_backfill),
+     "most new commits taken at once for one worktree (a switch to a long-diverged branch); "
+     "older ones are skipped and reported")
     ("backoff-ms", po::value<int64_t>()->default_value(d.backoff_ms),
      "base of the exponential backoff after errors")
     ("max-backoff-ms", po::value<int64_t>()->default_value(d.max_backoff_ms), "cap of that backoff")
@@ -122,6 +126,7 @@ Status Fill(const po::variables_map& vm, const char* (*env)(const char*), const 
   WTD_RETURN_IF_ERROR(CheckRange(vm, "poll-ms", 10, 3'600'000, &c->poll_ms));
   WTD_RETURN_IF_ERROR(CheckRange(vm, "lookback-s", 0, 10 * 365 * 86400LL, &c->lookback_s));
   WTD_RETURN_IF_ERROR(CheckRange(vm, "max-per-tick", 1, 100'000, &c->max_per_tick));
+  WTD_RETURN_IF_ERROR(CheckRange(vm, "max-backfill", 1, 1'000'000, &c->max_backfill));
   WTD_RETURN_IF_ERROR(CheckRange(vm, "backoff-ms", 1, 3'600'000, &c->backoff_ms));
   WTD_RETURN_IF_ERROR(CheckRange(vm, "max-backoff-ms", 1, 86'400'000, &c->max_backoff_ms));
   if (c->max_backoff_ms < c->backoff_ms) {

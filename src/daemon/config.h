@@ -27,6 +27,7 @@ struct Config {
   int64_t poll_ms = 1500;
   int64_t lookback_s = 600;
   int64_t max_per_tick = 50;
+  int64_t max_backfill = 200;
   int64_t backoff_ms = 1000;
   int64_t max_backoff_ms = 60000;
   int64_t concurrency = 0;  // 0 before validation; then >= 1

@@ -60,6 +60,15 @@ Result<json> Status_(ControlContext* c, const json&) {
   for (const JobFileError& e : s.job_errors) {
     errors.push_back({{"repo", e.repo}, {"sha", e.sha}, {"message", e.message}});
   }
+  json skipped = json::array();
+  for (const SkippedCommits& k : s.skipped_commits) {
+    skipped.push_back({{"repo", k.repo},
+                       {"worktree", k.worktree},
+                       {"sha", k.sha},
+                       {"count", k.count},
+                       {"reason", k.reason},
+                       {"at", FormatRfc3339(k.at_ms)}});
+  }
   int64_t now = c->runs->clock()->NowMs();
   return json{{"pid", getpid()},
               {"version", WTD_VERSION},
@@ -79,7 +88,9 @@ Result<json> Status_(ControlContext* c, const json&) {
               {"ticks", s.ticks},
               {"runs_enqueued", s.runs_enqueued},
               {"runs_started", s.runs_started},
+              {"store_commits", c->runs->store()->commits()},
               {"job_errors", errors},
+              {"skipped_commits", skipped},
               {"store_error", s.store_error.empty() ? json(nullptr) : json(s.store_error)}};
 }
 

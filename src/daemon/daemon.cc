@@ -55,6 +55,7 @@ PollerOptions PollerOptionsFor(const Config& c) {
   o.jobs_root = c.jobs_root;
   o.lookback_s = c.lookback_s;
   o.max_per_tick = c.max_per_tick;
+  o.max_backfill = c.max_backfill;
   o.backoff_ms = c.backoff_ms;
   o.max_backoff_ms = c.max_backoff_ms;
   o.dry_run = c.dry_run;

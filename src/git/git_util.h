@@ -54,7 +54,6 @@ using CommitPtr = std::unique_ptr<git_commit, GitFree<git_commit, git_commit_fre
 using TreePtr = std::unique_ptr<git_tree, GitFree<git_tree, git_tree_free>>;
 using TreeEntryPtr = std::unique_ptr<git_tree_entry, GitFree<git_tree_entry, git_tree_entry_free>>;
 using BlobPtr = std::unique_ptr<git_blob, GitFree<git_blob, git_blob_free>>;
-using RevwalkPtr = std::unique_ptr<git_revwalk, GitFree<git_revwalk, git_revwalk_free>>;
 using DiffPtr = std::unique_ptr<git_diff, GitFree<git_diff, git_diff_free>>;
 
 // Owns the strings of a git_strarray filled by libgit2.

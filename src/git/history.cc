@@ -1,7 +1,7 @@
-// Repository methods that read objects: commits, history walks, diffs and
-// trees. They all go through the main handle (objects are shared by every
-// worktree). Each first checks that the repository still exists: libgit2
-// 1.5.1 leaks a little memory on every object lookup in a deleted repository.
+// Repository methods that read objects: commits, diffs and trees (the
+// history walk is in commit_walk.cc). They all go through the main handle
+// (objects are shared by every worktree). Each first checks that the repository still exists:
+// libgit2 1.5.1 leaks a little memory on every object lookup in a deleted repository.
 #include <set>
 #include <utility>
 
@@ -83,59 +83,6 @@ Result<CommitInfo> Repository::LookupCommit(const std::string& sha) {
   info.message = message != nullptr ? message : "";
   info.subject = info.message.substr(0, info.message.find('\n'));
   return info;
-}
-
-Result<std::vector<std::string>> Repository::NewCommits(const std::string& head,
-                                                        const std::string& stop, int64_t min_time_s,
-                                                        size_t limit) {
-  WTD_RETURN_IF_ERROR(CheckPresent());
-  // Looking both up first turns an unknown sha into NotFound naming it.
-  WTD_ASSIGN_OR_RETURN(CommitPtr head_commit, LoadCommit(main_.get(), head, root_));
-  CommitPtr stop_commit;
-  if (!stop.empty()) {
-    WTD_ASSIGN_OR_RETURN(stop_commit, LoadCommit(main_.get(), stop, root_));
-  }
-  std::vector<std::string> out;
-  if (limit == 0) return out;
-  const std::string what = "walk " + head + (stop.empty() ? "" : " ^" + stop) + " in " + root_;
-  git_revwalk* raw = nullptr;
-  int rc = git_revwalk_new(&raw, main_.get());
-  RevwalkPtr walk(raw);
-  if (rc < 0) return GitError(rc, what);
-  rc = git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
-  if (rc >= 0) rc = git_revwalk_push(walk.get(), git_commit_id(head_commit.get()));
-  if (rc >= 0 && stop_commit) rc = git_revwalk_hide(walk.get(), git_commit_id(stop_commit.get()));
-  if (rc < 0) return GitError(rc, what);
-  git_oid oid;
-  while ((rc = git_revwalk_next(&oid, walk.get())) == 0) {
-    if (min_time_s > 0) {
-      git_commit* c_raw = nullptr;
-      rc = git_commit_lookup(&c_raw, main_.get(), &oid);
-      CommitPtr commit(c_raw);
-      if (rc < 0) return GitError(rc, what + ": commit " + OidToString(&oid));
-      if (static_cast<int64_t>(git_commit_time(commit.get())) < min_time_s) continue;
-    }
-    out.push_back(OidToString(&oid));
-    if (out.size() >= limit) return out;
-  }
-  if (rc != GIT_ITEROVER) return GitError(rc, what);
-  git_error_clear();
-  return out;
-}
-
-Result<bool> Repository::IsAncestor(const std::string& ancestor, const std::string& descendant) {
-  WTD_RETURN_IF_ERROR(CheckPresent());
-  WTD_ASSIGN_OR_RETURN(CommitPtr anc, LoadCommit(main_.get(), ancestor, root_));
-  WTD_ASSIGN_OR_RETURN(CommitPtr desc, LoadCommit(main_.get(), descendant, root_));
-  const git_oid* anc_id = git_commit_id(anc.get());
-  const git_oid* desc_id = git_commit_id(desc.get());
-  if (git_oid_equal(anc_id, desc_id)) return true;
-  int rc = git_graph_descendant_of(main_.get(), desc_id, anc_id);
-  if (rc < 0) {
-    return GitError(
-        rc, "check whether " + ancestor + " is an ancestor of " + descendant + " in " + root_);
-  }
-  return rc == 1;
 }
 
 Result<std::vector<std::string>> Repository::ChangedPaths(const std::string& sha) {

@@ -49,6 +49,26 @@ struct CommitInfo {
   std::string message;  // full message
 };
 
+// One commit of a NewHistory.
+struct WalkedCommit {
+  std::string sha;
+  std::vector<std::string> parents;  // every parent, readable or not
+  int64_t time_s = 0;                // committer time
+};
+
+// What Repository::WalkNew found.
+struct NewHistory {
+  std::vector<WalkedCommit> commits;  // the new commits, oldest first
+  // Commits older than min_time_s met first on the way back from `head`:
+  // they and their ancestors count as processed.
+  std::vector<std::string> cut_off;
+  // Where history ended early: "SHA: reason" (shallow boundary, a parent
+  // that cannot be read).
+  std::vector<std::string> truncated;
+  size_t unknown_hidden = 0;  // shas of `hide` that name no readable commit
+  size_t visited = 0;         // commits read by the walk (for tests and benchmarks)
+};
+
 // Sets GIT_OPT_ENABLE_FSYNC_GITDIR (off by default in libgit2): with it on,
 // refs and objects libgit2 writes are fsynced. Process-wide.
 Status EnableGitdirFsync(bool on);
@@ -97,17 +117,20 @@ class Repository {
   // NotFound when `sha` names no commit; InvalidArgument when it is not 40 hex.
   Result<CommitInfo> LookupCommit(const std::string& sha);
 
-  // Commits reachable from `head` and not from `stop` (stop empty: no bound),
-  // oldest first (topological + reverse, so parents before children),
-  // excluding commits whose committer time is < min_time_s (0: no time
-  // bound), at most `limit` of them (the OLDEST `limit`; 0 gives none).
-  // NotFound when `head` or `stop` is unknown.
-  Result<std::vector<std::string>> NewCommits(const std::string& head, const std::string& stop,
-                                              int64_t min_time_s, size_t limit);
+  // The commits reachable from `head` and from none of `hide`, oldest first
+  // (every commit after its parents that are in the set; ties by committer
+  // time, then sha), with the shallow boundary and unreadable parents taken
+  // as the end of history. With min_time_s > 0, a commit older than it is
+  // cut off like a hidden one, together with everything behind it, and
+  // named in `NewHistory::cut_off`. A sha in `hide` that names no readable
+  // commit (collected away) is ignored and counted. NotFound when `head`
+  // cannot be read. See docs/design/loop.md for how the poller uses it.
+  Result<NewHistory> WalkNew(const std::string& head, const std::vector<std::string>& hide,
+                             int64_t min_time_s);
 
-  // Whether `ancestor` is reachable from `descendant` (true when equal).
-  // NotFound if a sha is unknown.
-  Result<bool> IsAncestor(const std::string& ancestor, const std::string& descendant);
+  // NotFound naming the repository when its common dir is gone: a read
+  // error with it present is the object's own problem, not the repository's.
+  Status CheckPresent() const;
 
   // Paths (repo-relative, '/'-separated, sorted, unique) changed by commit
   // `sha` against its first parent (a root commit: every file in its tree).
@@ -148,8 +171,6 @@ class Repository {
 
   Repository(Handle main, std::string root, std::string common_dir, std::string opened_id);
 
-  // NotFound naming the repository when its common dir is gone.
-  Status CheckPresent() const;
   // The handle for `wt`'s HEAD: main_ for the main worktree, else cached.
   Result<git_repository*> WorktreeHandle(const WorktreeInfo& wt);
   // Reads the worktree list (no stamps); `stamp` is called with each path

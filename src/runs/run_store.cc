@@ -346,6 +346,30 @@ Status RunStore::PutCursor(const CursorUpdate& u) {
   return r.status();
 }
 
+Result<std::vector<CursorEntry>> RunStore::ListCursors(const std::string& repo) const {
+  std::vector<CursorEntry> out;
+  Status damaged;
+  WTD_RETURN_IF_ERROR(store_->Scan(
+      Family::kCursors, CursorRepoPrefix(repo), [&](std::string_view k, std::string_view v) {
+        std::vector<std::string_view> parts = SplitKey(k);
+        if (parts.size() != 3) {
+          damaged = Status::Corruption("cursor key with " + std::to_string(parts.size()) +
+                                       " parts in " + repo);
+          return false;
+        }
+        Result<Cursor> c = DecodeCursor(v);
+        if (!c.ok()) {
+          damaged = c.status().WithContext("cursors/" + std::string(parts[1]) + "/" +
+                                           std::string(parts[2]));
+          return false;
+        }
+        out.push_back(CursorEntry{std::string(parts[1]), std::string(parts[2]), std::move(*c)});
+        return true;
+      }));
+  WTD_RETURN_IF_ERROR(damaged);
+  return out;
+}
+
 Status RunStore::TrimEvents(uint64_t keep) {
   uint64_t next = next_event_.load();
   if (next <= keep + 1) return Status::OK();

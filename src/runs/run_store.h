@@ -52,6 +52,13 @@ struct NewRun {
   int64_t timeout_ms = 0;
 };
 
+// One stored cursor of a repository.
+struct CursorEntry {
+  std::string worktree;
+  std::string branch;
+  Cursor cursor;
+};
+
 struct CursorUpdate {
   std::string repo;
   std::string worktree;
@@ -132,6 +139,9 @@ class RunStore {
   Result<std::optional<Cursor>> GetCursor(const std::string& repo, const std::string& worktree,
                                           const std::string& branch) const;
   Status PutCursor(const CursorUpdate& update);
+  // Every cursor of repository `repo` (any worktree, any branch), in key
+  // order. A cursor that cannot be decoded fails the listing, naming it.
+  Result<std::vector<CursorEntry>> ListCursors(const std::string& repo) const;
 
   // Deletes the oldest events beyond the newest `keep`.
   Status TrimEvents(uint64_t keep);

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <iterator>
+#include <optional>
 
 namespace wtd {
 
@@ -75,7 +77,11 @@ PollStats Poller::Tick() {
   int64_t budget = options_.max_per_tick;
   int64_t now = clock_->NowMs();
   last_tick_ms_ = now;
-  for (size_t i = 0; i < repos_.size() && budget > 0; ++i) {
+  for (size_t i = 0; i < repos_.size(); ++i) {
+    if (budget <= 0) {
+      stats.more = true;  // repositories left unpolled this tick
+      break;
+    }
     Repo* repo = repos_[(rotate_ + i) % repos_.size()].get();
     if (!repo->backoff.Ready(now)) continue;
     Status st = PollRepo(repo, &budget, &stats);
@@ -94,7 +100,6 @@ PollStats Poller::Tick() {
     spdlog::warn("repository {}: {} (failure {}, next try in {} ms)", repo->spec.path,
                  st.ToString(), repo->backoff.failures(), repo->backoff.next_ms() - now);
   }
-  if (budget <= 0) stats.more = true;
   if (!repos_.empty()) rotate_ = (rotate_ + 1) % repos_.size();
   return stats;
 }
@@ -103,7 +108,10 @@ Status Poller::PollRepo(Repo* repo, int64_t* budget, PollStats* stats) {
   if (!repo->git) WTD_RETURN_IF_ERROR(OpenRepo(repo));
   WTD_RETURN_IF_ERROR(RefreshWorktrees(repo));
   for (Worktree& wt : repo->worktrees) {
-    if (*budget <= 0) break;
+    if (*budget <= 0) {
+      stats->more = true;  // worktrees left unpolled this tick
+      break;
+    }
     WTD_RETURN_IF_ERROR(PollWorktree(repo, &wt, budget, stats));
   }
   return Status::OK();
@@ -153,28 +161,54 @@ Status Poller::RefreshWorktrees(Repo* repo) {
   return Status::OK();
 }
 
-Status Poller::WalkBounds(Repo* repo, Worktree* wt, const std::string& branch,
-                          const std::string& head, std::string* stop, int64_t* min_time_s) {
+struct Poller::Walked {
+  std::vector<git::WalkedCommit> commits;  // new, oldest first
+  std::vector<std::string> cut_off;        // behind the lookback window
+  std::optional<Cursor> cursor;            // of (worktree, branch), if any
+};
+
+Result<Poller::Walked> Poller::WalkNew(Repo* repo, Worktree* wt, const std::string& branch,
+                                       const std::string& head) {
   const std::string& root = repo->git->root();
-  WTD_ASSIGN_OR_RETURN(std::optional<Cursor> cursor, runs_->GetCursor(root, wt->info.id, branch));
-  int64_t lookback_bound = clock_->NowMs() / 1000 - options_.lookback_s;
-  if (!cursor) {
-    *min_time_s = lookback_bound;
-    return Status::OK();
+  WTD_ASSIGN_OR_RETURN(std::vector<CursorEntry> cursors, runs_->ListCursors(root));
+  Walked out;
+  std::vector<std::string> hide;
+  bool has_own = false;
+  for (CursorEntry& c : cursors) {
+    if (!c.cursor.sha.empty()) hide.push_back(c.cursor.sha);
+    hide.insert(hide.end(), c.cursor.frontier.begin(), c.cursor.frontier.end());
+    if (c.worktree != wt->info.id) continue;
+    has_own = true;
+    if (c.branch == branch) out.cursor = std::move(c.cursor);
   }
-  Result<bool> ancestor = repo->git->IsAncestor(cursor->sha, head);
-  if (ancestor.ok() && *ancestor) {
-    *stop = cursor->sha;
-    return Status::OK();
+  // Nothing processed here yet (first start, a new worktree): only the
+  // lookback window is new. Otherwise everything not processed is, however
+  // old (a branch switch, a rebase onto older upstream commits).
+  int64_t min_time_s = has_own ? 0 : clock_->NowMs() / 1000 - options_.lookback_s;
+  if (out.cursor && out.cursor->sha == head && out.cursor->frontier.empty()) return out;
+  WTD_ASSIGN_OR_RETURN(git::NewHistory history, repo->git->WalkNew(head, hide, min_time_s));
+  for (const std::string& t : history.truncated) {
+    spdlog::info("worktree {} of {}: history ends early at {}", wt->info.id, root, t);
   }
-  if (!ancestor.ok() && !ancestor.status().IsNotFound()) return ancestor.status();
-  spdlog::warn(
-      "worktree {} of {}: history rewritten (cursor {} is not an ancestor of {}); "
-      "taking commits of the last {} s",
-      wt->info.id, root, cursor->sha.substr(0, 12), head.substr(0, 12), options_.lookback_s);
-  *min_time_s = lookback_bound;
-  return Status::OK();
+  out.commits = std::move(history.commits);
+  out.cut_off = std::move(history.cut_off);
+  return out;
 }
+
+namespace {
+
+// The commits of `taken` that no other commit of `taken` has as a parent:
+// with the commits hidden before, they stand for everything taken.
+std::vector<std::string> Tips(const std::vector<git::WalkedCommit>& taken) {
+  std::set<std::string> tips;
+  for (const git::WalkedCommit& c : taken) tips.insert(c.sha);
+  for (const git::WalkedCommit& c : taken) {
+    for (const std::string& p : c.parents) tips.erase(p);
+  }
+  return std::vector<std::string>(tips.begin(), tips.end());
+}
+
+}  // namespace
 
 Status Poller::PollWorktree(Repo* repo, Worktree* wt, int64_t* budget, PollStats* stats) {
   WTD_ASSIGN_OR_RETURN(wt->head, repo->git->ReadHead(wt->info));
@@ -183,43 +217,67 @@ Status Poller::PollWorktree(Repo* repo, Worktree* wt, int64_t* budget, PollStats
   if (head.sha.empty()) return Status::OK();  // unborn: nothing to run yet
   if (head.sha == wt->done_head && branch == wt->done_branch) return Status::OK();
 
-  std::string stop;
-  int64_t min_time_s = 0;
-  WTD_RETURN_IF_ERROR(WalkBounds(repo, wt, branch, head.sha, &stop, &min_time_s));
-  std::vector<std::string> commits;
-  if (stop != head.sha) {
-    WTD_ASSIGN_OR_RETURN(
-        commits, repo->git->NewCommits(head.sha, stop, min_time_s, options_.max_commits_per_walk));
+  WTD_ASSIGN_OR_RETURN(Walked walked, WalkNew(repo, wt, branch, head.sha));
+  std::vector<git::WalkedCommit>& commits = walked.commits;
+  uint64_t skipped = 0;
+  size_t first = 0;
+  if (static_cast<int64_t>(commits.size()) > options_.max_backfill) {
+    first = commits.size() - static_cast<size_t>(options_.max_backfill);
+    NoteSkipped(repo, wt, commits[first - 1].sha, first,
+                "more than --max-backfill=" + std::to_string(options_.max_backfill) +
+                    " new commits at once; the oldest were not run");
+    skipped += first;
   }
   std::vector<NewRun> runs;
-  std::string last = commits.empty() ? head.sha : "";
-  int64_t last_time_s = 0;
-  for (const std::string& sha : commits) {
+  size_t end = first;  // commits [0, end) are processed
+  for (; end < commits.size(); ++end) {
+    if (end - first >= options_.max_commits_per_walk) break;
+    const std::string& sha = commits[end].sha;
     std::vector<NewRun> mine;
-    git::CommitInfo info;
-    WTD_RETURN_IF_ERROR(CollectRuns(repo, wt, sha, branch, &mine, &info));
-    // Always take at least one commit so a commit with more jobs than the
-    // budget still makes progress.
-    if (!runs.empty() && static_cast<int64_t>(mine.size()) > *budget) break;
+    Status st = CollectRuns(repo, wt, sha, branch, &mine);
+    if (st.IsNotFound() && repo->git->CheckPresent().ok()) {
+      NoteSkipped(repo, wt, sha, 1, st.ToString());
+      ++skipped;
+      continue;
+    }
+    WTD_RETURN_IF_ERROR(st);
+    // Only runs that do not exist yet are charged; the first commit is
+    // always taken, so a commit with more jobs than the budget progresses.
+    if (end > first && static_cast<int64_t>(mine.size()) > *budget) break;
     *budget -= static_cast<int64_t>(mine.size());
-    runs.insert(runs.end(), mine.begin(), mine.end());
-    last = sha;
-    last_time_s = info.time_s;
+    runs.insert(runs.end(), std::make_move_iterator(mine.begin()),
+                std::make_move_iterator(mine.end()));
     ++stats->commits_seen;
   }
-  bool complete = last == head.sha || (commits.size() < options_.max_commits_per_walk &&
-                                       !commits.empty() && last == commits.back());
-  if (complete) last = head.sha;
-  if (last.empty()) return Status::OK();  // budget exhausted before the first commit
+  bool complete = end == commits.size();
+
+  Cursor next;
+  if (complete) {
+    next.sha = head.sha;
+    Result<git::CommitInfo> info = repo->git->LookupCommit(head.sha);
+    if (info.ok()) next.commit_time_s = info->time_s;
+  } else {
+    if (walked.cursor) next = *walked.cursor;
+    std::vector<git::WalkedCommit> taken(commits.begin(), commits.begin() + end);
+    for (std::string& t : Tips(taken)) next.frontier.push_back(std::move(t));
+    next.frontier.insert(next.frontier.end(), walked.cut_off.begin(), walked.cut_off.end());
+    std::sort(next.frontier.begin(), next.frontier.end());
+    next.frontier.erase(std::unique(next.frontier.begin(), next.frontier.end()),
+                        next.frontier.end());
+  }
+  next.skipped = (walked.cursor ? walked.cursor->skipped : 0) + skipped;
+  bool unchanged = walked.cursor && walked.cursor->sha == next.sha &&
+                   walked.cursor->frontier == next.frontier &&
+                   walked.cursor->skipped == next.skipped;
 
   if (options_.dry_run) {
     for (const NewRun& r : runs) {
       spdlog::info("dry run: would run job {} on {} in worktree {} ({})", r.key.job,
                    r.key.sha.substr(0, 12), r.key.worktree, r.worktree_path);
     }
-  } else {
-    CursorUpdate cursor{repo->git->root(), wt->info.id, branch,
-                        Cursor{last, last_time_s, clock_->NowMs()}};
+  } else if (!runs.empty() || !unchanged) {
+    next.updated_at_ms = clock_->NowMs();
+    CursorUpdate cursor{repo->git->root(), wt->info.id, branch, std::move(next)};
     // Enqueue passes crash point after_enqueue_commit.
     WTD_ASSIGN_OR_RETURN(std::vector<Run> created, runs_->Enqueue(runs, cursor));
     for (const Run& r : created) {
@@ -237,14 +295,22 @@ Status Poller::PollWorktree(Repo* repo, Worktree* wt, int64_t* budget, PollStats
   return Status::OK();
 }
 
+void Poller::NoteSkipped(Repo* repo, Worktree* wt, const std::string& sha, uint64_t count,
+                         const std::string& reason) {
+  spdlog::warn("worktree {} of {}: skipped {} commit(s) up to {}: {}", wt->info.id,
+               repo->git->root(), count, sha.substr(0, 12), reason);
+  skipped_.push_back(
+      SkippedCommits{repo->git->root(), wt->info.id, sha, count, reason, clock_->NowMs()});
+  while (skipped_.size() > kMaxSkipped) skipped_.pop_front();
+}
+
 Status Poller::CollectRuns(Repo* repo, Worktree* wt, const std::string& sha,
-                           const std::string& branch, std::vector<NewRun>* out,
-                           git::CommitInfo* info) {
-  WTD_ASSIGN_OR_RETURN(*info, repo->git->LookupCommit(sha));
+                           const std::string& branch, std::vector<NewRun>* out) {
+  WTD_ASSIGN_OR_RETURN(git::CommitInfo info, repo->git->LookupCommit(sha));
   WTD_ASSIGN_OR_RETURN(auto jobs, loader_.Load(repo->git.get(), sha, options_.jobs_root));
   std::optional<std::vector<std::string>> changed;
   for (const std::shared_ptr<const JobMatcher>& job : jobs) {
-    if (!job->MatchesBranch(branch) || !job->MatchesMessage(info->message)) continue;
+    if (!job->MatchesBranch(branch) || !job->MatchesMessage(info.message)) continue;
     if (job->NeedsPaths()) {
       if (!changed) {
         WTD_ASSIGN_OR_RETURN(changed, repo->git->ChangedPaths(sha));
@@ -254,6 +320,9 @@ Status Poller::CollectRuns(Repo* repo, Worktree* wt, const std::string& sha,
     const JobSpec& spec = job->spec();
     NewRun r;
     r.key = RunKey{repo->git->root(), wt->info.id, spec.name, sha};
+    Result<uint64_t> existing = runs_->FindByKey(r.key);
+    if (existing.ok()) continue;
+    if (!existing.status().IsNotFound()) return existing.status().WithContext("look up a run");
     r.branch = branch;
     r.worktree_path = wt->info.path;
     r.max_attempts = spec.max_attempts;

@@ -3,16 +3,21 @@
 //
 // Per tick and worktree: read HEAD through a kept-open libgit2 handle; when
 // it equals the HEAD last processed, nothing else is done (no store access).
-// Otherwise walk the commits reachable from HEAD and not from the durable
-// cursor of (repo, worktree, branch), oldest first — or, with no cursor or a
-// cursor that is no longer an ancestor, those within the lookback window —
-// read each commit's job files from its own tree, match them, and commit the
-// new runs together with the cursor advance in one batch.
+// Otherwise the new commits are those reachable from HEAD and from nothing
+// this repository has processed (every cursor of every worktree and branch
+// is hidden); a worktree with no cursor of its own also leaves out what is
+// older than the lookback window. Each commit's job files are read from its
+// own tree and matched, and the new runs are committed together with the
+// cursor in one batch. docs/design/loop.md states the rule with its cases.
 //
-// At most `max_per_tick` runs are enqueued per tick over all worktrees; a
-// worktree cut short continues at the next tick. A repository that fails
-// (vanished, unreadable) is reported and retried with exponential backoff
-// while the others go on.
+// At most `max_per_tick` new runs are enqueued per tick over all worktrees;
+// a walk cut short keeps a durable frontier (the newest commits it took) and
+// resumes there. More than `max_backfill` new commits at once (a switch to
+// a years-old branch): only the newest are taken, the skip is logged and
+// reported. A commit whose job files cannot be read (an object missing in a
+// partial clone) is skipped and reported; a repository that fails as a
+// whole (vanished, unreadable) is reported and retried with exponential
+// backoff while the others go on.
 //
 // Thread-safety: not thread-safe; driven by the scheduler's loop thread.
 #ifndef WTD_SCHEDULER_POLLER_H_
@@ -46,6 +51,8 @@ struct PollerOptions {
   std::string jobs_root = "jobs";
   int64_t lookback_s = 600;
   int64_t max_per_tick = 50;
+  // Most new commits taken at once for one worktree; older ones are skipped.
+  int64_t max_backfill = 200;
   // Most commits walked per worktree per tick (bounds one tick's work).
   size_t max_commits_per_walk = 1000;
   int64_t backoff_ms = 1000;
@@ -66,6 +73,16 @@ struct RepoStatus {
   std::string error;  // last error, empty when healthy
   uint32_t consecutive_failures = 0;
   std::vector<WorktreeStatus> worktrees;
+};
+
+// Commits passed over without runs, for `wtctl status`.
+struct SkippedCommits {
+  std::string repo;      // repository root
+  std::string worktree;  // worktree id
+  std::string sha;       // the newest commit skipped
+  uint64_t count = 0;
+  std::string reason;
+  int64_t at_ms = 0;
 };
 
 struct PollStats {
@@ -97,6 +114,9 @@ class Poller {
   JobLoader* job_loader() { return &loader_; }
   // Job-file errors seen so far (most recent last, bounded).
   const std::deque<JobFileError>& job_errors() const { return loader_.errors(); }
+  // Commits skipped lately (most recent last, at most kMaxSkipped).
+  const std::deque<SkippedCommits>& skipped() const { return skipped_; }
+  static constexpr size_t kMaxSkipped = 100;
   int64_t last_tick_ms() const { return last_tick_ms_; }
 
  private:
@@ -107,18 +127,23 @@ class Poller {
   Status OpenRepo(Repo* repo);
   Status RefreshWorktrees(Repo* repo);
   Status PollWorktree(Repo* repo, Worktree* wt, int64_t* budget, PollStats* stats);
-  // Where the walk for `wt` at `head` starts: fills *stop (the cursor, when
-  // it is an ancestor) or *min_time_s (the lookback bound).
-  Status WalkBounds(Repo* repo, Worktree* wt, const std::string& branch, const std::string& head,
-                    std::string* stop, int64_t* min_time_s);
+  struct Walked;
+  // The new commits of `wt` at `head`, with the cursor they continue.
+  Result<Walked> WalkNew(Repo* repo, Worktree* wt, const std::string& branch,
+                         const std::string& head);
+  // The runs `sha` calls for that do not exist yet. NotFound when one of
+  // its objects cannot be read.
   Status CollectRuns(Repo* repo, Worktree* wt, const std::string& sha, const std::string& branch,
-                     std::vector<NewRun>* out, git::CommitInfo* info);
+                     std::vector<NewRun>* out);
+  void NoteSkipped(Repo* repo, Worktree* wt, const std::string& sha, uint64_t count,
+                   const std::string& reason);
 
   RunStore* runs_;
   Clock* clock_;
   PollerOptions options_;
   JobLoader loader_;
   std::vector<std::unique_ptr<Repo>> repos_;
+  std::deque<SkippedCommits> skipped_;
   size_t rotate_ = 0;  // repository fairness under max_per_tick
   int64_t last_tick_ms_ = 0;
 };

@@ -216,6 +216,7 @@ void Scheduler::Publish() {
   s.runs_started = started_;
   s.repos = poller_->Snapshot();
   s.job_errors.assign(poller_->job_errors().begin(), poller_->job_errors().end());
+  s.skipped_commits.assign(poller_->skipped().begin(), poller_->skipped().end());
   for (const auto& [id, f] : in_flight_) s.running.push_back(id);
   s.store_error = store_error_;
   s.stopping = stop_.load();

@@ -68,6 +68,7 @@ struct SchedulerSnapshot {
   uint64_t runs_started = 0;
   std::vector<RepoStatus> repos;
   std::vector<JobFileError> job_errors;
+  std::vector<SkippedCommits> skipped_commits;
   std::vector<uint64_t> running;  // run ids with a live process
   std::string store_error;        // set once the store went read-only
 };

@@ -68,6 +68,8 @@ std::string CursorKeyPrefix(std::string_view repo, std::string_view worktree) {
   return Join({repo, worktree, ""});
 }
 
+std::string CursorRepoPrefix(std::string_view repo) { return Join({repo, ""}); }
+
 Status CheckKeyPart(std::string_view what, std::string_view part) {
   if (part.empty()) return Status::InvalidArgument(std::string(what) + " is empty");
   if (part.find('\0') != std::string_view::npos) {

@@ -27,6 +27,8 @@ std::string EncodeCursorKey(std::string_view repo, std::string_view worktree,
                             std::string_view branch);
 // Prefix of every cursor of one worktree (repo \0 worktree \0).
 std::string CursorKeyPrefix(std::string_view repo, std::string_view worktree);
+// Prefix of every cursor of one repository (repo \0).
+std::string CursorRepoPrefix(std::string_view repo);
 
 // Splits a NUL-joined key.
 std::vector<std::string_view> SplitKey(std::string_view key);

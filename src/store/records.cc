@@ -63,9 +63,27 @@ void serialize(Archive& ar, Run& r, const std::uint32_t version) {
   }
 }
 
+// A vector of strings as a count, then each string. The count is checked
+// against the payload (every string takes at least its size tag) before the
+// vector is sized.
 template <class Archive>
-void serialize(Archive& ar, Cursor& c, const std::uint32_t /*version*/) {
+void SerializeStrings(Archive& ar, std::vector<std::string>& v) {
+  uint64_t n = v.size();
+  ar(n);
+  if constexpr (Archive::is_loading::value) {
+    if (n > decode_limit) throw cereal::Exception("string count exceeds the record");
+    v.resize(static_cast<size_t>(n));
+  }
+  for (std::string& s : v) ar(s);
+}
+
+template <class Archive>
+void serialize(Archive& ar, Cursor& c, const std::uint32_t version) {
   ar(c.sha, c.commit_time_s, c.updated_at_ms);
+  if (version >= 2) {
+    SerializeStrings(ar, c.frontier);
+    ar(c.skipped);
+  }
 }
 
 template <class Archive>
@@ -88,7 +106,7 @@ void serialize(Archive& ar, Event& e, const std::uint32_t /*version*/) {
 }  // namespace wtd
 
 CEREAL_CLASS_VERSION(wtd::Run, 2)
-CEREAL_CLASS_VERSION(wtd::Cursor, 1)
+CEREAL_CLASS_VERSION(wtd::Cursor, 2)
 CEREAL_CLASS_VERSION(wtd::Lease, 1)
 CEREAL_CLASS_VERSION(wtd::IdemRecord, 1)
 CEREAL_CLASS_VERSION(wtd::Event, 1)

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "wtd/status.h"
 
@@ -98,11 +99,17 @@ struct Run {
   friend bool operator==(const Run&, const Run&) = default;
 };
 
-// Where polling of one (repo, worktree, branch) stands.
+// Where polling of one (repo, worktree, branch) stands. The commits it
+// counts as processed are those reachable from `sha` or from any of
+// `frontier` (docs/design/loop.md).
 struct Cursor {
-  std::string sha;
+  std::string sha;  // the last HEAD all of whose new commits were enqueued; may be empty
   int64_t commit_time_s = 0;
   int64_t updated_at_ms = 0;
+  // Class version 2. While a walk toward a newer HEAD is cut short (budget):
+  // the newest commits taken so far and those behind the lookback window.
+  std::vector<std::string> frontier;
+  uint64_t skipped = 0;  // commits passed over without runs (max-backfill, unreadable)
 
   friend bool operator==(const Cursor&, const Cursor&) = default;
 };

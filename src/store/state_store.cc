@@ -197,7 +197,10 @@ Status StateStore::Commit(const WriteBatch& batch) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   rocksdb::Status s = db_->Write(wo, &wb);
-  if (s.ok()) return Status::OK();
+  if (s.ok()) {
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    return Status::OK();
+  }
   Status err = FromRocks(s, "synced write to state store " + dir_);
   {
     std::lock_guard<std::mutex> lock(error_mu_);

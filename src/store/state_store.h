@@ -117,6 +117,10 @@ class StateStore {
   // OK, or the error that made the store refuse writes.
   Status sticky_error() const;
 
+  // Batches committed through this handle since it was opened (the
+  // incarnation bump at Open included).
+  uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+
   // Approximate number of keys in a family (RocksDB estimate).
   uint64_t EstimateKeys(Family f) const;
 
@@ -135,6 +139,7 @@ class StateStore {
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by Family
 
   std::atomic<bool> failed_{false};
+  std::atomic<uint64_t> commits_{0};
   mutable std::mutex error_mu_;
   Status error_;  // GUARDED_BY(error_mu_)
 };

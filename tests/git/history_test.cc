@@ -1,4 +1,4 @@
-// Tests of git::Repository's object reads: commits, history walks, ancestry,
+// Tests of git::Repository's object reads: commits, the new-commit walk,
 // changed paths and job files read from commit trees.
 #include <gtest/gtest.h>
 
@@ -33,11 +33,16 @@ class HistoryTest : public GitFixture {
     return repo_.get();
   }
 
-  Paths NewOk(const std::string& head, const std::string& stop, int64_t min_time_s = 0,
-              size_t limit = 100) {
-    auto commits = Repo()->NewCommits(head, stop, min_time_s, limit);
-    EXPECT_TRUE(commits.ok()) << commits.status().ToString();
-    return commits.ok() ? *commits : Paths{};
+  // WalkNew's commits (shas, oldest first), failing the test on an error.
+  Paths NewOk(const std::string& head, const Paths& hide, int64_t min_time_s = 0,
+              NewHistory* full = nullptr) {
+    auto walked = Repo()->WalkNew(head, hide, min_time_s);
+    EXPECT_TRUE(walked.ok()) << walked.status().ToString();
+    if (!walked.ok()) return Paths{};
+    Paths out;
+    for (const WalkedCommit& c : walked->commits) out.push_back(c.sha);
+    if (full != nullptr) *full = *walked;
+    return out;
   }
 
   Paths Changed(const std::string& sha) {
@@ -77,11 +82,15 @@ TEST_F(HistoryTest, UnknownShaIsNotFoundAndMalformedShaIsInvalid) {
   EXPECT_NE(missing.status().message().find(dir_), std::string::npos);
   auto bad = Repo()->LookupCommit("HEAD");
   EXPECT_TRUE(bad.status().IsInvalidArgument()) << bad.status().ToString();
-  EXPECT_TRUE(Repo()->NewCommits(unknown, "", 0, 10).status().IsNotFound());
-  EXPECT_TRUE(Repo()->NewCommits(Head(dir_), unknown, 0, 10).status().IsNotFound());
+  EXPECT_TRUE(Repo()->WalkNew(unknown, {}, 0).status().IsNotFound());
+  // An unknown hidden sha (a cursor whose commit was collected) is ignored.
+  auto walked = Repo()->WalkNew(Head(dir_), {unknown, "HEAD"}, 0);
+  ASSERT_TRUE(walked.ok()) << walked.status().ToString();
+  EXPECT_EQ(walked->unknown_hidden, 2u);
+  EXPECT_EQ(walked->commits.size(), 1u);
 }
 
-TEST_F(HistoryTest, NewCommitsPutsParentsBeforeChildrenAcrossAMerge) {
+TEST_F(HistoryTest, WalkNewPutsParentsBeforeChildrenAcrossAMerge) {
   std::string a = Commit(dir_, "a.txt", "a", "A");
   Git(dir_, {"checkout", "-q", "-b", "side"});
   std::string b1 = Commit(dir_, "b.txt", "b1", "B1");
@@ -90,7 +99,8 @@ TEST_F(HistoryTest, NewCommitsPutsParentsBeforeChildrenAcrossAMerge) {
   std::string c = Commit(dir_, "c.txt", "c", "C");
   Git(dir_, {"merge", "-q", "--no-ff", "-m", "M", "side"});
   std::string m = Head(dir_);
-  Paths got = NewOk(m, a);
+  NewHistory full;
+  Paths got = NewOk(m, {a}, 0, &full);
   ASSERT_EQ(got.size(), 4u);
   EXPECT_EQ(got.back(), m);
   auto pos = [&got](const std::string& sha) {
@@ -99,51 +109,85 @@ TEST_F(HistoryTest, NewCommitsPutsParentsBeforeChildrenAcrossAMerge) {
   EXPECT_LT(pos(b1), pos(b2));
   EXPECT_LT(pos(c), pos(m));
   EXPECT_LT(pos(b2), pos(m));
-  Paths all = NewOk(m, "");
+  EXPECT_EQ(full.commits.back().parents, (Paths{c, b2}));
+  Paths all = NewOk(m, {});
   ASSERT_EQ(all.size(), 5u);
   EXPECT_EQ(all.front(), a);
+  // Either side of the merge hidden: only the other side and the merge.
+  EXPECT_EQ(NewOk(m, {b2}), (Paths{c, m}));
+  EXPECT_EQ(NewOk(m, {c}), (Paths{b1, b2, m}));
+  EXPECT_EQ(NewOk(m, {c, b1}), (Paths{b2, m}));
 }
 
-TEST_F(HistoryTest, NewCommitsStopsAtTheCursorAndExcludesIt) {
+TEST_F(HistoryTest, WalkNewStopsAtHiddenCommitsAndExcludesThem) {
   std::vector<std::string> shas;
   for (int i = 0; i < 5; ++i) shas.push_back(Commit(dir_, "f.txt", std::to_string(i), "c"));
-  EXPECT_EQ(NewOk(shas[4], shas[2]), (Paths{shas[3], shas[4]}));
-  EXPECT_TRUE(NewOk(shas[4], shas[4]).empty());
+  EXPECT_EQ(NewOk(shas[4], {shas[2]}), (Paths{shas[3], shas[4]}));
+  EXPECT_TRUE(NewOk(shas[4], {shas[4]}).empty());
+  // A hidden commit that is not an ancestor hides nothing of the head's.
+  Git(dir_, {"checkout", "-q", "-b", "other", shas[1]});
+  std::string o = Commit(dir_, "o.txt", "o", "O");
+  EXPECT_EQ(NewOk(shas[4], {o}), (Paths{shas[2], shas[3], shas[4]}));
 }
 
-TEST_F(HistoryTest, NewCommitsLimitKeepsTheOldest) {
-  std::vector<std::string> shas;
-  for (int i = 0; i < 5; ++i) shas.push_back(Commit(dir_, "f.txt", std::to_string(i), "c"));
-  EXPECT_EQ(NewOk(shas[4], "", 0, 2), (Paths{shas[0], shas[1]}));
-  EXPECT_EQ(NewOk(shas[4], shas[0], 0, 3), (Paths{shas[1], shas[2], shas[3]}));
-  EXPECT_TRUE(NewOk(shas[4], "", 0, 0).empty());
-}
-
-TEST_F(HistoryTest, NewCommitsDropsCommitsOlderThanMinTime) {
+TEST_F(HistoryTest, WalkNewCutsOffCommitsOlderThanMinTimeAndAllBehindThem) {
   std::string t1 = Commit(dir_, "f.txt", "1", "old", 1000);
   std::string t2 = Commit(dir_, "f.txt", "2", "edge", 2000);
   std::string t3 = Commit(dir_, "f.txt", "3", "new", 3000);
-  EXPECT_EQ(NewOk(t3, "", 2000), (Paths{t2, t3}));
-  EXPECT_EQ(NewOk(t3, "", 2001), (Paths{t3}));
-  EXPECT_EQ(NewOk(t3, "", 2000, 1), (Paths{t2}));
-  EXPECT_EQ(NewOk(t3, "", 0), (Paths{t1, t2, t3}));
+  NewHistory full;
+  EXPECT_EQ(NewOk(t3, {}, 2000, &full), (Paths{t2, t3}));
+  EXPECT_EQ(full.cut_off, Paths{t1});
+  EXPECT_EQ(NewOk(t3, {}, 2001, &full), (Paths{t3}));
+  EXPECT_EQ(full.cut_off, Paths{t2});
+  EXPECT_EQ(NewOk(t3, {}, 0, &full), (Paths{t1, t2, t3}));
+  EXPECT_TRUE(full.cut_off.empty());
+  // Clock skew: a commit dated after its child is still behind the old
+  // child, so it is cut off with it.
+  std::string skewed = Commit(dir_, "f.txt", "4", "dated late", 9000);
+  std::string old = Commit(dir_, "f.txt", "5", "dated early", 1500);
+  std::string top = Commit(dir_, "f.txt", "6", "top", 9500);
+  EXPECT_EQ(NewOk(top, {}, 2500, &full), (Paths{top}));
+  EXPECT_EQ(full.cut_off, Paths{old});
 }
 
-TEST_F(HistoryTest, IsAncestorFollowsHistoryAndDetectsRewrites) {
+TEST_F(HistoryTest, WalkNewEndsAtTheShallowBoundary) {
+  std::vector<std::string> shas;
+  for (int i = 0; i < 5; ++i) shas.push_back(Commit(dir_, "f.txt", std::to_string(i), "c"));
+  std::string clone = Path("shallow");
+  Git(base_, {"clone", "-q", "--depth", "2", "file://" + dir_, clone});
+  auto repo = Repository::Open(clone);
+  ASSERT_TRUE(repo.ok()) << repo.status().ToString();
+  auto walked = (*repo)->WalkNew(shas[4], {}, 0);
+  ASSERT_TRUE(walked.ok()) << walked.status().ToString();
+  ASSERT_EQ(walked->commits.size(), 2u);
+  EXPECT_EQ(walked->commits[0].sha, shas[3]);
+  ASSERT_EQ(walked->truncated.size(), 1u);
+  EXPECT_EQ(walked->truncated[0], shas[3] + ": shallow boundary");
+}
+
+TEST_F(HistoryTest, WalkNewEndsWhereAParentCannotBeRead) {
   std::string a = Commit(dir_, "f.txt", "a", "A");
   std::string b = Commit(dir_, "f.txt", "b", "B");
-  EXPECT_TRUE(*Repo()->IsAncestor(a, b));
-  EXPECT_FALSE(*Repo()->IsAncestor(b, a));
-  EXPECT_TRUE(*Repo()->IsAncestor(b, b));
-  // Rewrite: drop B and commit B' on top of A (a force push seen locally).
-  Git(dir_, {"reset", "-q", "--hard", a});
-  std::string b2 = Commit(dir_, "f.txt", "b-prime", "B'");
-  auto rewritten = Repo()->IsAncestor(b, b2);
-  ASSERT_TRUE(rewritten.ok()) << rewritten.status().ToString();
-  EXPECT_FALSE(*rewritten);
-  EXPECT_TRUE(*Repo()->IsAncestor(a, b2));
-  auto unknown = Repo()->IsAncestor(std::string(40, 'a'), b2);
-  EXPECT_TRUE(unknown.status().IsNotFound()) << unknown.status().ToString();
+  std::string c = Commit(dir_, "f.txt", "c", "C");
+  // Remove B's object (loose): a pruned or never-fetched commit.
+  fs::remove(dir_ + "/.git/objects/" + b.substr(0, 2) + "/" + b.substr(2));
+  NewHistory full;
+  EXPECT_EQ(NewOk(c, {}, 0, &full), Paths{c});
+  ASSERT_EQ(full.truncated.size(), 1u);
+  EXPECT_NE(full.truncated[0].find("parent " + b + " cannot be read"), std::string::npos);
+  EXPECT_EQ(NewOk(c, {a}), Paths{c});
+}
+
+TEST_F(HistoryTest, WalkNewHidesACommitReachedFirstThroughANewerPath) {
+  // main: A - B - C; hidden X is a child of B dated before A (skew). The
+  // head reaches B through C before the walk reaches X.
+  std::string a = Commit(dir_, "f.txt", "a", "A", 1000);
+  std::string b = Commit(dir_, "f.txt", "b", "B", 2000);
+  std::string c = Commit(dir_, "f.txt", "c", "C", 3000);
+  Git(dir_, {"checkout", "-q", "-b", "x", b});
+  std::string x = Commit(dir_, "x.txt", "x", "X", 500);
+  EXPECT_EQ(NewOk(c, {x}), Paths{c});
+  EXPECT_EQ(NewOk(c, {a}), (Paths{b, c}));
 }
 
 TEST_F(HistoryTest, ChangedPathsOfRootCommitListsItsWholeTree) {
@@ -218,7 +262,7 @@ TEST_F(HistoryTest, SeesObjectsWrittenAndRepackedAfterOpen) {
   std::string second = Commit(dir_, "jobs/a.job", "v2", "v2");
   Git(dir_, {"gc", "-q", "--prune=now"});
   std::string third = Commit(dir_, "jobs/a.job", "v3", "v3");
-  EXPECT_EQ(NewOk(third, first), (Paths{second, third}));
+  EXPECT_EQ(NewOk(third, {first}), (Paths{second, third}));
   Git(dir_, {"gc", "-q", "--prune=now"});
   auto files = Repo()->ReadTreeFiles(third, "jobs", ".job");
   ASSERT_TRUE(files.ok()) << files.status().ToString();

@@ -22,7 +22,7 @@ Result<std::vector<Run>> Enqueue(RunStore* runs, FakeClock* clock, const Op& op)
   std::optional<CursorUpdate> cursor;
   if (op.with_cursor) {
     cursor = CursorUpdate{"/repo", "main", "main",
-                          Cursor{KeyFor(op.keys.back()).sha, 1, clock->NowMs()}};
+                          Cursor{KeyFor(op.keys.back()).sha, 1, clock->NowMs(), {}, 0}};
   }
   return runs->Enqueue(batch, cursor);
 }

@@ -151,7 +151,7 @@ TEST_F(RunStoreTest, TransitionFromTheWrongStateIsRefused) {
 TEST_F(RunStoreTest, EnqueueIsIdempotentOnKeyAndCommitsTheCursorWithTheRuns) {
   NewRun a = MakeNew(std::string(40, 'a'));
   NewRun b = MakeNew(std::string(40, 'b'));
-  CursorUpdate cur{"/repo", "main", "main", Cursor{std::string(40, 'b'), 100, 0}};
+  CursorUpdate cur{"/repo", "main", "main", Cursor{std::string(40, 'b'), 100, 0, {}, 0}};
   Result<std::vector<wtd::Run>> first = runs_->Enqueue({a, b, a}, cur);
   ASSERT_TRUE(first.ok());
   EXPECT_EQ(first->size(), 2u);

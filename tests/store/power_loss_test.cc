@@ -216,7 +216,7 @@ TEST_F(PowerLossTest, RunTransitionsAcknowledgedBeforePowerLossSurvive) {
       n.max_attempts = 2;
       batch.push_back(n);
     }
-    CursorUpdate cu{"/r", "main", "main", Cursor{std::string(40, 'e'), 1, 2}};
+    CursorUpdate cu{"/r", "main", "main", Cursor{std::string(40, 'e'), 1, 2, {}, 0}};
     Result<std::vector<wtd::Run>> made = runs.Enqueue(batch, cu);
     ASSERT_TRUE(made.ok());
     for (const wtd::Run& r : *made) expected[r.id] = S::kPending;

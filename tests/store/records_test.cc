@@ -26,10 +26,30 @@ struct RunV1 {
   }
 };
 
+// A Cursor at class version 1 (before frontier and skipped).
+struct CursorV1 {
+  Cursor c;
+
+  template <class Archive>
+  void serialize(Archive& ar, const std::uint32_t /*version*/) {
+    ar(c.sha, c.commit_time_s, c.updated_at_ms);
+  }
+};
+
+// A version 2 Cursor whose frontier claims 2^60 strings.
+struct ForgedCursor {
+  template <class Archive>
+  void serialize(Archive& ar, const std::uint32_t /*version*/) {
+    ar(std::string(40, 'e'), int64_t{1}, int64_t{2}, uint64_t{1} << 60);
+  }
+};
+
 }  // namespace
 }  // namespace wtd
 
+CEREAL_CLASS_VERSION(wtd::ForgedCursor, 2)
 CEREAL_CLASS_VERSION(wtd::RunV1, 1)
+CEREAL_CLASS_VERSION(wtd::CursorV1, 1)
 
 namespace wtd {
 namespace {
@@ -64,10 +84,26 @@ Run SampleRun() {
   return r;
 }
 
-Cursor SampleCursor() { return Cursor{std::string(40, 'f'), 1'699'999'999, 1'700'000'000'000}; }
+Cursor SampleCursor() {
+  return Cursor{std::string(40, 'f'),
+                1'699'999'999,
+                1'700'000'000'000,
+                {std::string(40, 'a'), std::string(40, 'b')},
+                7};
+}
 
 Event SampleEvent() {
   return Event{99, RunState::kRunning, RunState::kSucceeded, 1, 1'700'000'000'000};
+}
+
+template <typename T>
+std::string EncodeOld(RecordKind kind, const T& old) {
+  std::ostringstream out;
+  {
+    cereal::PortableBinaryOutputArchive ar(out);
+    ar(old);
+  }
+  return SealRecord(kind, out.str());
 }
 
 std::string EncodeV1(const RunV1& v1) {
@@ -117,6 +153,23 @@ TEST(RecordsTest, RunOfClassVersionOneDecodesWithNewFieldsDefaulted) {
   expected.log_bytes = 0;
   expected.log_truncated = false;
   EXPECT_EQ(*decoded, expected);
+}
+
+TEST(RecordsTest, CursorOfClassVersionOneDecodesWithNoFrontier) {
+  CursorV1 v1;
+  v1.c.sha = std::string(40, 'e');
+  v1.c.commit_time_s = 12;
+  v1.c.updated_at_ms = 34;
+  Result<Cursor> decoded = DecodeCursor(EncodeOld(RecordKind::kCursor, v1));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(*decoded, v1.c);
+  EXPECT_TRUE(decoded->frontier.empty());
+}
+
+TEST(RecordsTest, CursorWithForgedFrontierCountIsCorruptionWithoutAllocating) {
+  Result<Cursor> decoded = DecodeCursor(EncodeOld(RecordKind::kCursor, ForgedCursor()));
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_TRUE(decoded.status().IsCorruption()) << decoded.status().ToString();
 }
 
 TEST(RecordsTest, RunWithInvalidStateIsCorruption) {
