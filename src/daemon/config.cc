@@ -169,16 +169,6 @@ Status Fill(const po::variables_map& vm, const char* (*env)(const char*), const 
 
 }  // namespace
 
-std::string DefaultStateDir(const char* (*env)(const char*)) {
-  const char* v = env("WTD_STATE_DIR");
-  if (v && *v) return v;
-  v = env("XDG_STATE_HOME");
-  if (v && *v) return std::string(v) + "/wtd";
-  v = env("HOME");
-  if (v && *v) return std::string(v) + "/.local/state/wtd";
-  return "";
-}
-
 Result<ParsedArgs> ParseArgs(const std::vector<std::string>& argv, const char* (*env)(const char*),
                              const std::string& cwd) {
   long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/paths.h"
 #include "wtd/status.h"
 
 namespace wtd {
@@ -57,10 +58,6 @@ struct ParsedArgs {
 // relative paths and the default repository.
 Result<ParsedArgs> ParseArgs(const std::vector<std::string>& argv,
                              const char* (*env_lookup)(const char*), const std::string& cwd);
-
-// The default state dir: $WTD_STATE_DIR, else $XDG_STATE_HOME/wtd, else
-// ~/.local/state/wtd.
-std::string DefaultStateDir(const char* (*env_lookup)(const char*));
 
 // Names of the options that SIGHUP cannot change (they need a restart).
 std::vector<std::string> RestartOnlyDifferences(const Config& running, const Config& reloaded);

@@ -1,8 +1,10 @@
-// The daemon's control commands: the table served on the unix socket
-// (docs/design/wtctl.md documents each request and result).
+// The daemon's side of the control commands (src/commands): the socket's
+// command table built from AllCommands(), each handler given the store and
+// this daemon's DaemonControl.
 //
-// Thread-safety: handlers run on the server's io thread; they only read the
-// store (thread-safe), take scheduler snapshots, or post work to the loop.
+// Thread-safety: handlers run on the server's worker threads, several at
+// once; everything here is safe for that (the scheduler's snapshot, stop and
+// pause are; reload serializes itself).
 #ifndef WTD_DAEMON_CONTROL_H_
 #define WTD_DAEMON_CONTROL_H_
 
@@ -11,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "commands/command.h"
 #include "runs/run_store.h"
 #include "scheduler/scheduler.h"
 #include "server/server.h"

@@ -18,15 +18,11 @@
 
 #include "git/repository.h"
 #include "jobs/job_spec.h"
+#include "report/daemon_status.h"
 #include "wtd/status.h"
 
 namespace wtd {
 
-struct JobFileError {
-  std::string repo;     // repository root
-  std::string sha;      // first commit it was seen in
-  std::string message;  // "<file>:<line>: <key>: <what>"
-};
 
 class JobLoader {
  public:

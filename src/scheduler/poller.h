@@ -34,6 +34,7 @@
 #include "base/clock.h"
 #include "git/repository.h"
 #include "runs/retry_policy.h"
+#include "report/daemon_status.h"
 #include "runs/run_store.h"
 #include "scheduler/job_loader.h"
 
@@ -60,30 +61,8 @@ struct PollerOptions {
   bool dry_run = false;
 };
 
-struct WorktreeStatus {
-  std::string id;
-  std::string path;
-  std::string branch;
-  std::string head;
-};
 
-struct RepoStatus {
-  std::string path;   // as configured
-  std::string root;   // main worktree root, once opened
-  std::string error;  // last error, empty when healthy
-  uint32_t consecutive_failures = 0;
-  std::vector<WorktreeStatus> worktrees;
-};
 
-// Commits passed over without runs, for `wtctl status`.
-struct SkippedCommits {
-  std::string repo;      // repository root
-  std::string worktree;  // worktree id
-  std::string sha;       // the newest commit skipped
-  uint64_t count = 0;
-  std::string reason;
-  int64_t at_ms = 0;
-};
 
 struct PollStats {
   uint64_t runs_enqueued = 0;

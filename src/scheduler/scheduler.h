@@ -58,20 +58,6 @@ struct SchedulerOptions {
   int64_t events_trim_ms = 60000;
 };
 
-// What `wtctl status` shows; refreshed by the loop after each step.
-struct SchedulerSnapshot {
-  bool paused = false;
-  bool stopping = false;
-  int64_t last_tick_ms = 0;
-  uint64_t ticks = 0;
-  uint64_t runs_enqueued = 0;
-  uint64_t runs_started = 0;
-  std::vector<RepoStatus> repos;
-  std::vector<JobFileError> job_errors;
-  std::vector<SkippedCommits> skipped_commits;
-  std::vector<uint64_t> running;  // run ids with a live process
-  std::string store_error;        // set once the store went read-only
-};
 
 class Scheduler {
  public:

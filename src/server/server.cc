@@ -33,6 +33,8 @@ bool SomethingListens(const std::string& path) {
 
 }  // namespace
 
+constexpr int kHandlerThreads = 2;
+
 class Server::Impl {
  public:
   Impl(std::string path, std::vector<CommandSpec> commands, ServerOptions options)
@@ -62,6 +64,9 @@ class Server::Impl {
     stopped_ = true;
     io_.stop();
     if (thread_.joinable()) thread_.join();
+    // A handler still running finishes; its answer is posted to a stopped
+    // io_context and dropped with it.
+    workers_.join();
     boost::system::error_code ec;
     acceptor_.close(ec);
     if (bound_) unlink(path_.c_str());
@@ -79,6 +84,9 @@ class Server::Impl {
   ServerOptions options_;
   int connections_ = 0;  // io thread only
   asio::io_context io_;
+  // Handlers run here, off the io thread: a slow one (a long listing) does
+  // not hold up accepting, refusing or answering other clients.
+  asio::thread_pool workers_{kHandlerThreads};
   Local::acceptor acceptor_;
   std::thread thread_;
   bool bound_ = false;
@@ -144,7 +152,17 @@ class Server::Impl::Connection : public std::enable_shared_from_this<Connection>
                      asio::buffers_begin(buffer_.data()) + static_cast<std::ptrdiff_t>(n - 1));
     buffer_.consume(n);
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    Write(HandleRequestLine(server_->commands_, line), /*then_close=*/false);
+    // No idle timeout while the handler runs: the client is waiting on us.
+    timer_.cancel();
+    // The worker hands its reference on, so the connection is always
+    // destroyed on the io thread (its destructor counts connections_).
+    asio::post(server_->workers_, [self = shared_from_this(), line = std::move(line)]() mutable {
+      std::string answer = HandleRequestLine(self->server_->commands_, line);
+      asio::io_context& io = self->server_->io_;
+      asio::post(io, [self = std::move(self), answer = std::move(answer)]() mutable {
+        self->Write(std::move(answer), /*then_close=*/false);
+      });
+    });
   }
 
   void Write(std::string text, bool then_close) {

@@ -3,11 +3,13 @@
 //
 // One Boost.Asio thread serves every connection with asynchronous I/O, so a
 // slow or silent client cannot stall the others, and the daemon's loop never
-// waits on a client. Before anything is read from a connection its peer uid
+// waits on a client. Handlers run on two worker threads, so a slow request
+// (a long listing) does not stall the socket either. Before anything is read from a connection its peer uid
 // (SO_PEERCRED) must be the server's own effective uid or root.
 //
-// Thread-safety: Start and Stop from one thread. Handlers run on the server's
-// io thread, one at a time; they must not block for long.
+// Thread-safety: Start and Stop from one thread. Handlers run on the worker
+// threads, up to two at once (one per connection at a time); they must be
+// thread-safe. Stop waits for a running handler to return.
 #ifndef WTD_SERVER_SERVER_H_
 #define WTD_SERVER_SERVER_H_
 

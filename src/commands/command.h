@@ -1,0 +1,134 @@
+// One definition per control command: its name, wtctl's usage line, flags
+// and help, the request built from wtctl's arguments, the handler the daemon
+// serves on its socket, and the printer of its result. wtd's control table
+// (src/daemon/control.cc) and wtctl's dispatch (src/cli/wtctl.cc) are both
+// built from AllCommands(), so a command cannot exist on one side only.
+// docs/design/wtctl.md documents each request and result.
+//
+// A read-only command's handler needs only the store: when no daemon
+// answers, wtctl opens the store read-only and calls the same handler.
+//
+// Adding a command: one file in src/commands/ defining a CommandDef, its
+// entry in AllCommands() (registry.cc), its test and its row in wtctl.md.
+//
+// Thread-safety: definitions are immutable. Handlers may run on several
+// threads at once (the server's workers); what they reach through
+// CommandContext must be thread-safe (RunStore is; DaemonControl must be).
+#ifndef WTD_COMMANDS_COMMAND_H_
+#define WTD_COMMANDS_COMMAND_H_
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "report/daemon_status.h"
+#include "runs/run_store.h"
+#include "wtd/status.h"
+
+namespace wtd {
+
+using json = nlohmann::json;
+
+// wtctl's exit codes.
+inline constexpr int kExitOk = 0, kExitError = 1, kExitUsage = 2, kExitNoDaemon = 3;
+
+// What only a running daemon can answer or do. Implemented by src/daemon.
+class DaemonControl {
+ public:
+  virtual ~DaemonControl() = default;
+  // The daemon's own figures for `status`.
+  struct Info {
+    int pid = 0;
+    std::string version;
+    int64_t started_at_ms = 0;
+    uint64_t incarnation = 0;
+    std::string socket_path;
+    uint64_t store_commits = 0;
+    SchedulerSnapshot scheduler;
+  };
+  virtual Info Status() = 0;
+  virtual void RequestStop() = 0;
+  virtual void SetPaused(bool paused) = 0;
+  // Re-reads the configuration; the error says what was refused.
+  virtual wtd::Status Reload() = 0;
+};
+
+struct CommandContext {
+  RunStore* runs = nullptr;  // never null
+  std::string state_dir;
+  DaemonControl* daemon = nullptr;  // null in wtctl's direct (store) mode
+};
+
+// A command's own arguments on wtctl's command line.
+struct CliArgs {
+  std::map<std::string, std::string> flags;  // --name VALUE, or "1" for a bare flag
+  std::vector<std::string> positional;
+  bool Has(const std::string& flag) const { return flags.count(flag) > 0; }
+};
+
+// What a command that does more than one call (logs --follow, stop --wait)
+// gets from wtctl.
+class Session {
+ public:
+  virtual ~Session() = default;
+  // `command`'s result from the daemon; for a read-only command, from the
+  // store when no daemon answers. FailedPrecondition "no daemon answers on
+  // SOCKET" when it needs the daemon and none answers.
+  virtual Result<json> Call(std::string_view command, const json& args) = 0;
+  // Whether a daemon answers on the socket now.
+  virtual bool DaemonAnswers() = 0;
+  virtual const std::string& state_dir() const = 0;
+  virtual const std::string& socket_path() const = 0;
+  // Prints `result` as JSON (--json) or as `human`.
+  virtual void Print(const json& result, const std::string& human) = 0;
+  // Prints "wtctl: MESSAGE" to stderr and returns `code`.
+  virtual int Fail(const std::string& message, int code) = 0;
+};
+
+struct FlagDef {
+  std::string_view name;
+  bool takes_value = false;
+};
+
+enum class Access {
+  kReadOnly,  // the store alone answers it: works with the daemon down
+  kDaemon,    // needs the running daemon
+};
+
+struct CommandDef {
+  std::string_view name;
+  std::string_view usage;    // wtctl's usage line, e.g. "runs [--job J] [--limit N]"
+  std::string_view summary;  // one line for --help
+  std::vector<FlagDef> flags;
+  Access access = Access::kDaemon;
+  // The request's args from wtctl's arguments; InvalidArgument is a usage
+  // error (exit 2). Null: no arguments, `{}`.
+  Result<json> (*request)(const CliArgs& args) = nullptr;
+  // The handler the daemon serves (and wtctl's direct mode calls for a
+  // read-only command). Null for a wtctl-only command.
+  Result<json> (*handle)(const CommandContext& ctx, const json& args) = nullptr;
+  // Human output of a result.
+  std::string (*print)(const json& result) = nullptr;
+  // wtctl's behaviour when it is more than one call, printed; returns the
+  // exit code. Null: Call, then Print.
+  int (*run)(Session& session, const json& request) = nullptr;
+};
+
+// Every command, in --help order.
+const std::vector<CommandDef>& AllCommands();
+// The command named `name`, or null.
+const CommandDef* FindCommand(std::string_view name);
+
+// Argument helpers for handlers and request builders. Each error names the
+// argument ("args.limit: expected an integer >= 0, got -1").
+Result<int64_t> IntArg(const json& args, const char* name, int64_t fallback, int64_t lo);
+Result<std::string> StringArg(const json& args, const char* name);
+// A wtctl flag's value as an integer >= lo ("--limit=x: expected ...").
+Result<int64_t> ParseCount(const std::string& flag, const std::string& value, int64_t lo);
+
+}  // namespace wtd
+
+#endif  // WTD_COMMANDS_COMMAND_H_

@@ -1,0 +1,21 @@
+// The definition of each command, one function per file of this module;
+// registry.cc lists them in AllCommands().
+#ifndef WTD_COMMANDS_DEFS_H_
+#define WTD_COMMANDS_DEFS_H_
+
+#include "commands/command.h"
+
+namespace wtd {
+
+const CommandDef& StatusCommand();  // status.cc
+const CommandDef& RunsCommand();    // runs.cc
+const CommandDef& ShowCommand();    // show.cc
+const CommandDef& LogsCommand();    // logs.cc
+const CommandDef& StopCommand();    // lifecycle.cc
+const CommandDef& PauseCommand();   // lifecycle.cc
+const CommandDef& ResumeCommand();  // lifecycle.cc
+const CommandDef& ReloadCommand();  // lifecycle.cc
+
+}  // namespace wtd
+
+#endif  // WTD_COMMANDS_DEFS_H_

@@ -1,0 +1,131 @@
+// The daemon's life: `stop` (and wait for it to exit), `pause`, `resume`,
+// `reload`. Each needs the running daemon.
+#include <chrono>
+#include <thread>
+
+#include "commands/defs.h"
+
+namespace wtd {
+namespace {
+
+constexpr int64_t kDefaultStopWaitS = 60;
+
+Status NeedDaemon(const CommandContext& c, const char* what) {
+  if (c.daemon != nullptr) return Status::OK();
+  return Status::FailedPrecondition(std::string(what) + " needs the running daemon");
+}
+
+Result<json> StopRequest(const CliArgs& a) {
+  int64_t wait_s = kDefaultStopWaitS;
+  if (a.Has("wait")) {
+    WTD_ASSIGN_OR_RETURN(wait_s, ParseCount("wait", a.flags.at("wait"), 0));
+  }
+  return json{{"wait_s", wait_s}};
+}
+
+Result<json> Stop(const CommandContext& c, const json&) {
+  WTD_RETURN_IF_ERROR(NeedDaemon(c, "stop"));
+  c.daemon->RequestStop();
+  return json{{"stopping", true}};
+}
+
+// Asks for the stop, then waits until the daemon is gone: it removes its
+// socket when it exits.
+int StopRunCli(Session& session, const json& request) {
+  int64_t wait_s = request.value("wait_s", kDefaultStopWaitS);
+  Result<json> r = session.Call("stop", json::object());
+  if (!r.ok()) {
+    return session.Fail(r.status().message(), session.DaemonAnswers() ? kExitError : kExitNoDaemon);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!session.DaemonAnswers()) {
+      session.Print(json{{"stopped", true}}, "stopped\n");
+      return kExitOk;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (wait_s == 0) {
+    session.Print(json{{"stopping", true}}, "stopping\n");
+    return kExitOk;
+  }
+  return session.Fail("the daemon is still stopping after " + std::to_string(wait_s) + " s",
+                      kExitError);
+}
+
+Result<json> Pause(const CommandContext& c, const json&) {
+  WTD_RETURN_IF_ERROR(NeedDaemon(c, "pause"));
+  c.daemon->SetPaused(true);
+  return json{{"paused", true}};
+}
+
+Result<json> Resume(const CommandContext& c, const json&) {
+  WTD_RETURN_IF_ERROR(NeedDaemon(c, "resume"));
+  c.daemon->SetPaused(false);
+  return json{{"paused", false}};
+}
+
+Result<json> Reload(const CommandContext& c, const json&) {
+  WTD_RETURN_IF_ERROR(NeedDaemon(c, "reload"));
+  WTD_RETURN_IF_ERROR(c.daemon->Reload());
+  return json{{"reloaded", true}};
+}
+
+std::string PrintPaused(const json& r) {
+  return r.value("paused", false) ? "paused\n" : "resumed\n";
+}
+std::string PrintReloaded(const json&) { return "reloaded\n"; }
+
+}  // namespace
+
+const CommandDef& StopCommand() {
+  static const CommandDef kDef = {
+      .name = "stop",
+      .usage = "stop [--wait SECONDS]",
+      .summary = "graceful stop; waits for the daemon to exit (60 s)",
+      .flags = {{"wait", true}},
+      .access = Access::kDaemon,
+      .request = StopRequest,
+      .handle = Stop,
+      .run = StopRunCli,
+  };
+  return kDef;
+}
+
+const CommandDef& PauseCommand() {
+  static const CommandDef kDef = {
+      .name = "pause",
+      .usage = "pause",
+      .summary = "start no new runs (polling goes on)",
+      .access = Access::kDaemon,
+      .handle = Pause,
+      .print = PrintPaused,
+  };
+  return kDef;
+}
+
+const CommandDef& ResumeCommand() {
+  static const CommandDef kDef = {
+      .name = "resume",
+      .usage = "resume",
+      .summary = "start runs again",
+      .access = Access::kDaemon,
+      .handle = Resume,
+      .print = PrintPaused,
+  };
+  return kDef;
+}
+
+const CommandDef& ReloadCommand() {
+  static const CommandDef kDef = {
+      .name = "reload",
+      .usage = "reload",
+      .summary = "re-read the configuration file (like SIGHUP)",
+      .access = Access::kDaemon,
+      .handle = Reload,
+      .print = PrintReloaded,
+  };
+  return kDef;
+}
+
+}  // namespace wtd

@@ -1,0 +1,156 @@
+// `status`: the daemon, its repositories and worktrees, active runs, job-file
+// errors and skipped commits. wtctl exits 3 (and prints {"running": false}
+// with --json) when no daemon answers.
+#include <map>
+#include <sstream>
+
+#include "base/time_format.h"
+#include "commands/defs.h"
+#include "report/run_view.h"
+#include "report/table.h"
+
+namespace wtd {
+namespace {
+
+json RepoJson(const RepoStatus& r) {
+  json wts = json::array();
+  for (const WorktreeStatus& w : r.worktrees) {
+    wts.push_back({{"id", w.id},
+                   {"path", w.path},
+                   {"branch", w.branch},
+                   {"head", w.head.empty() ? json(nullptr) : json(w.head)}});
+  }
+  return {{"path", r.path},
+          {"root", r.root.empty() ? json(nullptr) : json(r.root)},
+          {"error", r.error.empty() ? json(nullptr) : json(r.error)},
+          {"consecutive_failures", r.consecutive_failures},
+          {"worktrees", wts}};
+}
+
+Result<json> Handle(const CommandContext& c, const json&) {
+  if (c.daemon == nullptr) return Status::FailedPrecondition("status needs the running daemon");
+  DaemonControl::Info info = c.daemon->Status();
+  const SchedulerSnapshot& s = info.scheduler;
+  std::vector<Status> damaged;
+  WTD_ASSIGN_OR_RETURN(std::vector<Run> active, c.runs->ListActive(&damaged));
+  json damaged_runs = json::array();
+  for (const Status& d : damaged) damaged_runs.push_back(d.ToString());
+  std::map<std::string, int> counts;
+  for (const Run& r : active) ++counts[std::string(RunStateName(r.state))];
+  json repos = json::array();
+  for (const RepoStatus& r : s.repos) repos.push_back(RepoJson(r));
+  json errors = json::array();
+  for (const JobFileError& e : s.job_errors) {
+    errors.push_back({{"repo", e.repo}, {"sha", e.sha}, {"message", e.message}});
+  }
+  json skipped = json::array();
+  for (const SkippedCommits& k : s.skipped_commits) {
+    skipped.push_back({{"repo", k.repo},
+                       {"worktree", k.worktree},
+                       {"sha", k.sha},
+                       {"count", k.count},
+                       {"reason", k.reason},
+                       {"at", FormatRfc3339(k.at_ms)}});
+  }
+  int64_t now = c.runs->clock()->NowMs();
+  return json{{"pid", info.pid},
+              {"version", info.version},
+              {"started_at", FormatRfc3339(info.started_at_ms)},
+              {"uptime_s", (now - info.started_at_ms) / 1000},
+              {"incarnation", info.incarnation},
+              {"state_dir", c.state_dir},
+              {"socket", info.socket_path},
+              {"paused", s.paused},
+              {"stopping", s.stopping},
+              {"repos", repos},
+              {"active", active.size()},
+              {"active_by_state", counts},
+              {"damaged_runs", damaged_runs},
+              {"running_runs", s.running},
+              {"last_tick", TimeOrNull(s.last_tick_ms)},
+              {"ticks", s.ticks},
+              {"runs_enqueued", s.runs_enqueued},
+              {"runs_started", s.runs_started},
+              {"store_commits", info.store_commits},
+              {"job_errors", errors},
+              {"skipped_commits", skipped},
+              {"store_error", s.store_error.empty() ? json(nullptr) : json(s.store_error)}};
+}
+
+std::string Print(const json& s) {
+  std::ostringstream o;
+  o << "wtd " << Cell(s["version"]) << ", pid " << Cell(s["pid"]) << ", up "
+    << FormatDurationMs(s["uptime_s"].get<int64_t>() * 1000) << ", incarnation "
+    << Cell(s["incarnation"]) << "\n";
+  std::vector<std::vector<std::string>> info = {
+      {"state dir", Cell(s["state_dir"])},
+      {"socket", Cell(s["socket"])},
+      {"paused", Cell(s["paused"])},
+      {"last tick", Cell(s["last_tick"])},
+      {"runs queued", Cell(s["runs_enqueued"]) + " since start"},
+      {"runs started", Cell(s["runs_started"]) + " since start"},
+  };
+  std::string active = Cell(s["active"]);
+  std::string by_state;
+  for (const auto& [state, n] : s["active_by_state"].items()) {
+    by_state += (by_state.empty() ? "" : ", ") + state + " " + Cell(n);
+  }
+  info.push_back({"active runs", active + (by_state.empty() ? "" : " (" + by_state + ")")});
+  if (!s["store_error"].is_null()) info.push_back({"STORE", Cell(s["store_error"])});
+  o << FormatTable(info);
+  std::vector<std::vector<std::string>> wts = {
+      {"REPOSITORY", "WORKTREE", "BRANCH", "HEAD", "PATH"}};
+  for (const json& r : s["repos"]) {
+    if (!r["error"].is_null()) {
+      wts.push_back({Cell(r["path"]), "-", "-", "-", "error: " + Cell(r["error"])});
+    }
+    for (const json& w : r["worktrees"]) {
+      wts.push_back({Cell(r["root"]), Cell(w["id"]), Cell(w["branch"]),
+                     Cell(w["head"]).substr(0, 12), Cell(w["path"])});
+    }
+  }
+  o << "\n" << FormatTable(wts);
+  if (!s["job_errors"].empty()) {
+    o << "\njob file errors:\n";
+    for (const json& e : s["job_errors"]) {
+      o << "  " << Cell(e["message"]) << " (commit " << Cell(e["sha"]).substr(0, 12) << ")\n";
+    }
+  }
+  if (s.contains("skipped_commits") && !s["skipped_commits"].empty()) {
+    o << "\ncommits skipped without runs:\n";
+    for (const json& k : s["skipped_commits"]) {
+      o << "  " << Cell(k["worktree"]) << " of " << Cell(k["repo"]) << ": " << Cell(k["count"])
+        << " up to " << Cell(k["sha"]).substr(0, 12) << ": " << Cell(k["reason"]) << "\n";
+    }
+  }
+  return o.str();
+}
+
+int RunCli(Session& session, const json& request) {
+  Result<json> r = session.Call("status", request);
+  if (!r.ok() && !session.DaemonAnswers()) {
+    session.Print(json{{"running", false}, {"socket", session.socket_path()}}, "");
+    return session.Fail(r.status().message(), kExitNoDaemon);
+  }
+  if (!r.ok()) return session.Fail(r.status().ToString(), kExitError);
+  (*r)["running"] = true;
+  session.Print(*r, Print(*r));
+  return kExitOk;
+}
+
+}  // namespace
+
+const CommandDef& StatusCommand() {
+  static const CommandDef kDef = {
+      .name = "status",
+      .usage = "status",
+      .summary = "daemon pid, version, uptime, repositories, active runs",
+      .access = Access::kDaemon,
+      .handle = Handle,
+      .print = Print,
+      .run = RunCli,
+  };
+  return kDef;
+}
+
+}  // namespace wtd

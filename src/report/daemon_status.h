@@ -1,0 +1,64 @@
+// What the daemon reports about itself: the plain values the scheduler,
+// the poller and the job loader publish, and that the `status` command
+// (src/commands/status.cc) turns into JSON. Kept here, below the scheduler,
+// so that wtctl and the commands need not link the loop.
+//
+// Thread-safety: plain values.
+#ifndef WTD_REPORT_DAEMON_STATUS_H_
+#define WTD_REPORT_DAEMON_STATUS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace wtd {
+
+struct WorktreeStatus {
+  std::string id;
+  std::string path;
+  std::string branch;
+  std::string head;
+};
+
+struct RepoStatus {
+  std::string path;   // as configured
+  std::string root;   // main worktree root, once opened
+  std::string error;  // last error, empty when healthy
+  uint32_t consecutive_failures = 0;
+  std::vector<WorktreeStatus> worktrees;
+};
+
+struct JobFileError {
+  std::string repo;     // repository root
+  std::string sha;      // first commit it was seen in
+  std::string message;  // "<file>:<line>: <key>: <what>"
+};
+
+// Commits passed over without runs, for `wtctl status`.
+struct SkippedCommits {
+  std::string repo;      // repository root
+  std::string worktree;  // worktree id
+  std::string sha;       // the newest commit skipped
+  uint64_t count = 0;
+  std::string reason;
+  int64_t at_ms = 0;
+};
+
+// What `wtctl status` shows; refreshed by the loop after each step.
+struct SchedulerSnapshot {
+  bool paused = false;
+  bool stopping = false;
+  int64_t last_tick_ms = 0;
+  uint64_t ticks = 0;
+  uint64_t runs_enqueued = 0;
+  uint64_t runs_started = 0;
+  std::vector<RepoStatus> repos;
+  std::vector<JobFileError> job_errors;
+  std::vector<SkippedCommits> skipped_commits;
+  std::vector<uint64_t> running;  // run ids with a live process
+  std::string store_error;        // set once the store went read-only
+};
+
+}  // namespace wtd
+
+#endif  // WTD_REPORT_DAEMON_STATUS_H_
