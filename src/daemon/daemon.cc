@@ -22,6 +22,8 @@
 #include "daemon/logging.h"
 #include "daemon/pid_file.h"
 #include "daemon/service.h"
+#include "daemon/state_dir.h"
+#include "exec/execution.h"
 #include "git/repository.h"
 #include "recovery/recovery.h"
 #include "server/server.h"
@@ -257,8 +259,16 @@ int DaemonMain(int argc, char** argv) {
     std::cerr << "wtd: " << st.message() << "\n";
     return 2;
   }
+  // What wtd creates (store, logs, context files, socket) is its user's
+  // alone, whatever the umask it was started with; jobs get that umask back.
+  SetJobUmask(static_cast<int>(umask(077)));
   if (Status st = MakeDirs(config.state_dir, 0700); !st.ok()) {
     std::cerr << "wtd: --state-dir=" << config.state_dir << ": " << st.message() << "\n";
+    return 1;
+  }
+  std::vector<std::string> tightened;
+  if (Status st = CheckStateDir(config.state_dir, geteuid(), &tightened); !st.ok()) {
+    std::cerr << "wtd: " << st.message() << "\n";
     return 1;
   }
   Service service;
@@ -275,6 +285,9 @@ int DaemonMain(int argc, char** argv) {
     std::cerr << "wtd: " << st.message() << "\n";
     service.StartFailed(st.message());
     return 1;
+  }
+  for (const std::string& t : tightened) {
+    spdlog::warn("state dir: {} was open to group or others; made owner-only", t);
   }
   Result<PidFile> pid_file = PidFile::Acquire(config.pid_file);
   if (!pid_file.ok()) {

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <string_view>
 
 #include "base/file_util.h"
@@ -99,6 +101,15 @@ int ReapBlocking(pid_t pid) {
   return status;
 }
 
+std::atomic<int> job_umask{-1};
+
+// "--umask=0022" for the shim.
+std::string UmaskOption(int mask) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "--umask=%04o", static_cast<unsigned>(mask) & 0777u);
+  return buf;
+}
+
 // True when the last line of `tail` (the end of a log) is a truncation marker.
 bool EndsWithTruncationMarker(std::string_view tail) {
   if (tail.empty() || tail.back() != '\n') return false;
@@ -109,6 +120,8 @@ bool EndsWithTruncationMarker(std::string_view tail) {
 }
 
 }  // namespace
+
+void SetJobUmask(int mask) { job_umask.store(mask < 0 ? -1 : (mask & 0777)); }
 
 Execution::Execution(const SpawnRequest& req, ProcessTable* processes)
     : req_(req), processes_(processes) {}
@@ -198,7 +211,9 @@ Status Execution::Spawn(int out_write, int handshake_read) {
   posix_spawnattr_setsigmask(&attr, &empty);
   posix_spawnattr_setsigdefault(&attr, &defaults);
 
-  std::vector<std::string> args = {req_.shim_path, "--", "/bin/sh", "-c", req_.command};
+  std::vector<std::string> args = {req_.shim_path};
+  if (int mask = job_umask.load(); mask >= 0) args.push_back(UmaskOption(mask));
+  args.insert(args.end(), {"--", "/bin/sh", "-c", req_.command});
   std::vector<char*> argv, envp;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);

@@ -71,6 +71,13 @@ struct ExecOutcome {
   std::string error;  // e.g. "wtd-exec: exec /bin/sh: ..." when the shim failed to exec (127)
 };
 
+// The umask jobs run with, for the whole process (as the umask itself is).
+// The daemon runs with umask 077 so that what it creates is its user's alone,
+// and passes the umask it was started with here: every later job gets that one
+// back (the shim sets it before exec). -1, the default: jobs keep the
+// process's umask.
+void SetJobUmask(int mask);
+
 // One job process from spawn to reap. Thread-safe: Wait/Done/Terminate may be
 // called from any thread.
 class Execution {

@@ -130,6 +130,19 @@ TEST_F(ExecutionTest, JobInheritsNoDescriptorOfTheDaemonButItsStdio) {
   EXPECT_EQ(ReadOrEmpty(dir_.Sub("work/fds.txt")), "");
 }
 
+TEST_F(ExecutionTest, JobsGetTheJobUmaskNotTheDaemonsOwn) {
+  mode_t old = umask(077);  // the daemon's own, for its private files
+  SetJobUmask(022);         // the one it was started with
+  ExecOutcome given = RunToEnd(Request("umask > given.txt"));
+  SetJobUmask(-1);
+  ExecOutcome inherited = RunToEnd(Request("umask > inherited.txt"));
+  umask(old);
+  EXPECT_EQ(given.exit_code, 0);
+  EXPECT_EQ(inherited.exit_code, 0);
+  EXPECT_EQ(ReadOrEmpty(dir_.Sub("work/given.txt")), "0022\n");
+  EXPECT_EQ(ReadOrEmpty(dir_.Sub("work/inherited.txt")), "0077\n") << "-1: the process's umask";
+}
+
 TEST_F(ExecutionTest, HeldJobHasNotRunAndIsItsOwnLiveGroupLeader) {
   SpawnRequest req = Request("touch ran");
   std::unique_ptr<Execution> exec = StartOrDie(req);
