@@ -55,4 +55,9 @@ Status CheckStateDir(const std::string& dir, uid_t owner, std::vector<std::strin
   return Status::OK();
 }
 
+std::string PreviousRunNote(uint64_t incarnation, bool previous_shutdown_clean) {
+  if (incarnation <= 1) return " (new state store)";
+  return previous_shutdown_clean ? "" : " (previous run did not stop cleanly)";
+}
+
 }  // namespace wtd

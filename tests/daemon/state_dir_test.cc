@@ -6,6 +6,7 @@
 
 #include "base/file_util.h"
 #include "fakes/temp_dir.h"
+#include "store/state_store.h"
 
 namespace wtd {
 namespace {
@@ -116,6 +117,27 @@ TEST_F(StateDirTest, AMissingStateDirIsAnError) {
   Status st = CheckStateDir(tmp_.Sub("missing"), geteuid(), &tightened_);
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find(tmp_.Sub("missing")), std::string::npos) << st.message();
+}
+
+// The start-up line, against a real store: opened fresh, reopened after a
+// stop that did not mark the store, and after one that did.
+TEST(PreviousRunNoteTest, OnlyAnExistingStoreThatWasNotShutDownCleanlySaysSo) {
+  TempDir tmp;
+  auto open_note = [&](bool mark_clean) {
+    Result<std::unique_ptr<StateStore>> store = StateStore::Open(StoreOptions{tmp.Sub("db")});
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) return std::string("cannot open");
+    std::string note =
+        PreviousRunNote((*store)->incarnation(), (*store)->previous_shutdown_clean());
+    if (mark_clean) {
+      EXPECT_TRUE((*store)->MarkCleanShutdown().ok());
+    }
+    return note;
+  };
+  EXPECT_EQ(open_note(/*mark_clean=*/false), " (new state store)");
+  EXPECT_EQ(open_note(/*mark_clean=*/true), " (previous run did not stop cleanly)");
+  EXPECT_EQ(open_note(/*mark_clean=*/false), "");
+  EXPECT_EQ(open_note(/*mark_clean=*/false), " (previous run did not stop cleanly)");
 }
 
 }  // namespace
