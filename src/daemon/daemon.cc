@@ -120,6 +120,12 @@ Status Daemon::Start() {
   WTD_ASSIGN_OR_RETURN(store_, StateStore::Open(so));  // crash point after_store_open
   spdlog::info("state store {} open, incarnation {}{}", so.dir, store_->incarnation(),
                PreviousRunNote(store_->incarnation(), store_->previous_shutdown_clean()));
+  if (!IsKnownBootId(SystemProcessTable()->BootId())) {
+    spdlog::warn(
+        "the boot id is unknown ({} cannot be read): recovery signals no process of an "
+        "earlier run, since none can be proved to be that run's after a reboot",
+        kBootIdPath);
+  }
   runs_ = std::make_unique<RunStore>(store_.get(), clock);
   WTD_RETURN_IF_ERROR(runs_->Init());
 
