@@ -62,11 +62,12 @@ class ProcessTable {
 
   // Sends `sig` to the process group that the gone leader `leader` left
   // behind (background children of a job whose shell exited while no daemon
-  // watched it). Only on the same, known boot, and only when pid leader.pid is free
-  // or still the leader's zombie: the kernel hands a pid out again only once
-  // no process uses it as a pid or a process group id, so every member of
-  // group leader.pid is then one of the leader's. NotFound when nothing was
-  // signalled (no such group, the leader alive, its pid reused, another boot).
+  // watched it). Only on the same, known boot, and only when pid leader.pid is
+  // free or still the leader's zombie: the kernel hands a pid out again only
+  // once no process uses it as a pid or a process group id, so every member
+  // of group leader.pid is then one of the leader's. NotFound when nothing was
+  // signalled (no such group, the leader alive, its pid reused, another or an
+  // unknown boot).
   virtual Status SignalLeftoverGroup(const ProcessIdentity& leader, int sig) = 0;
 
   // Identity of the calling process.

@@ -45,7 +45,8 @@ std::string Unprovable(const Run& r, ProcessTable* processes) {
 
 // SIGKILLs the groups of every orphaned run whose process is still alive,
 // all first, then waits (bounded, once for all) for them to go. Returns, per
-// run id, what was done.
+// run id, what was done, and why nothing was for a run whose process cannot
+// be identified.
 std::map<uint64_t, std::string> KillSurvivors(const std::vector<Run>& active, uint64_t incarnation,
                                               ProcessTable* processes,
                                               const RecoveryOptions& options) {
