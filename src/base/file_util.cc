@@ -54,7 +54,12 @@ Status WriteAll(int fd, std::string_view data, const std::string& path) {
 
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  // A temp file left by a crashed process of the same pid is removed first,
+  // so the file is created here, with `mode`, and not reused with its own.
+  if (unlink(tmp.c_str()) != 0 && errno != ENOENT) {
+    return Status::FromErrno("remove stale " + tmp, errno);
+  }
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return Status::FromErrno("create " + tmp, errno);
   Status s = WriteAll(fd, data, tmp);
   if (s.ok() && fsync(fd) != 0) s = Status::FromErrno("fsync " + tmp, errno);

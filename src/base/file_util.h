@@ -1,6 +1,7 @@
 // Small, durable file-system helpers. Every file wtd writes outside RocksDB
 // goes through WriteFileAtomic: temp file, fsync, rename, fsync of the
-// directory. Nothing is truncated in place.
+// directory. Nothing is truncated in place. What wtd keeps is private to its
+// user: directories default to 0700 and files to 0600.
 //
 // Thread-safety: functions are safe to call concurrently on different paths.
 #ifndef WTD_BASE_FILE_UTIL_H_
@@ -13,12 +14,14 @@
 
 namespace wtd {
 
-// Creates `path` and missing parents with `mode`; OK if it already exists as a
-// directory.
-Status MakeDirs(const std::string& path, int mode = 0755);
+// Creates `path` and missing parents with `mode` (less the umask); OK if it
+// already exists as a directory (its mode is left as it is).
+Status MakeDirs(const std::string& path, int mode = 0700);
 
-// Writes `data` to `path` atomically and durably (see above).
-Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
+// Writes `data` to `path` atomically and durably (see above). The file is
+// created afresh with `mode` (less the umask), whatever a temp file left by an
+// earlier crash had.
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0600);
 
 // fsyncs the directory `dir` so that entries created or renamed in it persist.
 Status SyncDir(const std::string& dir);

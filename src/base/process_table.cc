@@ -10,8 +10,12 @@
 
 namespace wtd {
 
+bool IsKnownBootId(std::string_view boot_id) {
+  return !boot_id.empty() && boot_id != kUnknownBootId;
+}
+
 bool ProcessTable::IsAlive(const ProcessIdentity& id) {
-  if (id.pid <= 0 || id.boot_id != BootId()) return false;
+  if (id.pid <= 0 || !IsKnownBootId(id.boot_id) || id.boot_id != BootId()) return false;
   Result<uint64_t> start = StartTime(id.pid);
   return start.ok() && *start == id.start_time;
 }
@@ -51,10 +55,10 @@ namespace {
 
 class ProcProcessTable final : public ProcessTable {
  public:
-  ProcProcessTable() {
-    std::ifstream in("/proc/sys/kernel/random/boot_id");
+  explicit ProcProcessTable(const std::string& boot_id_path) {
+    std::ifstream in(boot_id_path);
     std::getline(in, boot_id_);
-    if (boot_id_.empty()) boot_id_ = "unknown-boot";
+    if (!IsKnownBootId(boot_id_)) boot_id_ = kUnknownBootId;
   }
 
   const std::string& BootId() override { return boot_id_; }
@@ -73,6 +77,11 @@ class ProcProcessTable final : public ProcessTable {
   }
 
   Status SignalGroup(const ProcessIdentity& id, int sig) override {
+    if (!IsKnownBootId(id.boot_id) || !IsKnownBootId(boot_id_)) {
+      return Status::NotFound("process " + std::to_string(id.pid) +
+                              ": the boot id is unknown, so it cannot be proved to be the one "
+                              "recorded");
+    }
     if (!IsAlive(id)) {
       return Status::NotFound("process " + std::to_string(id.pid) + " with start time " +
                               std::to_string(id.start_time) + " is not alive");
@@ -86,6 +95,11 @@ class ProcProcessTable final : public ProcessTable {
 
   Status SignalLeftoverGroup(const ProcessIdentity& leader, int sig) override {
     std::string name = "process group " + std::to_string(leader.pid);
+    if (!IsKnownBootId(leader.boot_id) || !IsKnownBootId(boot_id_)) {
+      return Status::NotFound(name +
+                              ": the boot id is unknown, so the group cannot be proved "
+                              "to be the one recorded");
+    }
     if (leader.pid <= 0 || leader.boot_id != boot_id_) {
       return Status::NotFound(name + ": recorded on another boot");
     }
@@ -115,8 +129,12 @@ class ProcProcessTable final : public ProcessTable {
 }  // namespace
 
 ProcessTable* SystemProcessTable() {
-  static ProcProcessTable table;
+  static ProcProcessTable table(kBootIdPath);
   return &table;
+}
+
+std::unique_ptr<ProcessTable> NewProcProcessTable(const std::string& boot_id_path) {
+  return std::make_unique<ProcProcessTable>(boot_id_path);
 }
 
 }  // namespace wtd

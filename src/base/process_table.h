@@ -15,11 +15,23 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 
 #include "wtd/status.h"
 
 namespace wtd {
+
+// Where the boot id is read from.
+inline constexpr char kBootIdPath[] = "/proc/sys/kernel/random/boot_id";
+// The boot id when kBootIdPath cannot be read.
+inline constexpr char kUnknownBootId[] = "unknown-boot";
+
+// False for an empty boot id and for kUnknownBootId. Without a known boot id
+// a pid and a start time (ticks since boot) cannot tell a process of this
+// boot from one of an earlier boot: every boot would look the same.
+bool IsKnownBootId(std::string_view boot_id);
 
 struct ProcessIdentity {
   int32_t pid = 0;
@@ -31,15 +43,17 @@ class ProcessTable {
  public:
   virtual ~ProcessTable() = default;
 
-  // The current boot id (stable for the life of the machine's boot).
+  // The current boot id (stable for the life of the machine's boot), or
+  // kUnknownBootId when it cannot be read.
   virtual const std::string& BootId() = 0;
 
   // Start time of a live (non-zombie) process. NotFound when no such process
   // exists or it is a zombie.
   virtual Result<uint64_t> StartTime(pid_t pid) = 0;
 
-  // True only when `id` names a process that is alive now: same boot, the pid
-  // exists and is not a zombie, and its start time equals id.start_time.
+  // True only when `id` names a process that is alive now: same boot (a known
+  // one: never when either boot id is unknown), the pid exists and is not a
+  // zombie, and its start time equals id.start_time.
   bool IsAlive(const ProcessIdentity& id);
 
   // Sends `sig` to the process group led by id.pid, but only if IsAlive(id).
@@ -48,11 +62,12 @@ class ProcessTable {
 
   // Sends `sig` to the process group that the gone leader `leader` left
   // behind (background children of a job whose shell exited while no daemon
-  // watched it). Only on the same boot, and only when pid leader.pid is free
-  // or still the leader's zombie: the kernel hands a pid out again only once
-  // no process uses it as a pid or a process group id, so every member of
-  // group leader.pid is then one of the leader's. NotFound when nothing was
-  // signalled (no such group, the leader alive, its pid reused, another boot).
+  // watched it). Only on the same, known boot, and only when pid leader.pid is
+  // free or still the leader's zombie: the kernel hands a pid out again only
+  // once no process uses it as a pid or a process group id, so every member
+  // of group leader.pid is then one of the leader's. NotFound when nothing was
+  // signalled (no such group, the leader alive, its pid reused, another or an
+  // unknown boot).
   virtual Status SignalLeftoverGroup(const ProcessIdentity& leader, int sig) = 0;
 
   // Identity of the calling process.
@@ -61,6 +76,10 @@ class ProcessTable {
 
 // The /proc-backed table. Never null; lives for the whole process.
 ProcessTable* SystemProcessTable();
+
+// A /proc-backed table that reads its boot id from `boot_id_path` instead of
+// kBootIdPath (tests: an unreadable one makes the boot id unknown).
+std::unique_ptr<ProcessTable> NewProcProcessTable(const std::string& boot_id_path);
 
 // Parses the start time (field 22) out of the text of /proc/PID/stat, which
 // has the form "pid (comm) state ppid ...", where comm may hold spaces and

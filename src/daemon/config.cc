@@ -59,7 +59,7 @@ po::options_description Describe(int64_t default_concurrency) {
     ("shutdown-grace-s", po::value<int64_t>()->default_value(d.shutdown_grace_s),
      "on SIGTERM, how long running jobs may finish before they are stopped")
     ("log-cap-bytes", po::value<int64_t>()->default_value(d.log_cap_bytes),
-     "size cap of one run's output log")
+     "size cap of a run's log, all its attempts together")
     ("state-dir", po::value<std::string>(),
      "state directory [default: $WTD_STATE_DIR, else $XDG_STATE_HOME/wtd, else ~/.local/state/wtd]")
     ("socket", po::value<std::string>(), "control socket [default: <state-dir>/wtd.sock]")

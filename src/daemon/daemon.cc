@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -22,6 +21,9 @@
 #include "daemon/logging.h"
 #include "daemon/pid_file.h"
 #include "daemon/service.h"
+#include "daemon/signals.h"
+#include "daemon/state_dir.h"
+#include "exec/execution.h"
 #include "git/repository.h"
 #include "recovery/recovery.h"
 #include "server/server.h"
@@ -97,7 +99,7 @@ class Daemon {
  private:
   Status Start();
   Status Reload();
-  void SignalLoop(sigset_t signals);
+  void OnSignal(int sig);
 
   Config config_;
   std::vector<std::string> argv_;
@@ -109,7 +111,6 @@ class Daemon {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Server> server_;
   ControlContext control_;
-  std::atomic<bool> done_{false};
   std::mutex reload_mu_;
 };
 
@@ -119,7 +120,13 @@ Status Daemon::Start() {
   so.dir = JoinPath(config_.state_dir, "db");
   WTD_ASSIGN_OR_RETURN(store_, StateStore::Open(so));  // crash point after_store_open
   spdlog::info("state store {} open, incarnation {}{}", so.dir, store_->incarnation(),
-               store_->previous_shutdown_clean() ? "" : " (previous run did not stop cleanly)");
+               PreviousRunNote(store_->incarnation(), store_->previous_shutdown_clean()));
+  if (!IsKnownBootId(SystemProcessTable()->BootId())) {
+    spdlog::warn(
+        "the boot id is unknown ({} cannot be read): recovery signals no process of an "
+        "earlier run, since none can be proved to be that run's after a reboot",
+        kBootIdPath);
+  }
   runs_ = std::make_unique<RunStore>(store_.get(), clock);
   WTD_RETURN_IF_ERROR(runs_->Init());
 
@@ -182,30 +189,26 @@ Status Daemon::Reload() {
   return Status::OK();
 }
 
-void Daemon::SignalLoop(sigset_t signals) {
-  timespec tick{1, 0};
-  while (!done_.load()) {
-    siginfo_t info;
-    int sig = sigtimedwait(&signals, &info, &tick);
-    if (sig == SIGTERM || sig == SIGINT) {
-      spdlog::info("{} received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-      scheduler_->RequestStop();
-    } else if (sig == SIGHUP) {
-      Service::Notify("RELOADING=1");
-      Reload().IgnoreError();  // logged; the old config stays in force
-      Service::Notify("READY=1");
-    }
-    Service::Watchdog();
+void Daemon::OnSignal(int sig) {
+  if (sig == SIGTERM || sig == SIGINT) {
+    spdlog::info("{} received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    scheduler_->RequestStop();  // wakes the loop through the waker's eventfd
+  } else if (sig == SIGHUP) {
+    Service::Notify("RELOADING=1");
+    Reload().IgnoreError();  // logged; the old config stays in force
+    Service::Notify("READY=1");
   }
 }
 
 int Daemon::Run(Service* service) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // before any thread starts
+  // Before any thread starts, so that every thread blocks these signals and
+  // only the signal thread reads them.
+  Result<std::unique_ptr<SignalWatcher>> watcher = SignalWatcher::Create({SIGTERM, SIGINT, SIGHUP});
+  if (!watcher.ok()) {
+    spdlog::critical("cannot start: {}", watcher.status().ToString());
+    service->StartFailed(watcher.status().ToString());
+    return 1;
+  }
   signal(SIGPIPE, SIG_IGN);
 
   Status st = Start();
@@ -214,13 +217,17 @@ int Daemon::Run(Service* service) {
     service->StartFailed(st.ToString());
     return 1;
   }
-  std::thread signal_thread([this, signals] { SignalLoop(signals); });
+  SignalWatcher* signals = watcher->get();
+  std::thread signal_thread([this, signals] {
+    signals->Run([this](int sig) { OnSignal(sig); }, WatchdogTickMs(Service::WatchdogUsec()),
+                 &Service::Watchdog);
+  });
   spdlog::info("wtd {} ready: pid {}, socket {}, {} repositor{}", WTD_VERSION, getpid(),
                config_.socket_path, config_.repos.size(), config_.repos.size() == 1 ? "y" : "ies");
   service->Ready();
   scheduler_->Loop(config_.shutdown_grace_s * 1000);
   Service::Notify("STOPPING=1");
-  done_.store(true);
+  signals->Stop();  // the signal thread returns at once
   signal_thread.join();
   server_->Stop();
   WTD_CRASH_POINT("during_shutdown");
@@ -258,8 +265,16 @@ int DaemonMain(int argc, char** argv) {
     std::cerr << "wtd: " << st.message() << "\n";
     return 2;
   }
+  // What wtd creates (store, logs, context files, socket) is its user's
+  // alone, whatever the umask it was started with; jobs get that umask back.
+  SetJobUmask(static_cast<int>(umask(077)));
   if (Status st = MakeDirs(config.state_dir, 0700); !st.ok()) {
     std::cerr << "wtd: --state-dir=" << config.state_dir << ": " << st.message() << "\n";
+    return 1;
+  }
+  std::vector<std::string> tightened;
+  if (Status st = CheckStateDir(config.state_dir, geteuid(), &tightened); !st.ok()) {
+    std::cerr << "wtd: " << st.message() << "\n";
     return 1;
   }
   Service service;
@@ -276,6 +291,9 @@ int DaemonMain(int argc, char** argv) {
     std::cerr << "wtd: " << st.message() << "\n";
     service.StartFailed(st.message());
     return 1;
+  }
+  for (const std::string& t : tightened) {
+    spdlog::warn("state dir: {} was open to group or others; made owner-only", t);
   }
   Result<PidFile> pid_file = PidFile::Acquire(config.pid_file);
   if (!pid_file.ok()) {

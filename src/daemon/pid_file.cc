@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -18,12 +19,49 @@ std::string ReadAll(int fd) {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
+// Opens the PID file without following a symlink, and refuses anything but a
+// regular file of this user with one link: writing the pid must not clobber
+// some other file that was planted or linked there.
+Result<int> OpenPidFile(const std::string& path, int flags) {
+  int fd = open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == ELOOP) {
+      return Status::FailedPrecondition("pid file " + path +
+                                        " is a symbolic link; refusing to follow it (remove it "
+                                        "if no wtd uses it)");
+    }
+    if (errno == ENOENT) return Status::NotFound("no pid file " + path);
+    return Status::FromErrno("open pid file " + path, errno);
+  }
+  struct stat st;
+  std::string refused;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return Status::FromErrno("stat pid file " + path, err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    refused = "is not a regular file";
+  } else if (st.st_nlink > 1) {
+    refused = "has " + std::to_string(st.st_nlink) + " hard links";
+  } else if (st.st_uid != geteuid()) {
+    refused = "is owned by uid " + std::to_string(st.st_uid) + ", not by uid " +
+              std::to_string(geteuid()) + " that wtd runs as";
+  }
+  if (!refused.empty()) {
+    close(fd);
+    return Status::FailedPrecondition("pid file " + path + " " + refused + "; refusing to use it");
+  }
+  return fd;
+}
+
 }  // namespace
 
 Result<PidFile> PidFile::Acquire(const std::string& path) {
   WTD_RETURN_IF_ERROR(MakeDirs(DirName(path), 0700));
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::FromErrno("open pid file " + path, errno);
+  // Not O_TRUNC: the file is only rewritten once its lock is held, so a
+  // refused second wtd leaves the running one's pid in place.
+  WTD_ASSIGN_OR_RETURN(int fd, OpenPidFile(path, O_RDWR | O_CREAT));
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     std::string pid = ReadAll(fd);
@@ -41,8 +79,7 @@ Result<PidFile> PidFile::Acquire(const std::string& path) {
 }
 
 Result<int> PidFile::ReadLive(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::NotFound("no pid file " + path);
+  WTD_ASSIGN_OR_RETURN(int fd, OpenPidFile(path, O_RDONLY));
   bool held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   std::string text = ReadAll(fd);
   close(fd);
@@ -64,9 +101,13 @@ PidFile::~PidFile() {
 
 Status PidFile::UpdatePid() {
   std::string text = std::to_string(getpid()) + "\n";
-  if (ftruncate(fd_, 0) != 0) return Status::FromErrno("truncate pid file " + path_, errno);
+  // Written over the old content, then cut to length: the file is never
+  // empty (a reader never sees no pid).
   if (pwrite(fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
     return Status::FromErrno("write pid file " + path_, errno);
+  }
+  if (ftruncate(fd_, static_cast<off_t>(text.size())) != 0) {
+    return Status::FromErrno("truncate pid file " + path_, errno);
   }
   return Status::OK();
 }

@@ -1,7 +1,10 @@
 // PidFile: the single-instance guard. The file holds the daemon's pid and is
 // kept locked with flock(LOCK_EX) for the daemon's life; the lock, not the
 // file's existence, is what counts, so a file left by a killed daemon is
-// simply taken over.
+// simply taken over. It is opened with O_NOFOLLOW and must be a regular file
+// of this user with a single link (0600 when created), and it is rewritten
+// only under the lock, so a symlink or hard link planted there cannot make wtd
+// clobber another file.
 //
 // Thread-safety: not thread-safe; owned by the daemon's main.
 #ifndef WTD_DAEMON_PID_FILE_H_
@@ -16,10 +19,12 @@ namespace wtd {
 class PidFile {
  public:
   // Locks `path` (creating it) and writes the calling process's pid. Busy,
-  // naming the running pid, when another process holds it.
+  // naming the running pid, when another process holds it; FailedPrecondition
+  // naming the path when it is a symlink, not a regular file, hard-linked or
+  // another user's.
   static Result<PidFile> Acquire(const std::string& path);
   // Reads the pid in a PID file held by a live daemon; NotFound when the file
-  // is absent or not locked.
+  // is absent or not locked (FailedPrecondition, as above, for a symlink).
   static Result<int> ReadLive(const std::string& path);
 
   PidFile(PidFile&& other) noexcept;

@@ -34,6 +34,14 @@ void Service::Watchdog() {
 #endif
 }
 
+uint64_t Service::WatchdogUsec() {
+#ifdef WTD_HAVE_SYSTEMD
+  uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) > 0) return usec;
+#endif
+  return 0;
+}
+
 void Service::Ready() {
   Notify("READY=1\nSTATUS=watching");
   if (ready_fd_ >= 0) {

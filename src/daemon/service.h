@@ -9,6 +9,7 @@
 #ifndef WTD_DAEMON_SERVICE_H_
 #define WTD_DAEMON_SERVICE_H_
 
+#include <cstdint>
 #include <string>
 
 #include "wtd/status.h"
@@ -33,6 +34,8 @@ class Service {
   static void Notify(const std::string& state);
   // Sends WATCHDOG=1 when systemd asked for a watchdog.
   static void Watchdog();
+  // The watchdog interval systemd asked for, in microseconds; 0 for none.
+  static uint64_t WatchdogUsec();
 
  private:
   int ready_fd_ = -1;  // write end of the launcher's pipe; -1 when none

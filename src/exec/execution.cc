@@ -6,12 +6,16 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <string_view>
 
 #include "base/file_util.h"
 
@@ -26,6 +30,8 @@ constexpr int64_t kDrainLimitMs = 2000;
 constexpr size_t kOutputHeadBytes = 512;
 constexpr int kFirstFreeFd = 10;  // keeps daemon-side fds clear of 0..3 in the child
 constexpr char kExecFailurePrefix[] = "wtd-exec: exec ";
+constexpr char kTruncationPrefix[] = "[wtd: log truncated at ";
+constexpr size_t kTailBytes = 256;  // longer than any marker line
 
 void CloseFd(int* fd) {
   if (*fd >= 0) close(*fd);
@@ -95,7 +101,27 @@ int ReapBlocking(pid_t pid) {
   return status;
 }
 
+std::atomic<int> job_umask{-1};
+
+// "--umask=0022" for the shim.
+std::string UmaskOption(int mask) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "--umask=%04o", static_cast<unsigned>(mask) & 0777u);
+  return buf;
+}
+
+// True when the last line of `tail` (the end of a log) is a truncation marker.
+bool EndsWithTruncationMarker(std::string_view tail) {
+  if (tail.empty() || tail.back() != '\n') return false;
+  tail.remove_suffix(1);
+  size_t newline = tail.rfind('\n');
+  std::string_view last = newline == std::string_view::npos ? tail : tail.substr(newline + 1);
+  return last.rfind(kTruncationPrefix, 0) == 0;
+}
+
 }  // namespace
+
+void SetJobUmask(int mask) { job_umask.store(mask < 0 ? -1 : (mask & 0777)); }
 
 Execution::Execution(const SpawnRequest& req, ProcessTable* processes)
     : req_(req), processes_(processes) {}
@@ -108,8 +134,10 @@ Result<std::unique_ptr<Execution>> Execution::Start(const SpawnRequest& req,
   std::unique_ptr<Execution> exec(new Execution(req, processes));
   Status made = MakeDirs(DirName(req.log_path), 0700);
   if (!made.ok()) return made.WithContext("run log directory of " + req.log_path);
-  exec->log_fd_ = open(req.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  exec->log_fd_ =
+      open(req.log_path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (exec->log_fd_ < 0) return Status::FromErrno("open run log " + req.log_path, errno);
+  WTD_RETURN_IF_ERROR(exec->ReadLogTail());
 
   int out[2], hs[2];
   WTD_RETURN_IF_ERROR(MakePipe(out, "output pipe"));
@@ -134,6 +162,27 @@ Result<std::unique_ptr<Execution>> Execution::Start(const SpawnRequest& req,
   exec->identity_.start_time = *start;
   exec->identity_.boot_id = processes->BootId();
   return exec;
+}
+
+Status Execution::ReadLogTail() {
+  struct stat st;
+  if (fstat(log_fd_, &st) != 0) return Status::FromErrno("stat run log " + req_.log_path, errno);
+  if (!S_ISREG(st.st_mode)) {
+    return Status::FailedPrecondition("run log " + req_.log_path + " is not a regular file");
+  }
+  log_bytes_ = static_cast<uint64_t>(st.st_size);
+  if (log_bytes_ == 0) return Status::OK();
+  char buf[kTailBytes];
+  size_t want = static_cast<size_t>(std::min<uint64_t>(log_bytes_, sizeof buf));
+  ssize_t n = pread(log_fd_, buf, want, static_cast<off_t>(log_bytes_ - want));
+  if (n != static_cast<ssize_t>(want)) {
+    return Status::FromErrno("read the end of run log " + req_.log_path, n < 0 ? errno : EIO);
+  }
+  std::string_view tail(buf, want);
+  log_ends_with_newline_ = tail.back() == '\n';
+  log_marked_ = EndsWithTruncationMarker(tail);
+  log_full_ = log_marked_;
+  return Status::OK();
 }
 
 Status Execution::Spawn(int out_write, int handshake_read) {
@@ -162,7 +211,9 @@ Status Execution::Spawn(int out_write, int handshake_read) {
   posix_spawnattr_setsigmask(&attr, &empty);
   posix_spawnattr_setsigdefault(&attr, &defaults);
 
-  std::vector<std::string> args = {req_.shim_path, "--", "/bin/sh", "-c", req_.command};
+  std::vector<std::string> args = {req_.shim_path};
+  if (int mask = job_umask.load(); mask >= 0) args.push_back(UmaskOption(mask));
+  args.insert(args.end(), {"--", "/bin/sh", "-c", req_.command});
   std::vector<char*> argv, envp;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -269,6 +320,7 @@ void Execution::Run() {
   // without one (old kernel) the leader is checked every kPollIntervalMs.
   // (glibc 2.36's <sys/pidfd.h> lacks extern "C", so the syscall is used.)
   int pid_fd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+  if (!release_failed_) WriteAttemptHeader();  // before any of the job's output
   SteadyTime exited_at;
   for (;;) {
     SteadyTime now = std::chrono::steady_clock::now();
@@ -294,7 +346,7 @@ void Execution::Run() {
   outcome.timed_out = timed_out;
   outcome.duration_ms = MsBetween(released_at_, exited_at);
   outcome.log_bytes = log_bytes_;
-  outcome.log_truncated = log_truncated_;
+  outcome.log_truncated = log_truncated_ || log_marked_;
   if (release_failed_) {
     outcome.never_ran = true;
     outcome.exit_code = -1;
@@ -336,33 +388,55 @@ void Execution::Drain(SteadyTime limit) {
   }
 }
 
+void Execution::WriteAttemptHeader() {
+  if (req_.attempt <= 1 || log_full_) return;
+  std::string header = log_ends_with_newline_ ? "" : "\n";
+  header += "[wtd: attempt " + std::to_string(req_.attempt) + "]\n";
+  if (log_bytes_ + header.size() > req_.log_cap_bytes) {
+    // No room even for the header: this attempt's part of the log is cut
+    // whole (a header without its output would mislead).
+    log_truncated_ = true;
+    log_full_ = true;
+    return;
+  }
+  WriteLog(header.data(), header.size());
+}
+
 void Execution::AppendToLog(const char* data, size_t size) {
   if (output_head_.size() < kOutputHeadBytes) {
     output_head_.append(data, std::min(size, kOutputHeadBytes - output_head_.size()));
   }
-  uint64_t room = req_.log_cap_bytes - std::min(log_bytes_, req_.log_cap_bytes);
+  uint64_t room = log_full_ ? 0 : req_.log_cap_bytes - std::min(log_bytes_, req_.log_cap_bytes);
   size_t keep = static_cast<size_t>(std::min<uint64_t>(room, size));
   if (keep < size) log_truncated_ = true;
+  WriteLog(data, keep);
+}
+
+size_t Execution::WriteLog(const char* data, size_t size) {
   size_t written = 0;
-  while (written < keep && log_fd_ >= 0) {
-    ssize_t n = write(log_fd_, data + written, keep - written);
+  while (written < size && log_fd_ >= 0) {
+    ssize_t n = write(log_fd_, data + written, size - written);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // disk full or I/O error: the output is lost, the job is not
     written += static_cast<size_t>(n);
   }
   log_bytes_ += written;
   if (written > 0) log_ends_with_newline_ = data[written - 1] == '\n';
+  return written;
 }
 
 void Execution::FinishLog() {
   if (log_fd_ < 0) return;
-  if (log_truncated_) {
+  if (log_truncated_ && !log_marked_) {
+    // Once per run: a later attempt finds the marker and writes nothing.
     std::string marker = log_ends_with_newline_ ? "" : "\n";
-    marker += "[wtd: log truncated at " + std::to_string(req_.log_cap_bytes) + " bytes]\n";
-    ssize_t n = write(log_fd_, marker.data(), marker.size());
-    (void)n;  // best effort: the outcome records the truncation anyway
+    marker += kTruncationPrefix + std::to_string(req_.log_cap_bytes) + " bytes]\n";
+    WriteLog(marker.data(), marker.size());  // best effort: the outcome records it anyway
   }
   fsync(log_fd_);
+  // The file, not the count, is the truth (a write may have failed midway).
+  struct stat st;
+  if (fstat(log_fd_, &st) == 0) log_bytes_ = static_cast<uint64_t>(st.st_size);
   CloseFd(&log_fd_);
   CloseFd(&out_fd_);
 }

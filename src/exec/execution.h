@@ -9,11 +9,18 @@
 // EOF and exits 125 without running anything: a job never runs without a
 // durable record naming its process.
 //
-// After Release a worker thread copies the job's stdout+stderr into the run log
-// (bounded by log_cap_bytes), enforces the timeout (SIGTERM to the group, then
-// SIGKILL after the grace), and when the leader exits SIGKILLs the whole group
-// before reaping the leader, so no grandchild outlives the job and the group id
-// cannot have been reused when it is signalled.
+// After Release a worker thread copies the job's stdout+stderr into the run
+// log, enforces the timeout (SIGTERM to the group, then SIGKILL after the
+// grace), and when the leader exits SIGKILLs the whole group before reaping
+// the leader, so no grandchild outlives the job and the group id cannot have
+// been reused when it is signalled.
+//
+// The run log holds every attempt of a run: a later attempt appends a header
+// line "[wtd: attempt N]" and then its output. log_cap_bytes bounds the whole
+// file, all attempts together: output beyond what is left is read and
+// discarded, and one line "[wtd: log truncated at CAP bytes]" is appended once
+// (a later attempt of a run whose log already ends with it writes nothing).
+// So the file never exceeds the cap plus that line.
 //
 // No SIGCHLD handler is installed or needed; the leader is observed with
 // waitid(WNOWAIT) and reaped with waitpid by the worker (or by Abort).
@@ -42,12 +49,13 @@
 namespace wtd {
 
 struct SpawnRequest {
-  std::string shim_path;         // absolute path of wtd-exec
-  std::string command;           // run by /bin/sh -c
-  std::string cwd;               // worktree root
-  std::vector<std::string> env;  // complete environment, "NAME=value"
-  std::string log_path;          // <state-dir>/logs/runs/<id>.log
-  uint64_t log_cap_bytes = 16 << 20;
+  std::string shim_path;              // absolute path of wtd-exec
+  std::string command;                // run by /bin/sh -c
+  std::string cwd;                    // worktree root
+  std::vector<std::string> env;       // complete environment, "NAME=value"
+  std::string log_path;               // <state-dir>/logs/runs/<id>.log, shared by all attempts
+  uint64_t log_cap_bytes = 16 << 20;  // bound of the whole run log (see above)
+  uint32_t attempt = 1;               // 1-based; a later one starts with a header line
 };
 
 struct ExecOutcome {
@@ -56,18 +64,28 @@ struct ExecOutcome {
   bool timed_out = false;
   bool never_ran = false;   // aborted before release (shim exited 125) or release failed
   int64_t duration_ms = 0;  // release to leader exit
-  uint64_t log_bytes = 0;   // job output bytes written to the log (<= log_cap_bytes)
-  bool log_truncated = false;
+  // Size of the run log after this attempt: every attempt's output and
+  // header, and the truncation marker if any (<= log_cap_bytes + the marker).
+  uint64_t log_bytes = 0;
+  bool log_truncated = false;  // the cap cut the run's output, now or in an earlier attempt
   std::string error;  // e.g. "wtd-exec: exec /bin/sh: ..." when the shim failed to exec (127)
 };
+
+// The umask jobs run with, for the whole process (as the umask itself is).
+// The daemon runs with umask 077 so that what it creates is its user's alone,
+// and passes the umask it was started with here: every later job gets that one
+// back (the shim sets it before exec). -1, the default: jobs keep the
+// process's umask.
+void SetJobUmask(int mask);
 
 // One job process from spawn to reap. Thread-safe: Wait/Done/Terminate may be
 // called from any thread.
 class Execution {
  public:
-  // Opens (creates 0600, appends) req.log_path, creating its directory, and
-  // spawns the shim held before exec. Returns an error naming the shim, cwd or
-  // log path when any step fails; on error nothing is left running.
+  // Opens (creates 0600, appends; a symlink is refused) req.log_path,
+  // creating its directory, and spawns the shim held before exec. Returns an
+  // error naming the shim, cwd or log path when any step fails; on error
+  // nothing is left running.
   // REQUIRES: processes != nullptr and outlives the Execution.
   static Result<std::unique_ptr<Execution>> Start(const SpawnRequest& req, ProcessTable* processes);
 
@@ -128,9 +146,16 @@ class Execution {
   bool PumpOnce();
   // Reads the pipe to EOF, at most until `limit`.
   void Drain(SteadyTime limit);
+  // Reads the end of the log as earlier attempts left it: its size, whether it
+  // ends with a newline and with the truncation marker.
+  Status ReadLogTail();
+  // Writes the "[wtd: attempt N]" line of a later attempt, if it fits.
+  void WriteAttemptHeader();
   // Writes `data` to the log within the cap; tracks truncation.
   void AppendToLog(const char* data, size_t size);
-  // Appends the truncation marker, fsyncs and closes the log.
+  // Writes to the log regardless of the cap; returns the bytes written.
+  size_t WriteLog(const char* data, size_t size);
+  // Appends the truncation marker, fsyncs, measures and closes the log.
   void FinishLog();
   // Marks the outcome final and wakes waiters.
   void Finish(ExecOutcome outcome);
@@ -145,9 +170,11 @@ class Execution {
   int handshake_fd_ = -1;  // write end of the handshake pipe (held until Release/Abort)
   int log_fd_ = -1;
 
-  // Owned by the worker thread after Release.
-  uint64_t log_bytes_ = 0;
-  bool log_truncated_ = false;
+  // Set by Start; owned by the worker thread after Release.
+  uint64_t log_bytes_ = 0;      // size of the log file
+  bool log_truncated_ = false;  // this attempt lost output (or its header) to the cap
+  bool log_marked_ = false;     // the log already ends with the truncation marker
+  bool log_full_ = false;       // nothing more is written this attempt
   bool log_ends_with_newline_ = true;
   std::string output_head_;  // first bytes of output, to recognise a shim exec failure
   bool release_failed_ = false;

@@ -26,16 +26,39 @@ bool Orphaned(const Run& r, uint64_t incarnation) {
   return r.state == RunState::kRunning && r.incarnation != incarnation;
 }
 
+// Why nothing of run `r` may be signalled, or "" when its process can be
+// identified. With an unknown boot id (now, or when the run was recorded), a
+// matching pid and start time may belong to another boot's process: after a
+// reboot, killing that group could kill an unrelated one.
+std::string Unprovable(const Run& r, ProcessTable* processes) {
+  std::string why;
+  if (!IsKnownBootId(processes->BootId())) {
+    why = "the boot id is unknown (" + std::string(kBootIdPath) + " cannot be read)";
+  } else if (!IsKnownBootId(r.boot_id)) {
+    why = "the run was recorded with an unknown boot id";
+  } else {
+    return "";
+  }
+  return why + ", so process " + std::to_string(r.pid) +
+         " cannot be proved to be this run's; nothing signalled";
+}
+
 // SIGKILLs the groups of every orphaned run whose process is still alive,
 // all first, then waits (bounded, once for all) for them to go. Returns, per
-// run id, what was done.
+// run id, what was done, and why nothing was for a run whose process cannot
+// be identified.
 std::map<uint64_t, std::string> KillSurvivors(const std::vector<Run>& active, uint64_t incarnation,
                                               ProcessTable* processes,
                                               const RecoveryOptions& options) {
   std::map<uint64_t, std::string> done;
   std::vector<const Run*> killed;
   for (const Run& r : active) {
-    if (!Orphaned(r, incarnation) || !processes->IsAlive(IdentityOf(r))) continue;
+    if (!Orphaned(r, incarnation)) continue;
+    if (std::string why = Unprovable(r, processes); !why.empty()) {
+      done[r.id] = why;
+      continue;
+    }
+    if (!processes->IsAlive(IdentityOf(r))) continue;
     if (processes->SignalGroup(IdentityOf(r), SIGKILL).ok()) {
       killed.push_back(&r);
     } else {
@@ -58,7 +81,8 @@ std::map<uint64_t, std::string> KillSurvivors(const std::vector<Run>& active, ui
 }
 
 // What is left of a gone process's group (its background children) is
-// killed too; returns the detail for the report.
+// killed too; returns the detail for the report. Only for a run whose
+// identity is provable (KillSurvivors has the detail of the others).
 std::string KillLeftovers(const Run& r, ProcessTable* processes) {
   std::string gone = "process " + std::to_string(r.pid) + " gone";
   if (processes->SignalLeftoverGroup(IdentityOf(r), SIGKILL).ok()) {

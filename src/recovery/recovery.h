@@ -7,6 +7,9 @@
 //   running, process gone            -> retry_wait (failed when attempts spent)
 //   running, process alive from a previous incarnation (pid + start time +
 //     boot id all match the record) -> process group killed, then as above
+//   running, boot id unknown (now or in the record) -> as "process gone",
+//                                       with nothing signalled: the process
+//                                       cannot be proved to be the run's
 //   leased | preparing | ready       -> hooks release what the run held
 //                                       (lock lease and ref, half-made
 //                                       worktree), then pending; no attempt

@@ -102,6 +102,7 @@ Status Scheduler::Spawn(const Run& run, std::unique_ptr<Execution>* out) {
   req.cwd = run.worktree_path;
   req.env = JobEnvironment(run, (*job)->spec(), context_path);
   req.log_path = JoinPath(options_.state_dir, "logs/runs/" + std::to_string(run.id) + ".log");
+  req.attempt = run.attempt + 1;
   WTD_ASSIGN_OR_RETURN(*out, Execution::Start(req, processes_));
   return Status::OK();
 }

@@ -5,7 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
+
 #include "fakes/fake_process_table.h"
+#include "fakes/temp_dir.h"
 
 namespace wtd {
 namespace {
@@ -134,6 +137,59 @@ TEST(ProcessTableTest, ParsesCommWithSpacesAndParens) {
   EXPECT_FALSE(zombie);
   EXPECT_FALSE(ParseProcStatStartTime("1234 (x) S 1 2", &zombie).ok());
   EXPECT_FALSE(ParseProcStatStartTime("garbage", &zombie).ok());
+}
+
+TEST(ProcessTableTest, BootIdIsUnknownWhenItCannotBeReadAndThenNothingIsSignalled) {
+  TempDir dir;
+  std::unique_ptr<ProcessTable> table = NewProcProcessTable(dir.Sub("no-such-boot_id"));
+  EXPECT_EQ(table->BootId(), kUnknownBootId);
+  EXPECT_FALSE(IsKnownBootId(table->BootId()));
+  // A live process of ours, recorded while the boot id was just as unknown:
+  // pid and start time match, and yet it is not "the same process", since
+  // the record may come from an earlier boot.
+  pid_t pid = StartSleeper();
+  Result<uint64_t> start = table->StartTime(pid);
+  ASSERT_TRUE(start.ok()) << start.status().ToString();
+  ProcessIdentity id{pid, *start, table->BootId()};
+  EXPECT_FALSE(table->IsAlive(id));
+  Status signalled = table->SignalGroup(id, SIGKILL);
+  EXPECT_TRUE(signalled.IsNotFound()) << signalled.ToString();
+  EXPECT_NE(signalled.message().find("boot id is unknown"), std::string::npos)
+      << signalled.message();
+  EXPECT_TRUE(table->SignalLeftoverGroup(id, SIGKILL).IsNotFound());
+  // A record with a real boot id does not match an unknown current one either.
+  ProcessIdentity real = id;
+  real.boot_id = SystemProcessTable()->BootId();
+  EXPECT_FALSE(table->IsAlive(real));
+  EXPECT_TRUE(table->SignalGroup(real, SIGKILL).IsNotFound());
+  EXPECT_TRUE(table->StartTime(pid).ok()) << "the process was signalled";
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+TEST(ProcessTableTest, ARecordWithAnUnknownBootIdIsNeverAliveOnAKnownBoot) {
+  ProcessTable* table = SystemProcessTable();
+  ASSERT_TRUE(IsKnownBootId(table->BootId())) << "this machine has a boot id";
+  pid_t pid = StartSleeper();
+  Result<uint64_t> start = table->StartTime(pid);
+  ASSERT_TRUE(start.ok());
+  for (const std::string& boot : {std::string(kUnknownBootId), std::string()}) {
+    ProcessIdentity id{pid, *start, boot};
+    EXPECT_FALSE(table->IsAlive(id)) << "'" << boot << "'";
+    EXPECT_TRUE(table->SignalGroup(id, SIGKILL).IsNotFound()) << "'" << boot << "'";
+  }
+  EXPECT_TRUE(table->StartTime(pid).ok()) << "the process was signalled";
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+TEST(ProcessTableTest, BootIdIsReadFromItsFile) {
+  TempDir dir;
+  std::ofstream(dir.Sub("boot_id")) << "0f1e2d3c-aaaa-bbbb-cccc-123456789abc\n";
+  EXPECT_EQ(NewProcProcessTable(dir.Sub("boot_id"))->BootId(),
+            "0f1e2d3c-aaaa-bbbb-cccc-123456789abc");
+  std::ofstream(dir.Sub("empty"));
+  EXPECT_EQ(NewProcProcessTable(dir.Sub("empty"))->BootId(), kUnknownBootId);
 }
 
 TEST(FakeProcessTableTest, PidReuseIsNotTheSameProcess) {

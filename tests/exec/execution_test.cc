@@ -130,6 +130,19 @@ TEST_F(ExecutionTest, JobInheritsNoDescriptorOfTheDaemonButItsStdio) {
   EXPECT_EQ(ReadOrEmpty(dir_.Sub("work/fds.txt")), "");
 }
 
+TEST_F(ExecutionTest, JobsGetTheJobUmaskNotTheDaemonsOwn) {
+  mode_t old = umask(077);  // the daemon's own, for its private files
+  SetJobUmask(022);         // the one it was started with
+  ExecOutcome given = RunToEnd(Request("umask > given.txt"));
+  SetJobUmask(-1);
+  ExecOutcome inherited = RunToEnd(Request("umask > inherited.txt"));
+  umask(old);
+  EXPECT_EQ(given.exit_code, 0);
+  EXPECT_EQ(inherited.exit_code, 0);
+  EXPECT_EQ(ReadOrEmpty(dir_.Sub("work/given.txt")), "0022\n");
+  EXPECT_EQ(ReadOrEmpty(dir_.Sub("work/inherited.txt")), "0077\n") << "-1: the process's umask";
+}
+
 TEST_F(ExecutionTest, HeldJobHasNotRunAndIsItsOwnLiveGroupLeader) {
   SpawnRequest req = Request("touch ran");
   std::unique_ptr<Execution> exec = StartOrDie(req);
@@ -258,10 +271,96 @@ TEST_F(ExecutionTest, OutputBeyondTheCapIsDiscardedAndMarked) {
   ExecOutcome outcome = RunToEnd(req);
   EXPECT_EQ(outcome.exit_code, 0);  // the job was not stopped by a full log
   EXPECT_TRUE(outcome.log_truncated);
-  EXPECT_EQ(outcome.log_bytes, 1000u);
   std::string log = ReadOrEmpty(req.log_path);
   const std::string marker = "\n[wtd: log truncated at 1000 bytes]\n";
   EXPECT_EQ(log, std::string(1000, 'x') + marker);
+  EXPECT_EQ(outcome.log_bytes, log.size()) << "the true size of the log, marker included";
+}
+
+// `attempt` of one run: the same log path, as the scheduler gives every
+// attempt of a run.
+SpawnRequest AttemptOf(SpawnRequest req, uint32_t attempt) {
+  req.attempt = attempt;
+  return req;
+}
+
+TEST_F(ExecutionTest, LaterAttemptsAppendAfterAHeaderNamingTheAttempt) {
+  SpawnRequest req = Request("echo \"output of $WTD_TEST_VAR\"; exit 1");
+  ExecOutcome first = RunToEnd(AttemptOf(req, 1));
+  EXPECT_EQ(ReadOrEmpty(req.log_path), "output of a value with spaces\n");
+  EXPECT_EQ(first.log_bytes, ReadOrEmpty(req.log_path).size());
+  ExecOutcome second = RunToEnd(AttemptOf(Request("printf 'no newline'; exit 1"), 2));
+  EXPECT_EQ(second.log_bytes, ReadOrEmpty(req.log_path).size());
+  ExecOutcome third = RunToEnd(AttemptOf(Request("echo last"), 3));
+  std::string log = ReadOrEmpty(req.log_path);
+  EXPECT_EQ(log,
+            "output of a value with spaces\n"
+            "[wtd: attempt 2]\n"
+            "no newline\n"  // the header of the next attempt starts on a line of its own
+            "[wtd: attempt 3]\n"
+            "last\n");
+  EXPECT_EQ(third.log_bytes, log.size());
+  EXPECT_FALSE(first.log_truncated || second.log_truncated || third.log_truncated);
+}
+
+TEST_F(ExecutionTest, TheCapBoundsTheWholeRunAcrossAttempts) {
+  // Three failing attempts of 3000 bytes each against a 4 KiB cap: before,
+  // each attempt had a cap of its own (12 KiB written, log_bytes 4096).
+  const uint64_t cap = 4096;
+  SpawnRequest req = Request("head -c 3000 /dev/zero | tr '\\0' x; exit 1");
+  req.log_cap_bytes = cap;
+  ExecOutcome first = RunToEnd(AttemptOf(req, 1));
+  EXPECT_FALSE(first.log_truncated);
+  EXPECT_EQ(first.log_bytes, 3000u);
+  ExecOutcome second = RunToEnd(AttemptOf(req, 2));
+  EXPECT_TRUE(second.log_truncated);
+  ExecOutcome third = RunToEnd(AttemptOf(req, 3));
+  EXPECT_TRUE(third.log_truncated) << "the run's log stays truncated";
+  EXPECT_EQ(third.exit_code, 1) << "the job ran although nothing of it was logged";
+
+  const std::string header = "\n[wtd: attempt 2]\n";  // attempt 1 ended without a newline
+  const std::string marker = "\n[wtd: log truncated at 4096 bytes]\n";
+  std::string log = ReadOrEmpty(req.log_path);
+  EXPECT_EQ(log,
+            std::string(3000, 'x') + header + std::string(cap - 3000 - header.size(), 'x') + marker)
+      << "attempt 2 stops at the remaining budget; attempt 3 adds nothing, not even a header";
+  EXPECT_LE(log.size(), cap + marker.size());
+  EXPECT_EQ(second.log_bytes, log.size());
+  EXPECT_EQ(third.log_bytes, log.size());
+}
+
+TEST_F(ExecutionTest, AHeaderThatDoesNotFitCutsTheAttemptWhole) {
+  SpawnRequest req = Request("echo 12345678");
+  req.log_cap_bytes = 12;
+  RunToEnd(AttemptOf(req, 1));  // 9 of 12 bytes: no room for "[wtd: attempt 2]\n"
+  ExecOutcome second = RunToEnd(AttemptOf(req, 2));
+  EXPECT_TRUE(second.log_truncated);
+  std::string log = ReadOrEmpty(req.log_path);
+  EXPECT_EQ(log, "12345678\n[wtd: log truncated at 12 bytes]\n");
+  EXPECT_EQ(second.log_bytes, log.size());
+}
+
+TEST_F(ExecutionTest, AnAbortedOrUnreleasedLaterAttemptWritesNoHeader) {
+  SpawnRequest req = Request("echo first");
+  RunToEnd(AttemptOf(req, 1));
+  std::unique_ptr<Execution> exec = StartOrDie(AttemptOf(req, 2));
+  ASSERT_TRUE(exec);
+  exec->Abort();
+  EXPECT_EQ(ReadOrEmpty(req.log_path), "first\n") << "attempt 2 never ran: nothing to head";
+}
+
+TEST_F(ExecutionTest, ARunLogThatIsASymlinkIsRefused) {
+  std::string target = dir_.Sub("elsewhere");
+  ASSERT_TRUE(WriteFileAtomic(target, "keep\n").ok());
+  ASSERT_TRUE(MakeDirs(dir_.Sub("logs/runs")).ok());
+  SpawnRequest req = Request("echo clobber");
+  ASSERT_EQ(symlink(target.c_str(), req.log_path.c_str()), 0);
+  Result<std::unique_ptr<Execution>> exec = Execution::Start(req, SystemProcessTable());
+  EXPECT_FALSE(exec.ok());
+  EXPECT_NE(exec.status().message().find(req.log_path), std::string::npos)
+      << exec.status().ToString();
+  EXPECT_EQ(ReadOrEmpty(target), "keep\n");
+  EXPECT_TRUE(NoChildren());
 }
 
 TEST_F(ExecutionTest, OutputWithinTheCapIsNotMarked) {

@@ -121,6 +121,27 @@ TEST_F(ShimTest, UsageErrorExits125) {
   EXPECT_EQ(ExitCode(RunShim({"--"}, Fd3::kReleasedPipe)), 125);
 }
 
+TEST_F(ShimTest, SetsTheUmaskItIsGivenBeforeExec) {
+  mode_t old = umask(077);  // as the daemon runs
+  std::string out = dir_.Sub("umask");
+  ShimRun run =
+      RunShim({"--umask=0027", "--", "/bin/sh", "-c", "umask > " + out}, Fd3::kReleasedPipe);
+  umask(old);
+  EXPECT_EQ(ExitCode(run), 0) << run.stderr_text;
+  EXPECT_EQ(ReadFile(out).value_or(""), "0027\n");
+}
+
+TEST_F(ShimTest, ABadUmaskIsAUsageErrorAndRunsNothing) {
+  for (const char* bad : {"--umask=", "--umask=8", "--umask=01000", "--umask=22x", "--umask=-1"}) {
+    std::vector<std::string> args = {bad};
+    args.insert(args.end(), touch_.begin(), touch_.end());
+    ShimRun run = RunShim(args, Fd3::kReleasedPipe);
+    EXPECT_EQ(ExitCode(run), 125) << bad;
+    EXPECT_NE(run.stderr_text.find("usage"), std::string::npos) << bad;
+    EXPECT_FALSE(Ran()) << bad;
+  }
+}
+
 TEST_F(ShimTest, ExecFailureExits127WithAMessage) {
   std::string missing = dir_.Sub("no-such-program");
   ShimRun run = RunShim({"--", missing}, Fd3::kReleasedPipe);

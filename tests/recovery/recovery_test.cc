@@ -135,6 +135,53 @@ TEST_F(RecoveryTest, WhatAGoneProcessLeftInItsGroupIsKilled) {
   EXPECT_EQ(r->actions[1].detail, "process 600 gone");
 }
 
+// /proc/sys/kernel/random/boot_id could not be read, neither by the daemon
+// that recorded the runs nor now: every boot is "unknown-boot", so a pid and
+// start time that match may be another boot's unrelated process.
+TEST_F(RecoveryTest, OnAnUnknownBootNothingIsSignalledAndTheRunsAreRetried) {
+  procs_.SetBootId(kUnknownBootId);
+  procs_.Start(200, 77);   // pid and start time match the record
+  procs_.LeaveGroup(300);  // pid 300 is free, its group has members
+  uint64_t alive = Make(S::kRunning, 3, {200, 77, kUnknownBootId});
+  uint64_t leftover = Make(S::kRunning, 3, {300, 33, kUnknownBootId});
+  EXPECT_FALSE(procs_.IsAlive({200, 77, kUnknownBootId})) << "not provably the same process";
+  Result<RecoveryReport> r = Recover();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(procs_.signals().empty()) << "something was signalled";
+  EXPECT_TRUE(procs_.StartTime(200).ok());
+  EXPECT_TRUE(procs_.HasLeftoverGroup(300));
+  ASSERT_EQ(r->actions.size(), 2u);
+  for (const RecoveryAction& a : r->actions) {
+    EXPECT_EQ(a.to, S::kRetryWait);
+    EXPECT_NE(a.detail.find("the boot id is unknown (/proc/sys/kernel/random/boot_id cannot be "
+                            "read), so process "),
+              std::string::npos)
+        << a.detail;
+    EXPECT_NE(a.detail.find("nothing signalled"), std::string::npos) << a.detail;
+  }
+  for (uint64_t id : {alive, leftover}) {
+    EXPECT_EQ(StateOf(id), S::kRetryWait);
+    EXPECT_NE(runs_->Get(id)->error.find("cannot be proved to be this run's"), std::string::npos)
+        << runs_->Get(id)->error;
+  }
+}
+
+TEST_F(RecoveryTest, ARunRecordedOnAnUnknownBootIsNeverSignalledOnAKnownOne) {
+  procs_.Start(200, 77);
+  procs_.LeaveGroup(300);
+  uint64_t unknown = Make(S::kRunning, 3, {200, 77, kUnknownBootId});
+  uint64_t empty = Make(S::kRunning, 3, {300, 33, ""});
+  Result<RecoveryReport> r = Recover();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(procs_.signals().empty());
+  ASSERT_EQ(r->actions.size(), 2u);
+  for (const RecoveryAction& a : r->actions) {
+    EXPECT_NE(a.detail.find("recorded with an unknown boot id"), std::string::npos) << a.detail;
+  }
+  EXPECT_EQ(StateOf(unknown), S::kRetryWait);
+  EXPECT_EQ(StateOf(empty), S::kRetryWait);
+}
+
 TEST_F(RecoveryTest, SurvivorsThatDoNotDieAreReportedAndEveryOneIsSignalled) {
   procs_.SetSignalsKill(false);  // e.g. stuck in uninterruptible I/O
   procs_.Start(200, 2);
