@@ -63,6 +63,14 @@ class Repository {
   // Opens the repository containing `path` (searching upwards). All paths
   // are resolved with realpath. NotFound when `path` is not inside a
   // repository.
+  //
+  // root() is libgit2's work dir for the main worktree, taken from the
+  // handle that found it: when `path` is in the main worktree, through its
+  // `.git` (a directory, or a file naming a separate git dir). From a linked
+  // worktree (or the git dir itself) libgit2 can only guess the git dir's
+  // parent; that guess is taken when core.worktree names it or its `.git`
+  // leads back to the same git dir, and otherwise Open gives NotSupported:
+  // a git dir made with `--separate-git-dir` does not record its work tree.
   static Result<std::unique_ptr<Repository>> Open(const std::string& path);
 
   ~Repository();

@@ -1,0 +1,141 @@
+// The scheduler against the less common git layouts, driven step by step
+// with a real repository, real wtd-exec and real processes: a git dir apart from its work tree.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "base/file_util.h"
+#include "fakes/temp_dir.h"
+#include "scheduler/scheduler.h"
+
+namespace wtd {
+namespace {
+
+namespace fs = std::filesystem;
+
+class DispatchLayoutsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path().empty());
+    base_ = fs::canonical(dir_.path()).string();
+    Result<std::unique_ptr<StateStore>> s = StateStore::Open(StoreOptions{Sub("db")});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+    runs_ = std::make_unique<RunStore>(store_.get(), SystemClock());
+    ASSERT_TRUE(runs_->Init().ok());
+    Result<std::unique_ptr<Waker>> w = Waker::Create(true);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    waker_ = std::move(*w);
+  }
+
+  std::string Sub(const std::string& name) const { return base_ + "/" + name; }
+
+  // Runs `cmd` in a shell; git ignores the user's config and commits as t.
+  void Sh(const std::string& cmd) {
+    std::string full =
+        "GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null "
+        "GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@e GIT_COMMITTER_NAME=t "
+        "GIT_COMMITTER_EMAIL=t@e sh -c '" +
+        cmd + "' >" + Sub("sh.out") + " 2>&1";
+    int rc = std::system(full.c_str());
+    ASSERT_EQ(rc, 0) << cmd << "\n" << ReadFile(Sub("sh.out")).value_or("");
+  }
+  // The first line `cmd` printed.
+  std::string ShOut(const std::string& cmd) {
+    Sh(cmd);
+    std::string out = ReadFile(Sub("sh.out")).value_or("");
+    return out.substr(0, out.find('\n'));
+  }
+  void Write(const std::string& path, const std::string& content) {
+    fs::create_directories(fs::path(path).parent_path());
+    std::ofstream(path) << content;
+  }
+  std::string Lines(const std::string& path) { return ReadFile(path).value_or(""); }
+
+  // Watches `repo` (with `selection`) and makes the scheduler.
+  void Start(const std::string& repo, WorktreeSelection selection, int64_t poll_ms = 50) {
+    poller_ = std::make_unique<Poller>(runs_.get(), SystemClock(), PollerOptions{});
+    poller_->SetRepos({RepoSpec{repo, selection, {}}});
+    SchedulerOptions o;
+    o.poll_ms = poll_ms;
+    o.concurrency = 2;
+    o.exec_shim = WTD_EXEC_SHIM;
+    o.state_dir = Sub("state");
+    o.kill_grace_ms = 500;
+    sched_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), SystemProcessTable(),
+                                         SystemClock(), waker_.get(), store_->incarnation(), o);
+  }
+
+  // Drives the loop as Scheduler::Loop does (a poll only when the interval
+  // is up or inotify saw a change) until `done` or the deadline.
+  bool Pump(const std::function<bool()>& done, int64_t timeout_ms = 30000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      int64_t sleep = sched_->Step(changed_);
+      if (done()) return true;
+      changed_ = waker_->Wait(std::min<int64_t>(sleep, 50)) == Waker::Reason::kFileChange;
+    }
+    return done();
+  }
+
+  std::vector<wtd::Run> All() {
+    RunFilter f;
+    f.limit = 0;
+    Result<std::vector<wtd::Run>> all = runs_->List(f);
+    return all.ok() ? *all : std::vector<wtd::Run>{};
+  }
+  // At least `n` runs, none active, nothing in flight.
+  bool Settled(size_t n) {
+    Result<std::vector<wtd::Run>> active = runs_->ListActive();
+    return active.ok() && active->empty() && All().size() >= n && sched_->in_flight() == 0;
+  }
+  bool HasRunFor(const std::string& sha) {
+    for (const wtd::Run& r : All()) {
+      if (r.key.sha == sha) return true;
+    }
+    return false;
+  }
+  static std::string Describe(const std::vector<wtd::Run>& runs) {
+    std::string out;
+    for (const wtd::Run& r : runs) {
+      out += "run " + std::to_string(r.id) + " " + r.key.worktree + " " + r.key.job + " " +
+             std::string(RunStateName(r.state)) + " attempt " + std::to_string(r.attempt) + " in " +
+             r.worktree_path + " error '" + r.error + "'\n";
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  std::string base_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<RunStore> runs_;
+  std::unique_ptr<Waker> waker_;
+  std::unique_ptr<Poller> poller_;
+  std::unique_ptr<Scheduler> sched_;
+  bool changed_ = true;
+};
+
+TEST_F(DispatchLayoutsTest, SeparateGitDirRunsJobsInTheWorkTrees) {
+  std::string work = Sub("work"), wt1 = Sub("wt1");
+  Sh("git init -q -b main --separate-git-dir " + Sub("meta.git") + " " + work);
+  Write(work + "/jobs/where.job", "run = echo \"$(pwd -P) $WTD_WORKTREE_ROOT $WTD_REPO_ROOT\" > " +
+                                      Sub("where-") + "$WTD_WORKTREE_ID\n");
+  Sh("cd " + work + " && git add -A && git commit -q -m where");
+  Sh("cd " + work + " && git worktree add -q -b side " + wt1);
+  Start(work, WorktreeSelection::kAll);
+  ASSERT_TRUE(Pump([&] { return Settled(2); })) << Describe(All());
+  for (const wtd::Run& r : All()) {
+    EXPECT_EQ(r.state, RunState::kSucceeded) << Describe(All());
+    EXPECT_EQ(r.key.repo, work);
+  }
+  EXPECT_EQ(Lines(Sub("where-main")), work + " " + work + " " + work + "\n")
+      << "not run in the work tree (the git dir's parent is " << base_ << ")";
+  EXPECT_EQ(Lines(Sub("where-wt1")), wt1 + " " + wt1 + " " + work + "\n");
+}
+
+}  // namespace
+}  // namespace wtd
