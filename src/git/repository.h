@@ -124,11 +124,20 @@ class Repository {
 
   // Blobs directly inside directory `dir` (repo-relative, e.g. "jobs" or
   // "ci/jobs"; "" is the root) of commit `sha`'s tree whose names end in
-  // `suffix`: name -> content. Symlinks and submodules are skipped. An absent
-  // dir (or a dir that is a blob) gives an empty map, not an error.
-  Result<std::map<std::string, std::string>> ReadTreeFiles(const std::string& sha,
-                                                           const std::string& dir,
-                                                           const std::string& suffix);
+  // `suffix`: name -> content. Submodules are skipped. An absent dir (or a
+  // dir that is a blob) gives an empty map, not an error.
+  //
+  // A symlink is followed within the same commit's tree: its target (the
+  // blob's content) is resolved against the symlink's directory, `..`
+  // included, through at most kMaxSymlinkHops links (symlinked directories on
+  // the way count too), and must end at a regular or executable file. One
+  // that cannot be followed (absolute target, leaving the tree, too long a
+  // chain, dangling, a directory or submodule) is left out of the map and,
+  // when `refused` is given, put there: name -> why, naming its target.
+  Result<std::map<std::string, std::string>> ReadTreeFiles(
+      const std::string& sha, const std::string& dir, const std::string& suffix,
+      std::map<std::string, std::string>* refused = nullptr);
+  static constexpr int kMaxSymlinkHops = 8;
 
   // Directories whose changes mean HEAD or a branch of `wt` may have moved:
   // wt.gitdir (HEAD lives there), <commondir> (packed-refs), and

@@ -1,8 +1,10 @@
 // Tests of git::Repository against the less common layouts: a git dir apart
-// from its work tree (--separate-git-dir, core.worktree).
+// from its work tree (--separate-git-dir, core.worktree), and job files that
+// are symlinks.
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,7 @@ namespace wtd::git {
 namespace {
 
 namespace fs = std::filesystem;
+using Files = std::map<std::string, std::string>;
 
 class LayoutsTest : public GitFixture {
  protected:
@@ -116,6 +119,115 @@ TEST_F(LayoutsTest, GitDirsParentIsTakenOnlyWhenItLeadsBack) {
   auto repo = OpenOk(Path("cw/g.git"));
   ASSERT_NE(repo, nullptr);
   EXPECT_EQ(repo->root(), Path("cw/tree"));
+}
+
+class JobSymlinksTest : public LayoutsTest {
+ protected:
+  void SetUp() override {
+    LayoutsTest::SetUp();
+    dir_ = InitRepo("repo");
+  }
+  // jobs/<name> -> target, as git stores it (a blob with mode 120000).
+  void Link(const std::string& path, const std::string& target) {
+    fs::create_directories(fs::path(dir_ + "/" + path).parent_path());
+    fs::create_symlink(target, dir_ + "/" + path);
+  }
+  Files Read(const std::string& sha, Files* refused) {
+    auto repo = Repository::Open(dir_);
+    EXPECT_TRUE(repo.ok()) << repo.status().ToString();
+    if (!repo.ok()) return {};
+    auto files = (*repo)->ReadTreeFiles(sha, "jobs", ".job", refused);
+    EXPECT_TRUE(files.ok()) << files.status().ToString();
+    return files.ok() ? *files : Files{};
+  }
+  std::string dir_;
+};
+
+TEST_F(JobSymlinksTest, FollowsSymlinksThatStayInsideTheCommitsTree) {
+  WriteFile(dir_ + "/shared/ci.job", "run = ci\n");
+  WriteFile(dir_ + "/jobs/plain.job", "run = plain\n");
+  Link("jobs/linked.job", "../shared/ci.job");
+  Link("jobs/sibling.job", "plain.job");
+  Link("jobs/dotted.job", "./../shared/../shared//ci.job");
+  Link("jobs/chain.job", "chain2.job");  // -> chain2.job -> ../shared/ci.job
+  Link("jobs/chain2.job", "../shared/ci.job");
+  Link("linkdir", "shared");  // a symlinked directory on the way
+  Link("jobs/viadir.job", "../linkdir/ci.job");
+  Link("deep/up", "..");  // `..` after a symlinked directory is taken physically
+  Link("jobs/physical.job", "../deep/up/shared/ci.job");
+  Link("jobs/plain-target.job", "../shared/ci.job");
+  std::string sha = CommitAll(dir_, "links");
+  // The checkout is not what is read.
+  WriteFile(dir_ + "/shared/ci.job", "run = uncommitted\n");
+  Files refused;
+  Files files = Read(sha, &refused);
+  EXPECT_TRUE(refused.empty()) << refused.begin()->first << ": " << refused.begin()->second;
+  for (const char* name : {"linked.job", "dotted.job", "chain.job", "chain2.job", "viadir.job",
+                           "physical.job", "plain-target.job"}) {
+    EXPECT_EQ(files[name], "run = ci\n") << name;
+  }
+  EXPECT_EQ(files["sibling.job"], "run = plain\n");
+  EXPECT_EQ(files["plain.job"], "run = plain\n");
+  EXPECT_EQ(files.size(), 9u);
+}
+
+TEST_F(JobSymlinksTest, RefusesEverySymlinkItCannotFollowAndSaysWhy) {
+  WriteFile(dir_ + "/shared/ci.job", "run = ci\n");
+  WriteFile(dir_ + "/jobs/good.job", "run = good\n");
+  Link("jobs/absolute.job", "/etc/passwd");
+  Link("jobs/escape.job", "../../outside.job");
+  Link("jobs/escape-later.job", "../shared/up.job");  // a link further down escapes
+  Link("shared/up.job", "../../x.job");
+  Link("jobs/dangling.job", "../shared/missing.job");
+  Link("jobs/dir.job", "../shared");
+  Link("jobs/root.job", "..");
+  Link("jobs/file-as-dir.job", "../shared/ci.job/x");
+  Link("jobs/loop-a.job", "loop-b.job");
+  Link("jobs/loop-b.job", "loop-a.job");
+  // The longest chain followed: kMaxSymlinkHops links, long-ok.job -> c/1
+  // -> ... -> c/<hops - 1> -> shared/ci.job; one more is refused.
+  int hops = Repository::kMaxSymlinkHops;
+  for (int i = 1; i < hops - 1; ++i) Link("c/" + std::to_string(i), std::to_string(i + 1));
+  Link("c/" + std::to_string(hops - 1), "../shared/ci.job");
+  Link("jobs/long-ok.job", "../c/1");
+  Link("jobs/too-long.job", "long-ok.job");
+  std::string sha = CommitAll(dir_, "bad links");
+  // A gitlink (submodule) entry as a target.
+  Git(dir_, {"update-index", "--add", "--cacheinfo", "160000," + sha + ",sub"});
+  Link("jobs/submodule.job", "../sub");
+  Git(dir_, {"add", "jobs/submodule.job"});
+  Git(dir_, {"commit", "-q", "-m", "submodule link"});
+  sha = Head(dir_);
+
+  Files refused;
+  Files files = Read(sha, &refused);
+  EXPECT_EQ(files, (Files{{"good.job", "run = good\n"}, {"long-ok.job", "run = ci\n"}}));
+  std::map<std::string, std::string> want = {
+      {"absolute.job", "symlink to '/etc/passwd' not followed: it is an absolute path"},
+      {"escape.job",
+       "symlink to '../../outside.job' not followed: it leads outside the commit's tree"},
+      {"escape-later.job",
+       "symlink to '../shared/up.job' not followed: 'shared/up.job' -> '../../x.job' leads "
+       "outside the commit's tree"},
+      {"dangling.job",
+       "symlink to '../shared/missing.job' not followed: it names 'shared/missing.job', which is "
+       "not in the commit"},
+      {"dir.job", "symlink to '../shared' not followed: it names 'shared', a directory"},
+      {"root.job", "symlink to '..' not followed: it names a directory"},
+      {"file-as-dir.job",
+       "symlink to '../shared/ci.job/x' not followed: it goes through 'shared/ci.job', a file, "
+       "as if a directory"},
+      {"loop-a.job", "symlink to 'loop-b.job' not followed: more than " + std::to_string(hops) +
+                         " symlinks in a chain"},
+      {"loop-b.job", "symlink to 'loop-a.job' not followed: more than " + std::to_string(hops) +
+                         " symlinks in a chain"},
+      {"too-long.job", "symlink to 'long-ok.job' not followed: more than " + std::to_string(hops) +
+                           " symlinks in a chain"},
+      {"submodule.job", "symlink to '../sub' not followed: it names 'sub', a submodule"},
+  };
+  EXPECT_EQ(refused, want);
+  // Without a place to report them they are still left out, not an error.
+  EXPECT_EQ(Read(sha, nullptr).size(), 2u);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The scheduler against the less common git layouts, driven step by step
-// with a real repository, real wtd-exec and real processes: a git dir apart from its work tree.
+// with a real repository, real wtd-exec and real processes: a git dir apart
+// from its work tree, and symlinked job files.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -135,6 +136,38 @@ TEST_F(DispatchLayoutsTest, SeparateGitDirRunsJobsInTheWorkTrees) {
   EXPECT_EQ(Lines(Sub("where-main")), work + " " + work + " " + work + "\n")
       << "not run in the work tree (the git dir's parent is " << base_ << ")";
   EXPECT_EQ(Lines(Sub("where-wt1")), wt1 + " " + wt1 + " " + work + "\n");
+}
+
+TEST_F(DispatchLayoutsTest, SymlinkedJobRunsAndOneLeavingTheTreeIsReportedOnce) {
+  std::string repo = Sub("repo");
+  Sh("git init -q -b main " + repo);
+  Write(repo + "/shared/ci.job", "run = echo \"$WTD_JOB\" >> " + Sub("ran") + "\n");
+  fs::create_directories(repo + "/jobs");
+  fs::create_symlink("../shared/ci.job", repo + "/jobs/linked.job");
+  fs::create_symlink("../../ci.job", repo + "/jobs/escape.job");
+  Sh("cd " + repo + " && git add -A && git commit -q -m links");
+  std::string first = ShOut("git -C " + repo + " rev-parse HEAD");
+  Start(repo, WorktreeSelection::kCurrent);
+  ASSERT_TRUE(Pump([&] { return Settled(1); })) << Describe(All());
+  std::vector<wtd::Run> runs = All();
+  ASSERT_EQ(runs.size(), 1u) << Describe(runs);
+  EXPECT_EQ(runs[0].key.job, "linked");
+  EXPECT_EQ(runs[0].state, RunState::kSucceeded);
+  EXPECT_EQ(Lines(Sub("ran")), "linked\n");
+  ASSERT_EQ(poller_->job_errors().size(), 1u);
+  const JobFileError& e = poller_->job_errors()[0];
+  EXPECT_EQ(e.message,
+            "jobs/escape.job: symlink to '../../ci.job' not followed: it leads outside the "
+            "commit's tree");
+  EXPECT_EQ(e.repo, repo);
+  EXPECT_EQ(e.sha, first);
+  EXPECT_EQ(sched_->Snapshot().job_errors.size(), 1u) << "status shows it";
+
+  // The next commit carries the same link: not reported again.
+  Sh("cd " + repo + " && git commit -q --allow-empty -m again");
+  ASSERT_TRUE(Pump([&] { return Settled(2); })) << Describe(All());
+  EXPECT_EQ(Lines(Sub("ran")), "linked\nlinked\n");
+  EXPECT_EQ(poller_->job_errors().size(), 1u);
 }
 
 }  // namespace
