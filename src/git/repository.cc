@@ -224,6 +224,25 @@ Result<std::vector<WorktreeInfo>> Repository::ReadWorktreeList(
   return all;
 }
 
+Result<std::optional<WorktreeInfo>> Repository::FindWorktree(const std::string& id) {
+  WTD_ASSIGN_OR_RETURN(std::vector<WorktreeInfo> list, ListWorktrees());
+  const bool main = id == kMainId;
+  for (WorktreeInfo& wt : list) {
+    // A linked worktree may carry the admin name "main" too: the id names
+    // the main worktree.
+    if (wt.id == id && wt.is_main == main) return std::optional<WorktreeInfo>(std::move(wt));
+  }
+  if (!id.empty() && id.find('/') == std::string::npos && id != "." && id != ".." &&
+      IsDirectory(common_dir_ + "/worktrees/" + id)) {
+    return Status::FailedPrecondition("worktree " + id + " of " + root_ +
+                                      " has no usable directory (its admin entry " + common_dir_ +
+                                      "/worktrees/" + id +
+                                      " remains: being moved, or deleted without `git worktree "
+                                      "remove`)");
+  }
+  return std::optional<WorktreeInfo>();
+}
+
 Result<git_repository*> Repository::WorktreeHandle(const WorktreeInfo& wt) {
   if (wt.is_main) return main_.get();
   if (!IsDirectory(wt.gitdir)) {

@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,15 @@ class Repository {
   // they stamp the same, the last answer is returned without reading.
   // REQUIRES: `wt` came from ListWorktrees() of this repository.
   Result<HeadInfo> ReadHead(const WorktreeInfo& wt);
+
+  // The worktree whose id is `id` ("main": the main worktree) as
+  // ListWorktrees lists it now, wherever it was moved. nullopt when it is
+  // gone: a linked worktree whose admin entry <commondir>/worktrees/<id> no
+  // longer exists (removed or pruned). FailedPrecondition when the entry is
+  // still there but the worktree is not listed (its directory is missing:
+  // mid-move, or deleted without `git worktree remove`); the repository's own
+  // errors as from ListWorktrees.
+  Result<std::optional<WorktreeInfo>> FindWorktree(const std::string& id);
 
   // How many times the worktree list and a HEAD were actually read (not
   // answered from stamps). For tests and benchmarks.

@@ -1,6 +1,6 @@
 // Tests of git::Repository against the less common layouts: a git dir apart
-// from its work tree (--separate-git-dir, core.worktree), and job files that
-// are symlinks.
+// from its work tree (--separate-git-dir, core.worktree), worktrees moved or
+// removed (FindWorktree), and job files that are symlinks.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -119,6 +119,48 @@ TEST_F(LayoutsTest, GitDirsParentIsTakenOnlyWhenItLeadsBack) {
   auto repo = OpenOk(Path("cw/g.git"));
   ASSERT_NE(repo, nullptr);
   EXPECT_EQ(repo->root(), Path("cw/tree"));
+}
+
+TEST_F(LayoutsTest, FindWorktreeFollowsMovesAndKnowsRemovedOnes) {
+  std::string dir = InitRepo("repo");
+  Commit(dir, "a.txt", "a", "first");
+  Git(dir, {"worktree", "add", "-q", "-b", "side", Path("wt1")});
+  auto repo = OpenOk(dir);
+  ASSERT_NE(repo, nullptr);
+  auto found = repo->FindWorktree("wt1");
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->path, Path("wt1"));
+  auto main = repo->FindWorktree("main");
+  ASSERT_TRUE(main.ok() && main->has_value()) << main.status().ToString();
+  EXPECT_EQ((*main)->path, dir);
+  EXPECT_TRUE((*main)->is_main);
+
+  fs::create_directories(Path("elsewhere"));
+  Git(dir, {"worktree", "move", Path("wt1"), Path("elsewhere/wt1")});
+  found = repo->FindWorktree("wt1");
+  ASSERT_TRUE(found.ok() && found->has_value()) << found.status().ToString();
+  EXPECT_EQ((*found)->path, Path("elsewhere/wt1"));
+  EXPECT_EQ((*found)->gitdir, dir + "/.git/worktrees/wt1");
+
+  // Deleted by hand: the admin entry remains, so it may yet come back.
+  fs::rename(Path("elsewhere/wt1"), Path("aside"));
+  found = repo->FindWorktree("wt1");
+  ASSERT_FALSE(found.ok());
+  EXPECT_TRUE(found.status().IsFailedPrecondition()) << found.status().ToString();
+  EXPECT_NE(found.status().message().find("worktree wt1 of " + dir), std::string::npos)
+      << found.status().ToString();
+  fs::rename(Path("aside"), Path("elsewhere/wt1"));
+
+  Git(dir, {"worktree", "remove", Path("elsewhere/wt1")});
+  found = repo->FindWorktree("wt1");
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_FALSE(found->has_value()) << "removed worktree found at " << (*found)->path;
+  for (const char* id : {"never-was", "", "..", "a/b"}) {
+    auto none = repo->FindWorktree(id);
+    ASSERT_TRUE(none.ok()) << id << ": " << none.status().ToString();
+    EXPECT_FALSE(none->has_value()) << id;
+  }
 }
 
 class JobSymlinksTest : public LayoutsTest {

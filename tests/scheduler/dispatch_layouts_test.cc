@@ -1,6 +1,7 @@
 // The scheduler against the less common git layouts, driven step by step
 // with a real repository, real wtd-exec and real processes: a git dir apart
-// from its work tree, and symlinked job files.
+// from its work tree, worktrees moved or removed while their runs wait, and
+// symlinked job files.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -136,6 +137,71 @@ TEST_F(DispatchLayoutsTest, SeparateGitDirRunsJobsInTheWorkTrees) {
   EXPECT_EQ(Lines(Sub("where-main")), work + " " + work + " " + work + "\n")
       << "not run in the work tree (the git dir's parent is " << base_ << ")";
   EXPECT_EQ(Lines(Sub("where-wt1")), wt1 + " " + wt1 + " " + work + "\n");
+}
+
+// A linked worktree with a job that runs only on its branch, and the run
+// of that job queued while dispatch is paused.
+class QueuedRunTest : public DispatchLayoutsTest {
+ protected:
+  void SetUp() override {
+    DispatchLayoutsTest::SetUp();
+    repo_ = Sub("repo");
+    wt1_ = Sub("wt1");
+    Sh("git init -q -b main " + repo_);
+    Write(repo_ + "/jobs/where.job", "run = pwd -P >> " + Sub("where") +
+                                         "; echo \"$WTD_WORKTREE_ROOT\" >> " + Sub("where") +
+                                         "\nbranches = side\nmax_attempts = 1\n");
+    Sh("cd " + repo_ + " && git add -A && git commit -q -m where");
+    Sh("cd " + repo_ + " && git worktree add -q -b side " + wt1_);
+    Start(repo_, WorktreeSelection::kAll);
+    sched_->SetPaused(true);
+    ASSERT_TRUE(Pump([&] { return All().size() == 1; })) << Describe(All());
+    ASSERT_EQ(All()[0].state, RunState::kPending);
+    ASSERT_EQ(All()[0].key.worktree, "wt1");
+    ASSERT_EQ(All()[0].worktree_path, wt1_);
+  }
+  // Resumes dispatch and waits until the run is terminal.
+  wtd::Run ResumeAndSettle() {
+    sched_->SetPaused(false);
+    EXPECT_TRUE(Pump([&] { return Settled(1); })) << Describe(All());
+    std::vector<wtd::Run> all = All();
+    EXPECT_EQ(all.size(), 1u) << Describe(all);
+    return all.empty() ? wtd::Run{} : all[0];
+  }
+  std::string repo_, wt1_;
+};
+
+TEST_F(QueuedRunTest, RunsInTheWorktreesNewPathAfterAMove) {
+  std::string moved = Sub("elsewhere/wt1");
+  fs::create_directories(Sub("elsewhere"));
+  Sh("cd " + repo_ + " && git worktree move " + wt1_ + " " + moved);
+  wtd::Run r = ResumeAndSettle();
+  EXPECT_EQ(r.state, RunState::kSucceeded) << Describe(All());
+  EXPECT_EQ(r.attempt, 1u);
+  EXPECT_EQ(r.worktree_path, moved) << "the record names where it ran";
+  EXPECT_EQ(Lines(Sub("where")), moved + "\n" + moved + "\n");
+}
+
+TEST_F(QueuedRunTest, RemovedWorktreeEndsItsRunCancelledWithoutAnAttempt) {
+  Sh("cd " + repo_ + " && git worktree remove --force " + wt1_);
+  wtd::Run r = ResumeAndSettle();
+  EXPECT_EQ(r.state, RunState::kCancelled) << Describe(All());
+  EXPECT_EQ(r.attempt, 0u) << "no attempt was made";
+  EXPECT_EQ(r.error, "worktree wt1 of " + repo_ + " no longer exists");
+  EXPECT_FALSE(fs::exists(Sub("where"))) << Lines(Sub("where"));
+}
+
+TEST_F(QueuedRunTest, WorktreeDirectoryMissingUnderItsAdminEntryIsAFailedStart) {
+  // Not removed through git: it may come back, so this is a failed start
+  // (an attempt, retried with the job's backoff), not the end of the run.
+  fs::rename(wt1_, Sub("aside"));
+  wtd::Run r = ResumeAndSettle();
+  EXPECT_EQ(r.state, RunState::kFailed) << Describe(All());
+  EXPECT_EQ(r.attempt, 1u);
+  EXPECT_NE(r.error.find("worktree wt1 of " + repo_ + " has no usable directory"),
+            std::string::npos)
+      << r.error;
+  EXPECT_FALSE(fs::exists(Sub("where"))) << Lines(Sub("where"));
 }
 
 TEST_F(DispatchLayoutsTest, SymlinkedJobRunsAndOneLeavingTheTreeIsReportedOnce) {
