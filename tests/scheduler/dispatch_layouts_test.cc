@@ -1,7 +1,8 @@
 // The scheduler against the less common git layouts, driven step by step
 // with a real repository, real wtd-exec and real processes: a git dir apart
-// from its work tree, worktrees moved or removed while their runs wait, and
-// symlinked job files.
+// from its work tree, worktrees moved or removed while their runs wait,
+// symlinked job files, and a branch directory deleted and made again under
+// inotify.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -234,6 +235,50 @@ TEST_F(DispatchLayoutsTest, SymlinkedJobRunsAndOneLeavingTheTreeIsReportedOnce) 
   ASSERT_TRUE(Pump([&] { return Settled(2); })) << Describe(All());
   EXPECT_EQ(Lines(Sub("ran")), "linked\nlinked\n");
   EXPECT_EQ(poller_->job_errors().size(), 1u);
+}
+
+TEST_F(DispatchLayoutsTest, BranchDirectoryDeletedAndMadeAgainStillWakesTheLoop) {
+  std::string repo = Sub("repo"), wt1 = Sub("wt1");
+  Sh("git init -q -b main " + repo);
+  Write(repo + "/jobs/effect.job", "run = echo \"$WTD_SHA\" >> " + Sub("effect") + "\n");
+  Sh("cd " + repo + " && git add -A && git commit -q -m effect");
+  Sh("cd " + repo + " && git worktree add -q -b x/a " + wt1);
+  // Polling every hour: within this test only inotify can start a poll.
+  Start(repo, WorktreeSelection::kAll, /*poll_ms=*/3'600'000);
+  ASSERT_TRUE(Pump([&] { return Settled(2); })) << Describe(All());
+
+  // refs/heads/x/ goes with its last branch and comes back with a new one,
+  // both before the loop runs again.
+  Sh("cd " + wt1 + " && git checkout -q --detach && git branch -q -D x/a");
+  ASSERT_FALSE(fs::exists(repo + "/.git/refs/heads/x"));
+  Sh("cd " + wt1 + " && git checkout -q -b x/b");
+  auto on_xb = [&] {
+    SchedulerSnapshot s = sched_->Snapshot();
+    for (const WorktreeStatus& w : s.repos.at(0).worktrees) {
+      if (w.id == "wt1") return w.branch == "x/b";
+    }
+    return false;
+  };
+  ASSERT_TRUE(Pump(on_xb)) << "the checkout of x/b in wt1 was not seen";
+  // Let the polls the checkout caused finish: two quiet steps in a row.
+  uint64_t ticks = sched_->Snapshot().ticks;
+  int quiet = 0;
+  ASSERT_TRUE(Pump([&] {
+    uint64_t now = sched_->Snapshot().ticks;
+    quiet = now == ticks ? quiet + 1 : 0;
+    ticks = now;
+    return quiet >= 2;
+  }));
+
+  // A commit on x/b made from the main worktree (HEAD on main): objects,
+  // then the ref alone, as a fetch or a push would. Of the watched
+  // directories only refs/heads/x/ changes.
+  std::string next = ShOut("cd " + repo + " && git commit-tree x/b^{tree} -p x/b -m next");
+  ASSERT_EQ(next.size(), 40u) << next;
+  Sh("cd " + repo + " && git update-ref refs/heads/x/b " + next);
+  EXPECT_TRUE(Pump([&] { return HasRunFor(next); }, 10000))
+      << "a commit on x/b in the re-created refs/heads/x/ did not wake the loop; "
+      << Describe(All());
 }
 
 }  // namespace
