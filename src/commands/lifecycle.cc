@@ -35,7 +35,12 @@ int StopRunCli(Session& session, const json& request) {
   int64_t wait_s = request.value("wait_s", kDefaultStopWaitS);
   Result<json> r = session.Call("stop", json::object());
   if (!r.ok()) {
-    return session.Fail(r.status().message(), session.DaemonAnswers() ? kExitError : kExitNoDaemon);
+    // No daemon to ask is exit 3. A daemon that took the request but was
+    // gone before its answer arrived has stopped, as asked.
+    bool none = r.status().code() == Status::Code::kFailedPrecondition;
+    if (none || session.DaemonAnswers()) {
+      return session.Fail(r.status().message(), none ? kExitNoDaemon : kExitError);
+    }
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_s);
   while (std::chrono::steady_clock::now() < deadline) {

@@ -3,7 +3,9 @@
 // (objects are shared by every worktree). Each first checks that the repository still exists:
 // libgit2 1.5.1 leaks a little memory on every object lookup in a deleted repository.
 #include <set>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "git/git_util.h"
 #include "git/repository.h"
@@ -115,34 +117,158 @@ Result<std::vector<std::string>> Repository::ChangedPaths(const std::string& sha
   return std::vector<std::string>(paths.begin(), paths.end());
 }
 
-Result<std::map<std::string, std::string>> Repository::ReadTreeFiles(const std::string& sha,
-                                                                     const std::string& dir,
-                                                                     const std::string& suffix) {
+namespace {
+
+// Splits `path` at '/' (empty parts kept: the caller skips them).
+std::vector<std::string> SplitPath(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t begin = 0;
+  while (true) {
+    size_t slash = path.find('/', begin);
+    parts.push_back(path.substr(begin, slash - begin));
+    if (slash == std::string::npos) return parts;
+    begin = slash + 1;
+  }
+}
+
+std::string JoinParts(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : "/") + p;
+  return out;
+}
+
+// Where a symlink in a commit's tree leads: the blob, or why it is not
+// followed.
+struct LinkTarget {
+  BlobPtr blob;         // null when refused
+  std::string refused;  // why, when `blob` is null
+};
+
+Result<BlobPtr> LoadBlob(git_repository* repo, const git_oid* id, const std::string& path,
+                         const std::string& what) {
+  git_blob* raw = nullptr;
+  int rc = git_blob_lookup(&raw, repo, id);
+  BlobPtr blob(raw);
+  if (rc < 0) return GitError(rc, "read '" + path + "' of " + what);
+  return blob;
+}
+
+std::string BlobText(git_blob* blob) {
+  const char* data = static_cast<const char*>(git_blob_rawcontent(blob));
+  return std::string(data, static_cast<size_t>(git_blob_rawsize(blob)));
+}
+
+// Follows the symlink at `link` (repo-relative path; `target` is its
+// content) through `root`, the commit's tree, as the kernel would in a
+// checkout of it: each component looked up in turn, `..` going up from the
+// directory reached so far, and a symlink met on the way (a directory or the
+// last component) replaced by its own target, resolved against its own
+// directory. It never leaves the tree.
+Result<LinkTarget> FollowLink(git_repository* repo, git_tree* root, const std::string& link,
+                              const std::string& target, const std::string& what) {
+  std::vector<std::string> done = SplitPath(link);
+  done.pop_back();  // the link's own directory
+  std::vector<std::string> todo;
+  int hops = 0;
+  std::string via = link, via_target = target;  // the link followed last
+  // "it" for the link itself, "'a' -> 'b'" for one further down the chain.
+  auto subject = [&] { return via == link ? "it" : "'" + via + "' -> '" + via_target + "'"; };
+  auto refuse = [](std::string why) { return LinkTarget{BlobPtr(), std::move(why)}; };
+  // Queues the target of `via`; an empty string, or why it cannot be.
+  auto take = [&]() -> std::string {
+    if (++hops > Repository::kMaxSymlinkHops) {
+      return "more than " + std::to_string(Repository::kMaxSymlinkHops) + " symlinks in a chain";
+    }
+    if (via_target.empty()) return subject() + " is empty";
+    if (via_target[0] == '/') return subject() + " is an absolute path";
+    std::vector<std::string> next = SplitPath(via_target);
+    todo.insert(todo.begin(), next.begin(), next.end());
+    return "";
+  };
+  if (std::string why = take(); !why.empty()) return refuse(why);
+  while (!todo.empty()) {
+    std::string part = todo.front();
+    todo.erase(todo.begin());
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (done.empty()) return refuse(subject() + " leads outside the commit's tree");
+      done.pop_back();
+      continue;
+    }
+    done.push_back(part);
+    std::string path = JoinParts(done);
+    git_tree_entry* raw = nullptr;
+    int rc = git_tree_entry_bypath(&raw, root, path.c_str());
+    TreeEntryPtr entry(raw);
+    if (rc == GIT_ENOTFOUND) {
+      git_error_clear();
+      return refuse(subject() + " names '" + path + "', which is not in the commit");
+    }
+    if (rc < 0) return GitError(rc, "find '" + path + "' in " + what);
+    git_filemode_t mode = git_tree_entry_filemode(entry.get());
+    if (mode == GIT_FILEMODE_LINK) {
+      WTD_ASSIGN_OR_RETURN(BlobPtr next,
+                           LoadBlob(repo, git_tree_entry_id(entry.get()), path, what));
+      done.pop_back();
+      via = path;
+      via_target = BlobText(next.get());
+      if (std::string why = take(); !why.empty()) return refuse(why);
+      continue;
+    }
+    if (mode == GIT_FILEMODE_TREE) {
+      if (todo.empty()) return refuse(subject() + " names '" + path + "', a directory");
+      continue;
+    }
+    if (mode == GIT_FILEMODE_COMMIT) {
+      return refuse(subject() + " names '" + path + "', a submodule");
+    }
+    if (!todo.empty()) {
+      return refuse(subject() + " goes through '" + path + "', a file, as if a directory");
+    }
+    WTD_ASSIGN_OR_RETURN(BlobPtr blob, LoadBlob(repo, git_tree_entry_id(entry.get()), path, what));
+    return LinkTarget{std::move(blob), ""};
+  }
+  // Nothing but '.' and '..': a directory (or the root).
+  return refuse(subject() + " names a directory");
+}
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> Repository::ReadTreeFiles(
+    const std::string& sha, const std::string& dir, const std::string& suffix,
+    std::map<std::string, std::string>* refused) {
   WTD_RETURN_IF_ERROR(CheckPresent());
   WTD_ASSIGN_OR_RETURN(CommitPtr commit, LoadCommit(main_.get(), sha, root_));
-  WTD_ASSIGN_OR_RETURN(TreePtr tree, CommitTree(commit.get(), sha, root_));
+  WTD_ASSIGN_OR_RETURN(TreePtr root_tree, CommitTree(commit.get(), sha, root_));
   const std::string what = "commit " + sha + " in " + root_;
   std::string rel = TrimSlashes(dir);
   std::map<std::string, std::string> files;
+  git_tree* tree = root_tree.get();
+  TreePtr sub;
   if (!rel.empty()) {
-    WTD_ASSIGN_OR_RETURN(tree, SubTree(main_.get(), tree.get(), rel, what));
-    if (!tree) return files;
+    WTD_ASSIGN_OR_RETURN(sub, SubTree(main_.get(), root_tree.get(), rel, what));
+    if (!sub) return files;
+    tree = sub.get();
   }
-  size_t n = git_tree_entrycount(tree.get());
+  size_t n = git_tree_entrycount(tree);
   for (size_t i = 0; i < n; ++i) {
-    const git_tree_entry* entry = git_tree_entry_byindex(tree.get(), i);
+    const git_tree_entry* entry = git_tree_entry_byindex(tree, i);
     std::string name = git_tree_entry_name(entry);
-    if (git_tree_entry_type(entry) != GIT_OBJECT_BLOB ||
-        git_tree_entry_filemode(entry) == GIT_FILEMODE_LINK || !EndsWith(name, suffix)) {
+    if (git_tree_entry_type(entry) != GIT_OBJECT_BLOB || !EndsWith(name, suffix)) continue;
+    std::string path = rel.empty() ? name : rel + "/" + name;
+    WTD_ASSIGN_OR_RETURN(BlobPtr blob, LoadBlob(main_.get(), git_tree_entry_id(entry), path, what));
+    if (git_tree_entry_filemode(entry) != GIT_FILEMODE_LINK) {
+      files.emplace(std::move(name), BlobText(blob.get()));
       continue;
     }
-    git_blob* b_raw = nullptr;
-    int rc = git_blob_lookup(&b_raw, main_.get(), git_tree_entry_id(entry));
-    BlobPtr blob(b_raw);
-    if (rc < 0) return GitError(rc, "read '" + rel + "/" + name + "' of " + what);
-    const char* data = static_cast<const char*>(git_blob_rawcontent(blob.get()));
-    files.emplace(std::move(name),
-                  std::string(data, static_cast<size_t>(git_blob_rawsize(blob.get()))));
+    WTD_ASSIGN_OR_RETURN(LinkTarget target, FollowLink(main_.get(), root_tree.get(), path,
+                                                       BlobText(blob.get()), what));
+    if (target.blob) {
+      files.emplace(std::move(name), BlobText(target.blob.get()));
+    } else if (refused != nullptr) {
+      refused->emplace(std::move(name),
+                       "symlink to '" + BlobText(blob.get()) + "' not followed: " + target.refused);
+    }
   }
   return files;
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -54,6 +55,51 @@ Result<RepoPtr> OpenExact(const std::string& path, unsigned int flags) {
   return repo;
 }
 
+// Whether core.worktree is set for `repo` (libgit2's work dir is then that
+// path, wherever the git dir lives).
+bool HasCoreWorktree(git_repository* repo) {
+  git_config* raw = nullptr;
+  if (git_repository_config_snapshot(&raw, repo) < 0) {
+    git_error_clear();
+    return false;
+  }
+  std::unique_ptr<git_config, GitFree<git_config, git_config_free>> config(raw);
+  const char* value = nullptr;
+  bool set = git_config_get_string(&value, config.get(), "core.worktree") == 0;
+  git_error_clear();
+  return set;
+}
+
+// The main worktree's root. `candidate` is the work dir libgit2 gives for
+// it; when core.worktree is not set that is only a guess (the parent of the
+// git dir), so it is taken only if its `.git` leads back to `common` as a
+// main worktree. A git dir made with `--separate-git-dir` does not record its
+// work tree, so reached through it (or a linked worktree) it is refused.
+Result<std::string> MainRoot(git_repository* repo, const char* candidate, const std::string& common,
+                             const std::string& opened_at) {
+  if (candidate == nullptr) {
+    return Status::NotSupported("repository at " + opened_at + " has a bare common dir " + common +
+                                " (no main worktree); not supported");
+  }
+  WTD_ASSIGN_OR_RETURN(std::string root, RealPath(StripTrailingSlash(candidate)));
+  if (HasCoreWorktree(repo)) return root;
+  git_repository* raw = nullptr;
+  int rc = git_repository_open_ext(&raw, root.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr);
+  RepoPtr back(raw);
+  git_error_clear();
+  if (rc == 0 && !git_repository_is_bare(back.get()) && !git_repository_is_worktree(back.get())) {
+    Result<std::string> back_common =
+        RealPath(StripTrailingSlash(git_repository_commondir(back.get())));
+    if (back_common.ok() && *back_common == common) return root;
+  }
+  return Status::NotSupported(
+      "cannot tell where the main worktree of the repository at " + opened_at +
+      " is: its git dir " + common +
+      " is apart from its work tree (git init or clone --separate-git-dir) and does not say "
+      "where that is; give a path inside the main worktree instead (with --worktrees all or a "
+      "list of paths to watch linked worktrees)");
+}
+
 // The admin name of the linked worktree `repo` was opened in.
 Result<std::string> LinkedWorktreeId(git_repository* repo, const std::string& path) {
   git_worktree* raw = nullptr;
@@ -96,12 +142,19 @@ Result<std::unique_ptr<Repository>> Repository::Open(const std::string& path) {
   WTD_ASSIGN_OR_RETURN(std::string common,
                        RealPath(StripTrailingSlash(git_repository_commondir(opened.get()))));
   WTD_ASSIGN_OR_RETURN(RepoPtr main, OpenExact(common, GIT_REPOSITORY_OPEN_NO_SEARCH));
-  const char* workdir = git_repository_workdir(main.get());
-  if (workdir == nullptr) {
-    return Status::NotSupported("repository at " + real + " has a bare common dir " + common +
-                                " (no main worktree); not supported");
-  }
-  WTD_ASSIGN_OR_RETURN(std::string root, RealPath(StripTrailingSlash(workdir)));
+  // The main worktree's root comes from libgit2's work dir of a handle that
+  // found it: the one opened at `real` when that is in the main worktree
+  // (through its `.git` file when the git dir is separate). Opened at the
+  // common dir, libgit2 can only guess the git dir's parent.
+  const bool in_main = opened_id == kMainId;
+  WTD_ASSIGN_OR_RETURN(
+      std::string root,
+      MainRoot(in_main ? opened.get() : main.get(),
+               git_repository_workdir(in_main ? opened.get() : main.get()), common, real));
+  // The main handle's own work dir is that guess: nothing reads it, but keep
+  // it true.
+  int rc = git_repository_set_workdir(main.get(), root.c_str(), /*update_gitlink=*/0);
+  if (rc < 0) return GitError(rc, "set the work dir of " + common + " to " + root);
   return std::unique_ptr<Repository>(new Repository(Handle(main.release()), std::move(root),
                                                     std::move(common), std::move(opened_id)));
 }
@@ -169,6 +222,25 @@ Result<std::vector<WorktreeInfo>> Repository::ReadWorktreeList(
     return entry.first != common_dir_ && live.count(entry.first) == 0;
   });
   return all;
+}
+
+Result<std::optional<WorktreeInfo>> Repository::FindWorktree(const std::string& id) {
+  WTD_ASSIGN_OR_RETURN(std::vector<WorktreeInfo> list, ListWorktrees());
+  const bool main = id == kMainId;
+  for (WorktreeInfo& wt : list) {
+    // A linked worktree may carry the admin name "main" too: the id names
+    // the main worktree.
+    if (wt.id == id && wt.is_main == main) return std::optional<WorktreeInfo>(std::move(wt));
+  }
+  if (!id.empty() && id.find('/') == std::string::npos && id != "." && id != ".." &&
+      IsDirectory(common_dir_ + "/worktrees/" + id)) {
+    return Status::FailedPrecondition("worktree " + id + " of " + root_ +
+                                      " has no usable directory (its admin entry " + common_dir_ +
+                                      "/worktrees/" + id +
+                                      " remains: being moved, or deleted without `git worktree "
+                                      "remove`)");
+  }
+  return std::optional<WorktreeInfo>();
 }
 
 Result<git_repository*> Repository::WorktreeHandle(const WorktreeInfo& wt) {

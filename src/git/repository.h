@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,14 @@ class Repository {
   // Opens the repository containing `path` (searching upwards). All paths
   // are resolved with realpath. NotFound when `path` is not inside a
   // repository.
+  //
+  // root() is libgit2's work dir for the main worktree, taken from the
+  // handle that found it: when `path` is in the main worktree, through its
+  // `.git` (a directory, or a file naming a separate git dir). From a linked
+  // worktree (or the git dir itself) libgit2 can only guess the git dir's
+  // parent; that guess is taken when core.worktree names it or its `.git`
+  // leads back to the same git dir, and otherwise Open gives NotSupported:
+  // a git dir made with `--separate-git-dir` does not record its work tree.
   static Result<std::unique_ptr<Repository>> Open(const std::string& path);
 
   ~Repository();
@@ -108,6 +117,15 @@ class Repository {
   // they stamp the same, the last answer is returned without reading.
   // REQUIRES: `wt` came from ListWorktrees() of this repository.
   Result<HeadInfo> ReadHead(const WorktreeInfo& wt);
+
+  // The worktree whose id is `id` ("main": the main worktree) as
+  // ListWorktrees lists it now, wherever it was moved. nullopt when it is
+  // gone: a linked worktree whose admin entry <commondir>/worktrees/<id> no
+  // longer exists (removed or pruned). FailedPrecondition when the entry is
+  // still there but the worktree is not listed (its directory is missing:
+  // mid-move, or deleted without `git worktree remove`); the repository's own
+  // errors as from ListWorktrees.
+  Result<std::optional<WorktreeInfo>> FindWorktree(const std::string& id);
 
   // How many times the worktree list and a HEAD were actually read (not
   // answered from stamps). For tests and benchmarks.
@@ -139,11 +157,20 @@ class Repository {
 
   // Blobs directly inside directory `dir` (repo-relative, e.g. "jobs" or
   // "ci/jobs"; "" is the root) of commit `sha`'s tree whose names end in
-  // `suffix`: name -> content. Symlinks and submodules are skipped. An absent
-  // dir (or a dir that is a blob) gives an empty map, not an error.
-  Result<std::map<std::string, std::string>> ReadTreeFiles(const std::string& sha,
-                                                           const std::string& dir,
-                                                           const std::string& suffix);
+  // `suffix`: name -> content. Submodules are skipped. An absent dir (or a
+  // dir that is a blob) gives an empty map, not an error.
+  //
+  // A symlink is followed within the same commit's tree: its target (the
+  // blob's content) is resolved against the symlink's directory, `..`
+  // included, through at most kMaxSymlinkHops links (symlinked directories on
+  // the way count too), and must end at a regular or executable file. One
+  // that cannot be followed (absolute target, leaving the tree, too long a
+  // chain, dangling, a directory or submodule) is left out of the map and,
+  // when `refused` is given, put there: name -> why, naming its target.
+  Result<std::map<std::string, std::string>> ReadTreeFiles(
+      const std::string& sha, const std::string& dir, const std::string& suffix,
+      std::map<std::string, std::string>* refused = nullptr);
+  static constexpr int kMaxSymlinkHops = 8;
 
   // Directories whose changes mean HEAD or a branch of `wt` may have moved:
   // wt.gitdir (HEAD lives there), <commondir> (packed-refs), and

@@ -31,7 +31,7 @@ struct RepoStatus {
 struct JobFileError {
   std::string repo;     // repository root
   std::string sha;      // first commit it was seen in
-  std::string message;  // "<file>:<line>: <key>: <what>"
+  std::string message;  // "<file>:<line>: <key>: <what>", or "<file>: symlink to '<target>' ..."
 };
 
 // Commits passed over without runs, for `wtctl status`.

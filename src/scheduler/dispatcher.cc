@@ -27,11 +27,33 @@ bool IsDaemonOnlyVariable(const std::string& name) {
 Status Scheduler::Dispatch(uint64_t id) {
   WTD_ASSIGN_OR_RETURN(Run run, runs_->Lease(id));
   WTD_CRASH_POINT("after_lease_commit");
-  WTD_ASSIGN_OR_RETURN(run, runs_->MarkReady(id, RunState::kLeased));
+  // The worktree may have moved since the run was queued: run it where it is
+  // now. If it is gone, no attempt could ever start: the run ends cancelled,
+  // its attempts untouched.
+  Result<std::optional<std::string>> where =
+      poller_->CurrentWorktreePath(run.key.repo, run.key.worktree);
+  if (where.ok() && !*where) {
+    std::string why = "worktree " + run.key.worktree + " of " + run.key.repo + " no longer exists";
+    spdlog::warn("run {}: {}; cancelling job {} on {}", id, why, run.key.job,
+                 run.key.sha.substr(0, 12));
+    Result<Run> r = runs_->Cancel(id, RunState::kLeased, why);
+    if (!r.ok()) NoteStoreError(r.status());
+    return Status::OK();
+  }
+  std::string path = where.ok() ? **where : run.worktree_path;
+  if (path != run.worktree_path) {
+    spdlog::info("run {}: worktree {} moved from {} to {}", id, run.key.worktree, run.worktree_path,
+                 path);
+  }
+  // MarkReady, recording where the job runs.
+  WTD_ASSIGN_OR_RETURN(run, runs_->Transition(id, RunState::kLeased, RunState::kReady,
+                                              [&](Run& r) { r.worktree_path = path; }));
   WTD_CRASH_POINT("after_ready_commit");
 
   std::unique_ptr<Execution> exec;
-  Status spawned = Spawn(run, &exec);
+  // Not knowing where the worktree is (its repository not open, its
+  // directory missing) is a failed start, retried with the job's backoff.
+  Status spawned = where.ok() ? Spawn(run, &exec) : where.status();
   if (!spawned.ok()) {
     spdlog::warn("run {}: cannot start job {}: {}", id, run.key.job, spawned.ToString());
     Result<Run> r = runs_->SpawnFailed(id, spawned.ToString());

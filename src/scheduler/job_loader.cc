@@ -6,7 +6,15 @@ namespace wtd {
 
 Result<std::vector<std::shared_ptr<const JobMatcher>>> JobLoader::Load(
     git::Repository* repo, const std::string& sha, const std::string& jobs_root) {
-  WTD_ASSIGN_OR_RETURN(auto files, repo->ReadTreeFiles(sha, jobs_root, ".job"));
+  std::map<std::string, std::string> refused;
+  WTD_ASSIGN_OR_RETURN(auto files, repo->ReadTreeFiles(sha, jobs_root, ".job", &refused));
+  for (const auto& [name, why] : refused) {
+    std::string message = jobs_root + "/" + name + ": " + why;
+    // Once per file and reason, like a bad file once per content.
+    if (!refused_seen_.insert(repo->root() + '\0' + message).second) continue;
+    if (refused_seen_.size() > 4096) refused_seen_.clear();  // bound memory
+    Report(repo->root(), sha, message);
+  }
   std::vector<std::shared_ptr<const JobMatcher>> jobs;
   for (const auto& [name, content] : files) {
     std::string file = jobs_root + "/" + name;
@@ -23,18 +31,20 @@ Result<std::vector<std::shared_ptr<const JobMatcher>>> JobLoader::Load(
         if (m.ok()) e.matcher = *m;
         st = m.status();
       }
-      if (!st.ok()) {
-        spdlog::error("bad job file in {} at {}: {}", repo->root(), sha.substr(0, 12),
-                      st.message());
-        errors_.push_back(JobFileError{repo->root(), sha, st.message()});
-        if (errors_.size() > kMaxErrors) errors_.pop_front();
-      }
+      if (!st.ok()) Report(repo->root(), sha, st.message());
       if (cache_.size() > 4096) cache_.clear();  // bound memory on long histories
       it = cache_.emplace(std::move(cache_key), std::move(e)).first;
     }
     if (it->second.matcher) jobs.push_back(it->second.matcher);
   }
   return jobs;
+}
+
+void JobLoader::Report(const std::string& root, const std::string& sha,
+                       const std::string& message) {
+  spdlog::error("bad job file in {} at {}: {}", root, sha.substr(0, 12), message);
+  errors_.push_back(JobFileError{root, sha, message});
+  if (errors_.size() > kMaxErrors) errors_.pop_front();
 }
 
 }  // namespace wtd

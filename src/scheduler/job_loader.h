@@ -4,6 +4,10 @@
 //
 // A job file that does not parse is reported once per distinct content
 // (logged and kept in errors()) and skipped; the commit's other jobs load.
+// A symlinked job file is read through its link when the link stays inside
+// the commit's tree (git::Repository::ReadTreeFiles); one that cannot be
+// followed is reported the same way, once per file and reason, naming the
+// file, its target and why.
 //
 // Thread-safety: not thread-safe; used by the poller's thread.
 #ifndef WTD_SCHEDULER_JOB_LOADER_H_
@@ -13,6 +17,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,8 +45,12 @@ class JobLoader {
   struct Entry {
     std::shared_ptr<const JobMatcher> matcher;  // null when the file is bad
   };
+  // Logs `message` and keeps it in errors_.
+  void Report(const std::string& root, const std::string& sha, const std::string& message);
+
   // Keyed by file path + content: the same bytes always parse the same way.
   std::map<std::string, Entry> cache_;
+  std::set<std::string> refused_seen_;  // root \0 message of symlinks reported
   std::deque<JobFileError> errors_;
 };
 

@@ -27,6 +27,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -97,6 +98,13 @@ class Poller {
   const std::deque<SkippedCommits>& skipped() const { return skipped_; }
   static constexpr size_t kMaxSkipped = 100;
   int64_t last_tick_ms() const { return last_tick_ms_; }
+
+  // Where worktree `worktree_id` of the repository whose main root is
+  // `repo_root` is now (git::Repository::FindWorktree: re-listed when its
+  // stamps changed, so a `git worktree move` is seen). nullopt when that
+  // worktree is gone; FailedPrecondition when the repository is not open.
+  Result<std::optional<std::string>> CurrentWorktreePath(const std::string& repo_root,
+                                                         const std::string& worktree_id);
 
  private:
   struct Worktree;

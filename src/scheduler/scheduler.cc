@@ -113,7 +113,11 @@ int64_t Scheduler::Step(bool refs_changed) {
     ++ticks_;
     enqueued_ += stats.runs_enqueued;
     next_poll_ms_ = stats.more ? now : now + opts.poll_ms;
-    waker_->Watch(poller_->WatchDirs());
+    // Watches are (re)added after the poll: a directory that was created or
+    // re-created (a new refs/heads/x/, a worktree added again) is watched
+    // from now on, and polled once more at once, for what changed in it
+    // between this poll and its watch.
+    if (waker_->Watch(poller_->WatchDirs()) > 0) next_poll_ms_ = now;
   }
   next = std::min(next, next_poll_ms_);
   if (store_error_.empty() && now >= next_trim_ms_) {

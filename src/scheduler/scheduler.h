@@ -5,6 +5,8 @@
 // Dispatching one run (docs/design/loop.md):
 //   Lease (pending -> leased)           committed      after_lease_commit
 //   MarkReady (leased -> ready)         committed      after_ready_commit
+//     at the worktree's current path; a worktree that no longer exists
+//     ends the run instead (leased -> cancelled, no attempt used)
 //   spawn wtd-exec, held on its pipe                   after_spawn
 //                                                      before_running_commit
 //   MarkRunning {pid, start, boot id}   committed      after_running_commit

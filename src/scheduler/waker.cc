@@ -31,8 +31,8 @@ Waker::~Waker() {
   if (inotify_fd_ >= 0) close(inotify_fd_);
 }
 
-void Waker::Watch(const std::vector<std::string>& dirs) {
-  if (inotify_fd_ < 0) return;
+size_t Waker::Watch(const std::vector<std::string>& dirs) {
+  if (inotify_fd_ < 0) return 0;
   std::set<std::string> want(dirs.begin(), dirs.end());
   for (auto it = watches_.begin(); it != watches_.end();) {
     if (want.count(it->first)) {
@@ -42,8 +42,11 @@ void Waker::Watch(const std::vector<std::string>& dirs) {
     inotify_rm_watch(inotify_fd_, it->second);
     it = watches_.erase(it);
   }
-  constexpr uint32_t kMask =
-      IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR;
+  // IN_DELETE_SELF and IN_MOVE_SELF: the directory itself went away (see
+  // Drain); IN_IGNORED, the kernel dropping the watch, comes unasked.
+  constexpr uint32_t kMask = IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM |
+                             IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+  size_t added = 0;
   for (const std::string& dir : want) {
     if (watches_.count(dir)) continue;
     int wd = inotify_add_watch(inotify_fd_, dir.c_str(), kMask);
@@ -52,7 +55,42 @@ void Waker::Watch(const std::vector<std::string>& dirs) {
       continue;
     }
     watches_[dir] = wd;
+    ++added;
   }
+  return added;
+}
+
+bool Waker::Drain() {
+  alignas(inotify_event) char buf[16384];
+  bool changed = false;
+  ssize_t n;
+  while ((n = read(inotify_fd_, buf, sizeof buf)) > 0) {
+    for (ssize_t off = 0; off + static_cast<ssize_t>(sizeof(inotify_event)) <= n;) {
+      inotify_event event;
+      std::memcpy(&event, buf + off, sizeof event);
+      off += static_cast<ssize_t>(sizeof(inotify_event) + event.len);
+      if (event.mask & IN_Q_OVERFLOW) {
+        changed = true;  // events were lost: poll
+        continue;
+      }
+      const int event_wd = event.wd;
+      auto watching = [event_wd](const auto& entry) { return entry.second == event_wd; };
+      // Not found: e.g. the IN_IGNORED that follows Watch() dropping a watch.
+      if (std::none_of(watches_.begin(), watches_.end(), watching)) continue;
+      changed = true;
+      if (event.mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) {
+        // The watch is dead (deleted, unmounted) or would follow the
+        // directory to its new path (moved). Forget it, so that the next
+        // Watch() watches the path again once a directory is there.
+        if (!(event.mask & IN_IGNORED)) inotify_rm_watch(inotify_fd_, event_wd);
+        for (const auto& [dir, wd] : watches_) {
+          if (wd == event_wd) spdlog::debug("{} was removed or moved; watch dropped", dir);
+        }
+        std::erase_if(watches_, watching);
+      }
+    }
+  }
+  return changed;
 }
 
 Waker::Reason Waker::Wait(int64_t timeout_ms) {
@@ -68,12 +106,7 @@ Waker::Reason Waker::Wait(int64_t timeout_ms) {
     }
     reason = Reason::kNotified;
   }
-  if (n == 2 && (fds[1].revents & POLLIN)) {
-    alignas(inotify_event) char buf[16384];
-    while (read(inotify_fd_, buf, sizeof buf) > 0) {
-    }
-    reason = Reason::kFileChange;
-  }
+  if (n == 2 && (fds[1].revents & POLLIN) && Drain()) reason = Reason::kFileChange;
   return reason;
 }
 

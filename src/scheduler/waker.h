@@ -30,10 +30,15 @@ class Waker {
   Waker(const Waker&) = delete;
   Waker& operator=(const Waker&) = delete;
 
-  // Watches exactly `dirs` from now on (adds new ones, drops the rest).
-  void Watch(const std::vector<std::string>& dirs);
+  // Watches exactly `dirs` from now on (adds new ones, drops the rest; one
+  // that does not exist is skipped and tried again by the next call).
+  // Returns how many watches it added.
+  size_t Watch(const std::vector<std::string>& dirs);
   // Blocks until notified, a watched directory changes, or timeout_ms.
-  // Drains all pending notifications; reports the strongest reason.
+  // Drains all pending notifications; reports the strongest reason. A
+  // watched directory deleted or moved away (IN_DELETE_SELF, IN_MOVE_SELF,
+  // IN_IGNORED) is a change, and its watch is forgotten, so the next Watch()
+  // watches whatever directory is at that path again.
   Reason Wait(int64_t timeout_ms);
   void Notify();
 
@@ -41,6 +46,10 @@ class Waker {
 
  private:
   Waker(int event_fd, int inotify_fd) : event_fd_(event_fd), inotify_fd_(inotify_fd) {}
+  // Reads every pending inotify event and forgets dead watches. True when
+  // one concerns a watched directory (or events were lost).
+  bool Drain();
+
   int event_fd_;
   int inotify_fd_;                      // -1 without inotify
   std::map<std::string, int> watches_;  // dir -> watch descriptor

@@ -62,11 +62,16 @@ class Server::Impl {
   void Stop() {
     if (stopped_) return;
     stopped_ = true;
-    io_.stop();
-    if (thread_.joinable()) thread_.join();
-    // A handler still running finishes; its answer is posted to a stopped
-    // io_context and dropped with it.
+    // Handlers still running finish and post their answers (a `stop`
+    // request's among them); the io thread starts writing those before it
+    // stops, so a client that asked gets its answer.
     workers_.join();
+    if (thread_.joinable()) {
+      asio::post(io_, [this] { io_.stop(); });
+      thread_.join();
+    } else {
+      io_.stop();
+    }
     boost::system::error_code ec;
     acceptor_.close(ec);
     if (bound_) unlink(path_.c_str());
