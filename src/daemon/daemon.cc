@@ -26,6 +26,7 @@
 #include "exec/execution.h"
 #include "git/repository.h"
 #include "recovery/recovery.h"
+#include "scheduler/poller.h"
 #include "server/server.h"
 
 namespace wtd {
@@ -107,6 +108,7 @@ class Daemon {
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<RunStore> runs_;
   std::unique_ptr<Poller> poller_;
+  std::unique_ptr<Launcher> launcher_;
   std::unique_ptr<Waker> waker_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Server> server_;
@@ -143,9 +145,10 @@ Status Daemon::Start() {
   poller_ = std::make_unique<Poller>(runs_.get(), clock, PollerOptionsFor(config_));
   poller_->SetRepos(RepoSpecs(config_));
   WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config_.inotify));
-  scheduler_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), SystemProcessTable(), clock,
-                                           waker_.get(), store_->incarnation(),
-                                           SchedulerOptionsFor(config_));
+  launcher_ = NewShimLauncher(SystemProcessTable());
+  scheduler_ =
+      std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), clock, waker_.get(),
+                                  store_->incarnation(), SchedulerOptionsFor(config_));
   control_.runs = runs_.get();
   control_.scheduler = scheduler_.get();
   control_.state_dir = config_.state_dir;

@@ -344,6 +344,7 @@ void Execution::Run() {
   ExecOutcome outcome;
   DecodeStatus(status, &outcome);
   outcome.timed_out = timed_out;
+  outcome.stopped = term_sent_at_.has_value() && !timed_out;
   outcome.duration_ms = MsBetween(released_at_, exited_at);
   outcome.log_bytes = log_bytes_;
   outcome.log_truncated = log_truncated_ || log_marked_;
@@ -465,6 +466,26 @@ void Execution::Finish(ExecOutcome outcome) {
   }
   cv_.notify_all();
   if (callback) callback(outcome);
+}
+
+namespace {
+
+class ShimLauncher : public Launcher {
+ public:
+  explicit ShimLauncher(ProcessTable* processes) : processes_(processes) {}
+  Result<std::unique_ptr<Launched>> Start(const SpawnRequest& req) override {
+    WTD_ASSIGN_OR_RETURN(std::unique_ptr<Execution> exec, Execution::Start(req, processes_));
+    return std::unique_ptr<Launched>(std::move(exec));
+  }
+
+ private:
+  ProcessTable* processes_;
+};
+
+}  // namespace
+
+std::unique_ptr<Launcher> NewShimLauncher(ProcessTable* processes) {
+  return std::make_unique<ShimLauncher>(processes);
 }
 
 }  // namespace wtd

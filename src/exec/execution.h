@@ -44,32 +44,10 @@
 #include <vector>
 
 #include "base/process_table.h"
+#include "exec/launcher.h"
 #include "wtd/status.h"
 
 namespace wtd {
-
-struct SpawnRequest {
-  std::string shim_path;              // absolute path of wtd-exec
-  std::string command;                // run by /bin/sh -c
-  std::string cwd;                    // worktree root
-  std::vector<std::string> env;       // complete environment, "NAME=value"
-  std::string log_path;               // <state-dir>/logs/runs/<id>.log, shared by all attempts
-  uint64_t log_cap_bytes = 16 << 20;  // bound of the whole run log (see above)
-  uint32_t attempt = 1;               // 1-based; a later one starts with a header line
-};
-
-struct ExecOutcome {
-  int32_t exit_code = -1;  // -1 when killed by a signal or never ran
-  int32_t term_signal = 0;
-  bool timed_out = false;
-  bool never_ran = false;   // aborted before release (shim exited 125) or release failed
-  int64_t duration_ms = 0;  // release to leader exit
-  // Size of the run log after this attempt: every attempt's output and
-  // header, and the truncation marker if any (<= log_cap_bytes + the marker).
-  uint64_t log_bytes = 0;
-  bool log_truncated = false;  // the cap cut the run's output, now or in an earlier attempt
-  std::string error;  // e.g. "wtd-exec: exec /bin/sh: ..." when the shim failed to exec (127)
-};
 
 // The umask jobs run with, for the whole process (as the umask itself is).
 // The daemon runs with umask 077 so that what it creates is its user's alone,
@@ -80,7 +58,7 @@ void SetJobUmask(int mask);
 
 // One job process from spawn to reap. Thread-safe: Wait/Done/Terminate may be
 // called from any thread.
-class Execution {
+class Execution : public Launched {
  public:
   // Opens (creates 0600, appends; a symlink is refused) req.log_path,
   // creating its directory, and spawns the shim held before exec. Returns an
@@ -94,10 +72,10 @@ class Execution {
 
   // If never released: Abort(). Otherwise waits for the worker thread, i.e.
   // for the job to end (call Terminate() first to end it promptly).
-  ~Execution();
+  ~Execution() override;
 
   // {pid, start time, boot id} of the group leader; fixed from Start on.
-  const ProcessIdentity& identity() const { return identity_; }
+  const ProcessIdentity& identity() const override { return identity_; }
 
   // Lets the job exec and starts the pump/wait thread. timeout_ms <= 0 means
   // no timeout; kill_grace_ms is the wait between SIGTERM and SIGKILL (also
@@ -105,17 +83,17 @@ class Execution {
   // IOError when the handshake byte cannot be written (the shim is gone): the
   // job did not run, and the worker still reaps it and delivers an outcome with
   // never_ran set.
-  Status Release(int64_t timeout_ms, int64_t kill_grace_ms);
+  Status Release(int64_t timeout_ms, int64_t kill_grace_ms) override;
 
   // Instead of Release: closes the handshake pipe (the shim exits 125 without
   // running anything) and reaps it. The outcome has never_ran set. OnDone is
   // not called for an aborted execution. No-op after Release or a prior Abort.
-  void Abort();
+  void Abort() override;
 
   // Asks the job to stop now (graceful shutdown): SIGTERM to the group, SIGKILL
   // after kill_grace_ms. Before Release it is Abort(). Returns immediately;
   // the worker sends the signal within ~100 ms.
-  void Terminate();
+  void Terminate() override;
 
   // True once the outcome is final.
   bool Done() const;
@@ -123,12 +101,12 @@ class Execution {
   // Blocks until the job ended and returns its outcome, or returns
   // std::nullopt when timeout_ms (>= 0) elapses first. timeout_ms < 0 waits
   // without limit. REQUIRES (for an unbounded wait): Release or Abort called.
-  std::optional<ExecOutcome> Wait(int64_t timeout_ms = -1);
+  std::optional<ExecOutcome> Wait(int64_t timeout_ms = -1) override;
 
   // Optional completion callback, called once from the worker thread after
   // the outcome is final (Wait already returns it). The callback must not
   // destroy this Execution. REQUIRES: set before Release.
-  void OnDone(std::function<void(const ExecOutcome&)> fn);
+  void OnDone(std::function<void(const ExecOutcome&)> fn) override;
 
  private:
   using SteadyTime = std::chrono::steady_clock::time_point;

@@ -111,6 +111,11 @@ Result<std::vector<Run>> RunStore::Enqueue(const std::vector<NewRun>& runs,
     r.max_attempts = std::max<uint32_t>(1, n.max_attempts);
     r.retry_backoff_ms = n.retry_backoff_ms;
     r.timeout_ms = n.timeout_ms;
+    r.command = n.command;
+    r.env = n.env;
+    r.commit_subject = n.commit_subject;
+    r.commit_author = n.commit_author;
+    r.commit_time_s = n.commit_time_s;
     r.created_at_ms = r.updated_at_ms = now;
     PutRun(&b, r, /*was_active=*/false);
     b.Put(Family::kRunKeys, rk, EncodeU64Key(r.id));

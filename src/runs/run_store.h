@@ -50,6 +50,12 @@ struct NewRun {
   uint32_t max_attempts = 1;
   int64_t retry_backoff_ms = 0;
   int64_t timeout_ms = 0;
+  // What it executes and the commit it is for (Run class version 3).
+  std::string command;
+  std::vector<std::pair<std::string, std::string>> env;
+  std::string commit_subject;
+  std::string commit_author;
+  int64_t commit_time_s = 0;
 };
 
 // One stored cursor of a repository.

@@ -7,6 +7,7 @@
 
 #include "base/crash_point.h"
 #include "base/file_util.h"
+#include "base/paths.h"
 #include "base/time_format.h"
 #include "scheduler/scheduler.h"
 
@@ -31,7 +32,7 @@ Status Scheduler::Dispatch(uint64_t id) {
   // now. If it is gone, no attempt could ever start: the run ends cancelled,
   // its attempts untouched.
   Result<std::optional<std::string>> where =
-      poller_->CurrentWorktreePath(run.key.repo, run.key.worktree);
+      source_->CurrentWorktreePath(run.key.repo, run.key.worktree);
   if (where.ok() && !*where) {
     std::string why = "worktree " + run.key.worktree + " of " + run.key.repo + " no longer exists";
     spdlog::warn("run {}: {}; cancelling job {} on {}", id, why, run.key.job,
@@ -50,7 +51,7 @@ Status Scheduler::Dispatch(uint64_t id) {
                                               [&](Run& r) { r.worktree_path = path; }));
   WTD_CRASH_POINT("after_ready_commit");
 
-  std::unique_ptr<Execution> exec;
+  std::unique_ptr<Launched> exec;
   // Not knowing where the worktree is (its repository not open, its
   // directory missing) is a failed start, retried with the job's backoff.
   Status spawned = where.ok() ? Spawn(run, &exec) : where.status();
@@ -62,7 +63,7 @@ Status Scheduler::Dispatch(uint64_t id) {
   }
   WTD_CRASH_POINT("after_spawn");
   WTD_CRASH_POINT("before_running_commit");
-  std::string log_path = JoinPath(options_.state_dir, "logs/runs/" + std::to_string(id) + ".log");
+  std::string log_path = RunLogPath(options_.state_dir, id);
   Result<Run> running = runs_->MarkRunning(id, exec->identity(), incarnation_, log_path);
   if (!running.ok()) {
     exec->Abort();  // the job never runs without its record
@@ -100,19 +101,11 @@ Status Scheduler::Dispatch(uint64_t id) {
   return Status::OK();
 }
 
-Status Scheduler::Spawn(const Run& run, std::unique_ptr<Execution>* out) {
-  git::Repository* repo = poller_->RepositoryFor(run.key.repo);
-  if (!repo) return Status::FailedPrecondition("repository " + run.key.repo + " is not open");
-  WTD_ASSIGN_OR_RETURN(
-      auto jobs, poller_->job_loader()->Load(repo, run.key.sha, poller_->options().jobs_root));
-  auto job = std::find_if(jobs.begin(), jobs.end(),
-                          [&](const auto& j) { return j->spec().name == run.key.job; });
-  if (job == jobs.end()) {
-    return Status::NotFound("job " + run.key.job + " is not defined (or not valid) in commit " +
-                            run.key.sha);
-  }
-  std::string context_path =
-      JoinPath(options_.state_dir, "runs/" + std::to_string(run.id) + ".json");
+Status Scheduler::Spawn(const Run& stored, std::unique_ptr<Launched>* out) {
+  Run run = stored;
+  // A record written before runs carried their job: resolve it now.
+  if (run.command.empty()) WTD_RETURN_IF_ERROR(source_->ResolveJob(&run));
+  std::string context_path = RunContextPath(options_.state_dir, run.id);
   WTD_RETURN_IF_ERROR(WriteContext(run, context_path));
   SpawnRequest req;
   {
@@ -120,16 +113,16 @@ Status Scheduler::Spawn(const Run& run, std::unique_ptr<Execution>* out) {
     req.shim_path = options_.exec_shim;
     req.log_cap_bytes = options_.log_cap_bytes;
   }
-  req.command = (*job)->spec().run;
+  req.command = run.command;
   req.cwd = run.worktree_path;
-  req.env = JobEnvironment(run, (*job)->spec(), context_path);
-  req.log_path = JoinPath(options_.state_dir, "logs/runs/" + std::to_string(run.id) + ".log");
+  req.env = JobEnvironment(run, context_path);
+  req.log_path = RunLogPath(options_.state_dir, run.id);
   req.attempt = run.attempt + 1;
-  WTD_ASSIGN_OR_RETURN(*out, Execution::Start(req, processes_));
+  WTD_ASSIGN_OR_RETURN(*out, launcher_->Start(req));
   return Status::OK();
 }
 
-std::vector<std::string> Scheduler::JobEnvironment(const Run& run, const JobSpec& spec,
+std::vector<std::string> Scheduler::JobEnvironment(const Run& run,
                                                    const std::string& context_path) const {
   std::map<std::string, std::string> env;
   for (char** e = environ; e && *e; ++e) {
@@ -138,7 +131,7 @@ std::vector<std::string> Scheduler::JobEnvironment(const Run& run, const JobSpec
     if (eq == std::string::npos || IsDaemonOnlyVariable(kv.substr(0, eq))) continue;
     env[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-  for (const auto& [k, v] : spec.env) env[k] = v;
+  for (const auto& [k, v] : run.env) env[k] = v;
   env["WTD_RUN_ID"] = std::to_string(run.id);
   env["WTD_ATTEMPT"] = std::to_string(run.attempt + 1);
   env["WTD_JOB"] = run.key.job;
@@ -155,9 +148,6 @@ std::vector<std::string> Scheduler::JobEnvironment(const Run& run, const JobSpec
 }
 
 Status Scheduler::WriteContext(const Run& run, const std::string& path) const {
-  git::Repository* repo = poller_->RepositoryFor(run.key.repo);
-  if (!repo) return Status::FailedPrecondition("repository " + run.key.repo + " is not open");
-  WTD_ASSIGN_OR_RETURN(git::CommitInfo commit, repo->LookupCommit(run.key.sha));
   nlohmann::json ctx = {
       {"root", run.key.repo},
       {"worktreeRoot", run.worktree_path},
@@ -165,10 +155,10 @@ Status Scheduler::WriteContext(const Run& run, const std::string& path) const {
       {"branch", run.branch},
       {"worktree", {{"id", run.key.worktree}, {"branch", run.branch}}},
       {"commit",
-       {{"sha", commit.sha},
-        {"author", commit.author_name + " <" + commit.author_email + ">"},
-        {"time", FormatRfc3339(commit.time_s * 1000)},
-        {"subject", commit.subject}}},
+       {{"sha", run.key.sha},
+        {"author", run.commit_author},
+        {"time", FormatRfc3339(run.commit_time_s * 1000)},
+        {"subject", run.commit_subject}}},
       {"run", {{"id", run.id}, {"job", run.key.job}, {"attempt", run.attempt + 1}}},
   };
   WTD_RETURN_IF_ERROR(MakeDirs(DirName(path)));

@@ -28,7 +28,6 @@
 
 namespace wtd {
 
-
 class JobLoader {
  public:
   // The jobs of commit `sha` under `jobs_root`, by name. Fails only when

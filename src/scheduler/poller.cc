@@ -197,6 +197,17 @@ Result<Poller::Walked> Poller::WalkNew(Repo* repo, Worktree* wt, const std::stri
 
 namespace {
 
+// What a run record carries of its job and commit (class version 3).
+void FillJob(const JobSpec& spec, const git::CommitInfo& info, std::string* command,
+             std::vector<std::pair<std::string, std::string>>* env, std::string* subject,
+             std::string* author, int64_t* time_s) {
+  *command = spec.run;
+  *env = spec.env;
+  *subject = info.subject;
+  *author = info.author_name + " <" + info.author_email + ">";
+  *time_s = info.time_s;
+}
+
 // The commits of `taken` that no other commit of `taken` has as a parent:
 // with the commits hidden before, they stand for everything taken.
 std::vector<std::string> Tips(const std::vector<git::WalkedCommit>& taken) {
@@ -328,6 +339,7 @@ Status Poller::CollectRuns(Repo* repo, Worktree* wt, const std::string& sha,
     r.max_attempts = spec.max_attempts;
     r.retry_backoff_ms = spec.retry_backoff_s * 1000;
     r.timeout_ms = spec.timeout_s * 1000;
+    FillJob(spec, info, &r.command, &r.env, &r.commit_subject, &r.commit_author, &r.commit_time_s);
     out->push_back(std::move(r));
   }
   return Status::OK();
@@ -362,6 +374,29 @@ std::vector<std::string> Poller::WatchDirs() const {
   std::sort(dirs.begin(), dirs.end());
   dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
   return dirs;
+}
+
+void Poller::Report(SchedulerSnapshot* out) const {
+  out->last_tick_ms = last_tick_ms_;
+  out->repos = Snapshot();
+  out->job_errors.assign(loader_.errors().begin(), loader_.errors().end());
+  out->skipped_commits.assign(skipped_.begin(), skipped_.end());
+}
+
+Status Poller::ResolveJob(Run* run) {
+  git::Repository* repo = RepositoryFor(run->key.repo);
+  if (!repo) return Status::FailedPrecondition("repository " + run->key.repo + " is not open");
+  WTD_ASSIGN_OR_RETURN(auto jobs, loader_.Load(repo, run->key.sha, options_.jobs_root));
+  auto job = std::find_if(jobs.begin(), jobs.end(),
+                          [&](const auto& j) { return j->spec().name == run->key.job; });
+  if (job == jobs.end()) {
+    return Status::NotFound("job " + run->key.job + " is not defined (or not valid) in commit " +
+                            run->key.sha);
+  }
+  WTD_ASSIGN_OR_RETURN(git::CommitInfo info, repo->LookupCommit(run->key.sha));
+  FillJob((*job)->spec(), info, &run->command, &run->env, &run->commit_subject, &run->commit_author,
+          &run->commit_time_s);
+  return Status::OK();
 }
 
 git::Repository* Poller::RepositoryFor(const std::string& root) {

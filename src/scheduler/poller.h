@@ -34,9 +34,10 @@
 
 #include "base/clock.h"
 #include "git/repository.h"
-#include "runs/retry_policy.h"
 #include "report/daemon_status.h"
+#include "runs/retry_policy.h"
 #include "runs/run_store.h"
+#include "scheduler/commit_source.h"
 #include "scheduler/job_loader.h"
 
 namespace wtd {
@@ -62,16 +63,7 @@ struct PollerOptions {
   bool dry_run = false;
 };
 
-
-
-
-struct PollStats {
-  uint64_t runs_enqueued = 0;
-  uint64_t commits_seen = 0;
-  bool more = false;  // some worktree was cut short by max_per_tick
-};
-
-class Poller {
+class Poller : public CommitSource {
  public:
   // `runs` and `clock` must outlive the Poller.
   Poller(RunStore* runs, Clock* clock, PollerOptions options);
@@ -84,11 +76,13 @@ class Poller {
   const PollerOptions& options() const { return options_; }
 
   // One pass over every repository that is not backing off.
-  PollStats Tick();
+  PollStats Tick() override;
 
   std::vector<RepoStatus> Snapshot() const;
   // Directories whose changes should wake the loop early (gitdirs, refs).
-  std::vector<std::string> WatchDirs() const;
+  std::vector<std::string> WatchDirs() const override;
+  void Report(SchedulerSnapshot* out) const override;
+  Status ResolveJob(Run* run) override;
   // The open repository whose main worktree root is `root`, or null.
   git::Repository* RepositoryFor(const std::string& root);
   JobLoader* job_loader() { return &loader_; }
@@ -104,7 +98,7 @@ class Poller {
   // stamps changed, so a `git worktree move` is seen). nullopt when that
   // worktree is gone; FailedPrecondition when the repository is not open.
   Result<std::optional<std::string>> CurrentWorktreePath(const std::string& repo_root,
-                                                         const std::string& worktree_id);
+                                                         const std::string& worktree_id) override;
 
  private:
   struct Worktree;

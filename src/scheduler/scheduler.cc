@@ -23,11 +23,11 @@ AttemptOutcome ToAttemptOutcome(const ExecOutcome& e) {
 
 }  // namespace
 
-Scheduler::Scheduler(RunStore* runs, Poller* poller, ProcessTable* processes, Clock* clock,
+Scheduler::Scheduler(RunStore* runs, CommitSource* source, Launcher* launcher, Clock* clock,
                      Waker* waker, uint64_t incarnation, SchedulerOptions options)
     : runs_(runs),
-      poller_(poller),
-      processes_(processes),
+      source_(source),
+      launcher_(launcher),
       clock_(clock),
       waker_(waker),
       incarnation_(incarnation),
@@ -93,7 +93,7 @@ int64_t Scheduler::Step(bool refs_changed) {
   }
   for (auto& fn : posted) fn();
   if (!posted.empty()) refs_changed = true;  // e.g. new repositories: poll now
-  ReapCompletions(/*interrupted=*/false);
+  ReapCompletions();
   // A failed write anywhere (the poller's enqueue, a lease) left the store
   // read-only: say so once and stop polling and dispatching.
   if (store_error_.empty() && !runs_->store()->sticky_error().ok()) {
@@ -109,7 +109,7 @@ int64_t Scheduler::Step(bool refs_changed) {
   int64_t now = clock_->NowMs();
   int64_t next = now + opts.poll_ms;
   if (store_error_.empty() && (refs_changed || now >= next_poll_ms_)) {
-    PollStats stats = poller_->Tick();
+    PollStats stats = source_->Tick();
     ++ticks_;
     enqueued_ += stats.runs_enqueued;
     next_poll_ms_ = stats.more ? now : now + opts.poll_ms;
@@ -117,7 +117,7 @@ int64_t Scheduler::Step(bool refs_changed) {
     // re-created (a new refs/heads/x/, a worktree added again) is watched
     // from now on, and polled once more at once, for what changed in it
     // between this poll and its watch.
-    if (waker_->Watch(poller_->WatchDirs()) > 0) next_poll_ms_ = now;
+    if (waker_->Watch(source_->WatchDirs()) > 0) next_poll_ms_ = now;
   }
   next = std::min(next, next_poll_ms_);
   if (store_error_.empty() && now >= next_trim_ms_) {
@@ -175,7 +175,7 @@ void Scheduler::DispatchPending(const std::vector<Run>& active) {
   }
 }
 
-void Scheduler::ReapCompletions(bool interrupted) {
+void Scheduler::ReapCompletions() {
   std::deque<Completion> done;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -185,7 +185,9 @@ void Scheduler::ReapCompletions(bool interrupted) {
     auto it = in_flight_.find(c.id);
     if (it == in_flight_.end()) continue;
     WTD_CRASH_POINT("before_outcome_commit");
-    Result<Run> r = interrupted
+    // Only a job our stop signalled is interrupted; one that ended on its
+    // own, even during the stop, has its own outcome.
+    Result<Run> r = c.outcome.stopped
                         ? runs_->Interrupt(c.id, "interrupted: the daemon stopped while it ran")
                         : runs_->Finish(c.id, ToAttemptOutcome(c.outcome));
     WTD_CRASH_POINT("after_outcome_commit");
@@ -214,13 +216,10 @@ void Scheduler::NoteStoreError(const Status& st) {
 
 void Scheduler::Publish() {
   SchedulerSnapshot s;
-  s.last_tick_ms = poller_->last_tick_ms();
+  source_->Report(&s);
   s.ticks = ticks_;
   s.runs_enqueued = enqueued_;
   s.runs_started = started_;
-  s.repos = poller_->Snapshot();
-  s.job_errors.assign(poller_->job_errors().begin(), poller_->job_errors().end());
-  s.skipped_commits.assign(poller_->skipped().begin(), poller_->skipped().end());
   for (const auto& [id, f] : in_flight_) s.running.push_back(id);
   s.store_error = store_error_;
   s.stopping = stop_.load();
@@ -233,7 +232,7 @@ void Scheduler::Shutdown(int64_t grace_ms) {
   spdlog::info("stopping: {} job(s) running, {} ms grace", in_flight_.size(), grace_ms);
   int64_t deadline = clock_->MonotonicUs() / 1000 + grace_ms;
   while (!in_flight_.empty()) {
-    ReapCompletions(false);
+    ReapCompletions();
     int64_t left = deadline - clock_->MonotonicUs() / 1000;
     if (left <= 0 || in_flight_.empty()) break;
     waker_->Wait(std::min<int64_t>(left, 100));
@@ -245,7 +244,7 @@ void Scheduler::Shutdown(int64_t grace_ms) {
     while (!in_flight_.empty()) {
       WTD_CRASH_POINT("during_shutdown");
       for (auto& [id, f] : in_flight_) f.exec->Wait(100);
-      ReapCompletions(/*interrupted=*/true);
+      ReapCompletions();
     }
   }
   Publish();

@@ -38,10 +38,9 @@
 #include <vector>
 
 #include "base/clock.h"
-#include "base/process_table.h"
-#include "exec/execution.h"
+#include "exec/launcher.h"
 #include "runs/run_store.h"
-#include "scheduler/poller.h"
+#include "scheduler/commit_source.h"
 #include "scheduler/waker.h"
 
 namespace wtd {
@@ -60,11 +59,12 @@ struct SchedulerOptions {
   int64_t events_trim_ms = 60000;
 };
 
-
 class Scheduler {
  public:
-  // All pointers must outlive the Scheduler.
-  Scheduler(RunStore* runs, Poller* poller, ProcessTable* processes, Clock* clock, Waker* waker,
+  // All pointers must outlive the Scheduler. `source` finds commits and
+  // enqueues runs (the Poller); `launcher` starts job processes (the shim
+  // launcher); tests give fakes of both.
+  Scheduler(RunStore* runs, CommitSource* source, Launcher* launcher, Clock* clock, Waker* waker,
             uint64_t incarnation, SchedulerOptions options);
   ~Scheduler();
 
@@ -92,7 +92,7 @@ class Scheduler {
  private:
   struct InFlight {
     Run run;
-    std::unique_ptr<Execution> exec;
+    std::unique_ptr<Launched> exec;
   };
   struct Completion {
     uint64_t id;
@@ -103,17 +103,18 @@ class Scheduler {
   void DispatchPending(const std::vector<Run>& active);
   // Takes one pending run through the handshake up to the release.
   Status Dispatch(uint64_t id);
-  Status Spawn(const Run& run, std::unique_ptr<Execution>* out);
-  std::vector<std::string> JobEnvironment(const Run& run, const JobSpec& spec,
-                                          const std::string& context_path) const;
+  Status Spawn(const Run& run, std::unique_ptr<Launched>* out);
+  std::vector<std::string> JobEnvironment(const Run& run, const std::string& context_path) const;
   Status WriteContext(const Run& run, const std::string& path) const;
-  void ReapCompletions(bool interrupted);
+  // Records the outcome of each finished job: Finish, or Interrupt for a
+  // job stopped by Shutdown.
+  void ReapCompletions();
   void NoteStoreError(const Status& st);
   void Publish();
 
   RunStore* runs_;
-  Poller* poller_;
-  ProcessTable* processes_;
+  CommitSource* source_;
+  Launcher* launcher_;
   Clock* clock_;
   Waker* waker_;
   uint64_t incarnation_;

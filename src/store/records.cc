@@ -51,6 +51,19 @@ void serialize(Archive& ar, RunKey& k) {
   ar(k.repo, k.worktree, k.job, k.sha);
 }
 
+// Name/value pairs as a count, then each name and value; the count is
+// checked against the payload before the vector is sized.
+template <class Archive>
+void SerializePairs(Archive& ar, std::vector<std::pair<std::string, std::string>>& v) {
+  uint64_t n = v.size();
+  ar(n);
+  if constexpr (Archive::is_loading::value) {
+    if (n > decode_limit) throw cereal::Exception("pair count exceeds the record");
+    v.resize(static_cast<size_t>(n));
+  }
+  for (auto& [name, value] : v) ar(name, value);
+}
+
 template <class Archive>
 void serialize(Archive& ar, Run& r, const std::uint32_t version) {
   ar(r.id, r.key, r.branch, r.worktree_path, r.state, r.attempt, r.max_attempts, r.retry_backoff_ms,
@@ -60,6 +73,11 @@ void serialize(Archive& ar, Run& r, const std::uint32_t version) {
   if (version >= 2) {
     ar(r.log_bytes);
     SerializeBool(ar, r.log_truncated);
+  }
+  if (version >= 3) {
+    ar(r.command);
+    SerializePairs(ar, r.env);
+    ar(r.commit_subject, r.commit_author, r.commit_time_s);
   }
 }
 
@@ -105,7 +123,7 @@ void serialize(Archive& ar, Event& e, const std::uint32_t /*version*/) {
 
 }  // namespace wtd
 
-CEREAL_CLASS_VERSION(wtd::Run, 2)
+CEREAL_CLASS_VERSION(wtd::Run, 3)
 CEREAL_CLASS_VERSION(wtd::Cursor, 2)
 CEREAL_CLASS_VERSION(wtd::Lease, 1)
 CEREAL_CLASS_VERSION(wtd::IdemRecord, 1)

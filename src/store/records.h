@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "wtd/status.h"
@@ -95,6 +96,14 @@ struct Run {
   // Class version 2.
   uint64_t log_bytes = 0;
   bool log_truncated = false;
+  // Class version 3: what the run executes, resolved from the commit's tree
+  // when it was enqueued, so dispatch never reads git. An older record has
+  // an empty command and is resolved at dispatch instead.
+  std::string command;                                   // run by /bin/sh -c
+  std::vector<std::pair<std::string, std::string>> env;  // the job's env.* entries
+  std::string commit_subject;
+  std::string commit_author;  // "Name <email>"
+  int64_t commit_time_s = 0;  // committer time
 
   friend bool operator==(const Run&, const Run&) = default;
 };

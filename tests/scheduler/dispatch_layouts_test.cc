@@ -13,6 +13,7 @@
 
 #include "base/file_util.h"
 #include "fakes/temp_dir.h"
+#include "scheduler/poller.h"
 #include "scheduler/scheduler.h"
 
 namespace wtd {
@@ -69,8 +70,9 @@ class DispatchLayoutsTest : public ::testing::Test {
     o.exec_shim = WTD_EXEC_SHIM;
     o.state_dir = Sub("state");
     o.kill_grace_ms = 500;
-    sched_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), SystemProcessTable(),
-                                         SystemClock(), waker_.get(), store_->incarnation(), o);
+    launcher_ = NewShimLauncher(SystemProcessTable());
+    sched_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), SystemClock(),
+                                         waker_.get(), store_->incarnation(), o);
   }
 
   // Drives the loop as Scheduler::Loop does (a poll only when the interval
@@ -118,6 +120,7 @@ class DispatchLayoutsTest : public ::testing::Test {
   std::unique_ptr<RunStore> runs_;
   std::unique_ptr<Waker> waker_;
   std::unique_ptr<Poller> poller_;
+  std::unique_ptr<Launcher> launcher_;
   std::unique_ptr<Scheduler> sched_;
   bool changed_ = true;
 };

@@ -11,6 +11,7 @@
 
 #include "base/file_util.h"
 #include "fakes/temp_dir.h"
+#include "scheduler/poller.h"
 
 namespace wtd {
 namespace {
@@ -36,8 +37,9 @@ class SchedulerTest : public ::testing::Test {
     o.exec_shim = WTD_EXEC_SHIM;
     o.state_dir = dir_.Sub("state");
     o.kill_grace_ms = 500;
-    sched_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), SystemProcessTable(),
-                                         SystemClock(), waker_.get(), store_->incarnation(), o);
+    launcher_ = NewShimLauncher(SystemProcessTable());
+    sched_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), SystemClock(),
+                                         waker_.get(), store_->incarnation(), o);
   }
 
   void Sh(const std::string& cmd) {
@@ -78,6 +80,7 @@ class SchedulerTest : public ::testing::Test {
   std::unique_ptr<RunStore> runs_;
   std::unique_ptr<Poller> poller_;
   std::unique_ptr<Waker> waker_;
+  std::unique_ptr<Launcher> launcher_;
   std::unique_ptr<Scheduler> sched_;
 };
 

@@ -26,6 +26,23 @@ struct RunV1 {
   }
 };
 
+// A Run at class version 2 (before the job it executes).
+struct RunV2 {
+  RunV1 v1;
+
+  template <class Archive>
+  void serialize(Archive& ar, const std::uint32_t /*version*/) {
+    Run& r = v1.r;
+    ar(r.id, r.key.repo, r.key.worktree, r.key.job, r.key.sha, r.branch, r.worktree_path, v1.state,
+       r.attempt, r.max_attempts, r.retry_backoff_ms, r.timeout_ms, r.created_at_ms,
+       r.updated_at_ms, r.started_at_ms, r.finished_at_ms, r.not_before_ms, r.pid, r.pid_start_time,
+       r.boot_id, r.incarnation, r.exit_code, r.term_signal, r.duration_ms, r.log_path, r.error,
+       r.log_bytes);
+    uint8_t b = r.log_truncated ? 1 : 0;
+    ar(b);
+  }
+};
+
 // A Cursor at class version 1 (before frontier and skipped).
 struct CursorV1 {
   Cursor c;
@@ -49,6 +66,7 @@ struct ForgedCursor {
 
 CEREAL_CLASS_VERSION(wtd::ForgedCursor, 2)
 CEREAL_CLASS_VERSION(wtd::RunV1, 1)
+CEREAL_CLASS_VERSION(wtd::RunV2, 2)
 CEREAL_CLASS_VERSION(wtd::CursorV1, 1)
 
 namespace wtd {
@@ -81,6 +99,11 @@ Run SampleRun() {
   r.error = "exit status 3";
   r.log_bytes = 1 << 20;
   r.log_truncated = true;
+  r.command = "make test";
+  r.env = {{"MAKEFLAGS", "-j2"}, {"EMPTY", ""}};
+  r.commit_subject = "Fix the build";
+  r.commit_author = "Ada <ada@example.com>";
+  r.commit_time_s = 1'699'999'000;
   return r;
 }
 
@@ -152,7 +175,25 @@ TEST(RecordsTest, RunOfClassVersionOneDecodesWithNewFieldsDefaulted) {
   wtd::Run expected = SampleRun();
   expected.log_bytes = 0;
   expected.log_truncated = false;
+  expected.command.clear();
+  expected.env.clear();
+  expected.commit_subject.clear();
+  expected.commit_author.clear();
+  expected.commit_time_s = 0;
   EXPECT_EQ(*decoded, expected);
+}
+
+TEST(RecordsTest, RunOfClassVersionTwoDecodesWithoutItsJob) {
+  RunV2 v2;
+  v2.v1.r = SampleRun();
+  v2.v1.state = static_cast<uint8_t>(v2.v1.r.state);
+  Result<wtd::Run> decoded = DecodeRun(EncodeOld(RecordKind::kRun, v2));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->log_bytes, SampleRun().log_bytes);
+  EXPECT_TRUE(decoded->log_truncated);
+  EXPECT_TRUE(decoded->command.empty());
+  EXPECT_TRUE(decoded->env.empty());
+  EXPECT_EQ(decoded->commit_time_s, 0);
 }
 
 TEST(RecordsTest, CursorOfClassVersionOneDecodesWithNoFrontier) {

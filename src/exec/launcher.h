@@ -1,0 +1,91 @@
+// Launcher: the seam in front of starting job processes, so the scheduler
+// can be driven by a fake in tests (no process, no git) the way ninja's
+// build is driven by a FakeCommandRunner.
+//
+// A Launched job is held before it may run: the caller records its identity
+// durably and only then calls Release (docs/design/loop.md, the spawn
+// handshake). The real implementation (NewShimLauncher) is Execution: the
+// posix_spawned wtd-exec shim.
+//
+// Thread-safety: a Launcher's Start may be called from one thread at a
+// time; a Launched's methods from any thread.
+#ifndef WTD_EXEC_LAUNCHER_H_
+#define WTD_EXEC_LAUNCHER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/process_table.h"
+#include "wtd/status.h"
+
+namespace wtd {
+
+struct SpawnRequest {
+  std::string shim_path;              // absolute path of wtd-exec
+  std::string command;                // run by /bin/sh -c
+  std::string cwd;                    // worktree root
+  std::vector<std::string> env;       // complete environment, "NAME=value"
+  std::string log_path;               // <state-dir>/logs/runs/<id>.log, shared by all attempts
+  uint64_t log_cap_bytes = 16 << 20;  // bound of the whole run log
+  uint32_t attempt = 1;               // 1-based; a later one starts with a header line
+};
+
+struct ExecOutcome {
+  int32_t exit_code = -1;  // -1 when killed by a signal or never ran
+  int32_t term_signal = 0;
+  bool timed_out = false;
+  // Ended because Terminate() signalled it (a stop), not on its own: the
+  // attempt was interrupted. A job that ended before the signal went out
+  // has its own outcome.
+  bool stopped = false;
+  bool never_ran = false;   // aborted before release (shim exited 125) or release failed
+  int64_t duration_ms = 0;  // release to leader exit
+  // Size of the run log after this attempt: every attempt's output and
+  // header, and the truncation marker if any (<= log_cap_bytes + the marker).
+  uint64_t log_bytes = 0;
+  bool log_truncated = false;  // the cap cut the run's output, now or in an earlier attempt
+  std::string error;  // e.g. "wtd-exec: exec /bin/sh: ..." when the shim failed to exec (127)
+};
+
+// One job process, held before it may run.
+class Launched {
+ public:
+  virtual ~Launched() = default;
+  // {pid, start time, boot id} of the process; fixed from Start on.
+  virtual const ProcessIdentity& identity() const = 0;
+  // Lets the job run. timeout_ms <= 0: no timeout; kill_grace_ms: the wait
+  // between SIGTERM and SIGKILL (also used by Terminate). An error means
+  // the job did not run; an outcome with never_ran still follows.
+  virtual Status Release(int64_t timeout_ms, int64_t kill_grace_ms) = 0;
+  // Instead of Release: the job never runs. OnDone is not called.
+  virtual void Abort() = 0;
+  // Asks the job to stop now (SIGTERM to its group, SIGKILL after the
+  // grace). Returns at once.
+  virtual void Terminate() = 0;
+  // The outcome once the job ended, waiting at most timeout_ms (< 0: no
+  // limit); nullopt if it has not ended by then.
+  virtual std::optional<ExecOutcome> Wait(int64_t timeout_ms) = 0;
+  // Called once, from any thread, when the outcome is final.
+  // REQUIRES: set before Release.
+  virtual void OnDone(std::function<void(const ExecOutcome&)> fn) = 0;
+};
+
+class Launcher {
+ public:
+  virtual ~Launcher() = default;
+  // Starts the process for `req`, held before it may run. On error nothing
+  // is left running.
+  virtual Result<std::unique_ptr<Launched>> Start(const SpawnRequest& req) = 0;
+};
+
+// The real launcher: posix_spawn of the wtd-exec shim (execution.h).
+// `processes` must outlive it.
+std::unique_ptr<Launcher> NewShimLauncher(ProcessTable* processes);
+
+}  // namespace wtd
+
+#endif  // WTD_EXEC_LAUNCHER_H_

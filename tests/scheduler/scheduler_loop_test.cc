@@ -1,0 +1,254 @@
+// The scheduler's loop against a fake launcher, a fake commit source and a
+// fake clock: no git, no process, no sleeping. Each test takes runs through
+// one path of docs/design/loop.md and checks the recorded states.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+
+#include "fakes/fake_clock.h"
+#include "fakes/fake_launcher.h"
+#include "fakes/temp_dir.h"
+#include "scheduler/scheduler.h"
+
+namespace wtd {
+namespace {
+
+constexpr char kRepo[] = "/srv/repo";
+
+// Enqueues what the test gives it, on the next Tick.
+class FakeSource final : public CommitSource {
+ public:
+  explicit FakeSource(RunStore* runs) : runs_(runs) {}
+  PollStats Tick() override {
+    PollStats s;
+    Result<std::vector<Run>> made = runs_->Enqueue(pending_, std::nullopt);
+    EXPECT_TRUE(made.ok()) << made.status().ToString();
+    if (made.ok()) s.runs_enqueued = made->size();
+    pending_.clear();
+    return s;
+  }
+  std::vector<std::string> WatchDirs() const override { return {}; }
+  void Report(SchedulerSnapshot*) const override {}
+  Result<std::optional<std::string>> CurrentWorktreePath(const std::string&,
+                                                         const std::string& id) override {
+    if (removed.count(id)) return std::optional<std::string>();
+    return std::optional<std::string>("/srv/" + id);
+  }
+  Status ResolveJob(Run* run) override {
+    ++resolved;
+    run->command = "resolved " + run->key.job;
+    return Status::OK();
+  }
+
+  void Add(const std::string& sha, uint32_t max_attempts = 1, const std::string& command = "make",
+           const std::string& worktree = "main") {
+    NewRun r;
+    r.key = RunKey{kRepo, worktree, "build", sha};
+    r.branch = "main";
+    r.worktree_path = "/srv/" + worktree;
+    r.max_attempts = max_attempts;
+    r.retry_backoff_ms = 10'000;
+    r.timeout_ms = 60'000;
+    r.command = command;
+    r.env = {{"MODE", "ci"}};
+    pending_.push_back(r);
+  }
+
+  std::set<std::string> removed;
+  int resolved = 0;
+
+ private:
+  RunStore* runs_;
+  std::vector<NewRun> pending_;
+};
+
+class SchedulerLoopTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<std::unique_ptr<StateStore>> s = StateStore::Open(StoreOptions{dir_.Sub("db")});
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(*s);
+    runs_ = std::make_unique<RunStore>(store_.get(), &clock_);
+    ASSERT_TRUE(runs_->Init().ok());
+    source_ = std::make_unique<FakeSource>(runs_.get());
+    Result<std::unique_ptr<Waker>> w = Waker::Create(false);
+    ASSERT_TRUE(w.ok());
+    waker_ = std::move(*w);
+    Make(1);
+  }
+  void Make(int64_t concurrency) {
+    SchedulerOptions o;
+    o.concurrency = concurrency;
+    o.state_dir = dir_.Sub("state");
+    o.exec_shim = "/fake/wtd-exec";
+    sched_ = std::make_unique<Scheduler>(runs_.get(), source_.get(), &launcher_, &clock_,
+                                         waker_.get(), 7, o);
+  }
+  void Step() { sched_->Step(/*refs_changed=*/true); }
+  wtd::Run Get(uint64_t id) {
+    Result<wtd::Run> r = runs_->Get(id);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : wtd::Run{};
+  }
+  std::string Sha(char c) { return std::string(40, c); }
+
+  TempDir dir_;
+  FakeClock clock_;
+  FakeLauncher launcher_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<RunStore> runs_;
+  std::unique_ptr<FakeSource> source_;
+  std::unique_ptr<Waker> waker_;
+  std::unique_ptr<Scheduler> sched_;
+};
+
+TEST_F(SchedulerLoopTest, ARunIsLeasedStartedFromItsRecordAndSucceeds) {
+  source_->Add(Sha('a'));
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  FakeLaunched* job = launcher_.started[0];
+  EXPECT_TRUE(job->released);
+  EXPECT_EQ(job->timeout, 60'000);
+  const SpawnRequest& req = job->request();
+  EXPECT_EQ(req.command, "make");
+  EXPECT_EQ(req.cwd, "/srv/main");
+  EXPECT_EQ(req.attempt, 1u);
+  EXPECT_EQ(req.log_path, dir_.Sub("state") + "/logs/runs/1.log");
+  auto has = [&](const std::string& kv) {
+    return std::find(req.env.begin(), req.env.end(), kv) != req.env.end();
+  };
+  EXPECT_TRUE(has("MODE=ci"));
+  EXPECT_TRUE(has("WTD_SHA=" + Sha('a')));
+  EXPECT_TRUE(has("WTD_ATTEMPT=1"));
+  wtd::Run running = Get(1);
+  EXPECT_EQ(running.state, RunState::kRunning);
+  EXPECT_EQ(running.pid, 100);
+  EXPECT_EQ(running.incarnation, 7u);
+  EXPECT_EQ(source_->resolved, 0) << "a record that carries its job needs no git";
+  job->Exit(0);
+  Step();
+  EXPECT_EQ(Get(1).state, RunState::kSucceeded);
+  EXPECT_EQ(Get(1).exit_code, 0);
+}
+
+TEST_F(SchedulerLoopTest, AFailedAttemptIsRetriedAfterItsBackoffThenFails) {
+  source_->Add(Sha('a'), /*max_attempts=*/2);
+  Step();
+  launcher_.started[0]->Exit(3);
+  Step();
+  wtd::Run r = Get(1);
+  EXPECT_EQ(r.state, RunState::kRetryWait);
+  EXPECT_GE(r.not_before_ms, clock_.NowMs() + 5'000);  // 10 s, with jitter
+  Step();
+  EXPECT_EQ(launcher_.started.size(), 1u) << "retried before its backoff";
+  clock_.AdvanceMs(20'000);
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 2u);
+  EXPECT_EQ(launcher_.started[1]->request().attempt, 2u);
+  launcher_.started[1]->Exit(3);
+  Step();
+  EXPECT_EQ(Get(1).state, RunState::kFailed);
+  EXPECT_EQ(Get(1).attempt, 2u);
+}
+
+TEST_F(SchedulerLoopTest, ATimedOutAttemptIsRecordedTimedOut) {
+  source_->Add(Sha('a'));
+  Step();
+  ExecOutcome o;
+  o.term_signal = 15;
+  o.timed_out = true;
+  launcher_.started[0]->Finish(o);
+  Step();
+  EXPECT_EQ(Get(1).state, RunState::kTimedOut);
+}
+
+TEST_F(SchedulerLoopTest, ASpawnThatFailsUsesAnAttemptAndSaysWhy) {
+  source_->Add(Sha('a'), /*max_attempts=*/2);
+  launcher_.fail_next = Status::IOError("posix_spawn wtd-exec: no such file");
+  Step();
+  wtd::Run r = Get(1);
+  EXPECT_EQ(r.state, RunState::kRetryWait);
+  EXPECT_NE(r.error.find("posix_spawn wtd-exec"), std::string::npos) << r.error;
+  EXPECT_TRUE(launcher_.started.empty());
+}
+
+TEST_F(SchedulerLoopTest, NoMoreRunsStartThanTheConcurrencyLimit) {
+  Make(2);
+  for (char c : {'a', 'b', 'c'}) source_->Add(Sha(c));
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 2u);
+  EXPECT_EQ(Get(3).state, RunState::kPending);
+  launcher_.started[0]->Exit(0);
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 3u);
+  EXPECT_EQ(Get(3).state, RunState::kRunning);
+}
+
+TEST_F(SchedulerLoopTest, PausedStartsNothingUntilResumed) {
+  sched_->SetPaused(true);
+  source_->Add(Sha('a'));
+  Step();
+  EXPECT_TRUE(launcher_.started.empty());
+  EXPECT_EQ(Get(1).state, RunState::kPending);
+  sched_->SetPaused(false);
+  Step();
+  EXPECT_EQ(launcher_.started.size(), 1u);
+}
+
+TEST_F(SchedulerLoopTest, ARunWhoseWorktreeIsGoneIsCancelledWithoutAnAttempt) {
+  source_->Add(Sha('a'), 3, "make", "wt1");
+  source_->removed.insert("wt1");
+  Step();
+  wtd::Run r = Get(1);
+  EXPECT_EQ(r.state, RunState::kCancelled);
+  EXPECT_EQ(r.attempt, 0u);
+  EXPECT_EQ(r.error, "worktree wt1 of /srv/repo no longer exists");
+  EXPECT_TRUE(launcher_.started.empty());
+}
+
+TEST_F(SchedulerLoopTest, ARecordWithoutItsJobIsResolvedAtDispatch) {
+  source_->Add(Sha('a'), 1, /*command=*/"");
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  EXPECT_EQ(source_->resolved, 1);
+  EXPECT_EQ(launcher_.started[0]->request().command, "resolved build");
+}
+
+TEST_F(SchedulerLoopTest, AStopInterruptsARunningJobAndItRunsAgainLater) {
+  source_->Add(Sha('a'));
+  Step();
+  sched_->RequestStop();
+  sched_->Shutdown(/*grace_ms=*/0);
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  wtd::Run r = Get(1);
+  EXPECT_EQ(r.state, RunState::kRetryWait);
+  EXPECT_NE(r.error.find("interrupted"), std::string::npos) << r.error;
+  EXPECT_EQ(r.not_before_ms, r.updated_at_ms) << "an interrupted attempt is retried at once";
+}
+
+TEST_F(SchedulerLoopTest, AJobThatEndsAsTheGraceRunsOutKeepsItsOwnOutcome) {
+  launcher_.on_terminate = FakeLaunched::OnTerminate::kExitsFirst;
+  source_->Add(Sha('a'));
+  Step();
+  sched_->RequestStop();
+  sched_->Shutdown(/*grace_ms=*/0);
+  EXPECT_TRUE(launcher_.started[0]->terminated);
+  EXPECT_EQ(Get(1).state, RunState::kSucceeded) << Get(1).error;
+}
+
+TEST_F(SchedulerLoopTest, AJobThatEndedBeforeTheStopIsRecordedAsItEnded) {
+  source_->Add(Sha('a'));
+  Step();
+  launcher_.started[0]->Exit(0);
+  sched_->RequestStop();
+  sched_->Shutdown(/*grace_ms=*/0);
+  EXPECT_EQ(Get(1).state, RunState::kSucceeded);
+}
+
+}  // namespace
+}  // namespace wtd
