@@ -31,8 +31,8 @@ inline constexpr size_t kRecordHeaderSize = 6;
 enum class RecordKind : uint8_t {
   kRun = 1,
   kCursor = 2,
-  kLease = 3,
-  kIdem = 4,
+  kLease = 3,  // not written yet (lock leases)
+  kIdem = 4,   // not written yet (idempotency records)
   kEvent = 5,
 };
 
@@ -41,7 +41,7 @@ enum class RecordKind : uint8_t {
 enum class RunState : uint8_t {
   kPending = 0,
   kLeased = 1,
-  kPreparing = 2,
+  kPreparing = 2,  // not entered yet: reserved for a run whose worktree is being made
   kReady = 3,
   kRunning = 4,
   kRetryWait = 5,

@@ -41,8 +41,8 @@ enum class Family : uint8_t {
   kRunKeys,
   kActive,
   kCursors,
-  kLocks,
-  kIdem,
+  kLocks,  // not written yet: reserved for lock leases (created so the layout is fixed)
+  kIdem,   // not written yet: reserved for idempotency records
   kEvents,
 };
 inline constexpr int kFamilyCount = 8;
