@@ -152,9 +152,13 @@ Result<std::unique_ptr<Repository>> Repository::Open(const std::string& path) {
       MainRoot(in_main ? opened.get() : main.get(),
                git_repository_workdir(in_main ? opened.get() : main.get()), common, real));
   // The main handle's own work dir is that guess: nothing reads it, but keep
-  // it true.
-  int rc = git_repository_set_workdir(main.get(), root.c_str(), /*update_gitlink=*/0);
-  if (rc < 0) return GitError(rc, "set the work dir of " + common + " to " + root);
+  // it true. Only when it differs: libgit2 1.5 leaks its path buffer when
+  // set_workdir is given the work dir it already has.
+  const char* current = git_repository_workdir(main.get());
+  if (current == nullptr || StripTrailingSlash(current) != root) {
+    int rc = git_repository_set_workdir(main.get(), root.c_str(), /*update_gitlink=*/0);
+    if (rc < 0) return GitError(rc, "set the work dir of " + common + " to " + root);
+  }
   return std::unique_ptr<Repository>(new Repository(Handle(main.release()), std::move(root),
                                                     std::move(common), std::move(opened_id)));
 }
