@@ -35,7 +35,9 @@ class CommitSource {
   // job_errors, skipped_commits.
   virtual void Report(SchedulerSnapshot* out) const = 0;
   // Where worktree `worktree_id` of repository `repo_root` is now; nullopt
-  // when it no longer exists; an error when that cannot be known now.
+  // when it no longer exists; NotFound when the repository is not watched
+  // now (dropped by a reload, or unreadable): the run then goes where it
+  // was recorded; another error when the worktree cannot be used.
   virtual Result<std::optional<std::string>> CurrentWorktreePath(
       const std::string& repo_root, const std::string& worktree_id) = 0;
   // Fills what a run record older than class version 3 lacks (command,

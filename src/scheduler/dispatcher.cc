@@ -41,7 +41,10 @@ Status Scheduler::Dispatch(uint64_t id) {
     if (!r.ok()) NoteStoreError(r.status());
     return Status::OK();
   }
-  std::string path = where.ok() ? **where : run.worktree_path;
+  // A repository not watched now (dropped by a reload): the run carries
+  // its job, so it runs where it was recorded.
+  if (!where.ok() && where.status().IsNotFound()) where = std::optional<std::string>();
+  std::string path = where.ok() && *where ? **where : run.worktree_path;
   if (path != run.worktree_path) {
     spdlog::info("run {}: worktree {} moved from {} to {}", id, run.key.worktree, run.worktree_path,
                  path);

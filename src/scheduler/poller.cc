@@ -409,7 +409,7 @@ git::Repository* Poller::RepositoryFor(const std::string& root) {
 Result<std::optional<std::string>> Poller::CurrentWorktreePath(const std::string& repo_root,
                                                                const std::string& worktree_id) {
   git::Repository* repo = RepositoryFor(repo_root);
-  if (!repo) return Status::FailedPrecondition("repository " + repo_root + " is not open");
+  if (!repo) return Status::NotFound("repository " + repo_root + " is not watched now");
   WTD_ASSIGN_OR_RETURN(std::optional<git::WorktreeInfo> wt, repo->FindWorktree(worktree_id));
   if (!wt) return std::optional<std::string>();
   return std::optional<std::string>(wt->path);

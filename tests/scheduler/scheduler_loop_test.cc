@@ -36,6 +36,7 @@ class FakeSource final : public CommitSource {
   void Report(SchedulerSnapshot*) const override {}
   Result<std::optional<std::string>> CurrentWorktreePath(const std::string&,
                                                          const std::string& id) override {
+    if (unwatched) return Status::NotFound("repository /srv/repo is not watched now");
     if (removed.count(id)) return std::optional<std::string>();
     return std::optional<std::string>("/srv/" + id);
   }
@@ -60,6 +61,7 @@ class FakeSource final : public CommitSource {
   }
 
   std::set<std::string> removed;
+  bool unwatched = false;
   int resolved = 0;
 
  private:
@@ -209,6 +211,18 @@ TEST_F(SchedulerLoopTest, ARunWhoseWorktreeIsGoneIsCancelledWithoutAnAttempt) {
   EXPECT_EQ(r.attempt, 0u);
   EXPECT_EQ(r.error, "worktree wt1 of /srv/repo no longer exists");
   EXPECT_TRUE(launcher_.started.empty());
+}
+
+TEST_F(SchedulerLoopTest, ARunOfARepositoryNoLongerWatchedRunsWhereItWasRecorded) {
+  source_->Add(Sha('a'), 1, "make", "wt1");
+  source_->unwatched = true;  // dropped by a reload after the run was queued
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  EXPECT_EQ(launcher_.started[0]->request().cwd, "/srv/wt1");
+  EXPECT_EQ(source_->resolved, 0);
+  launcher_.started[0]->Exit(0);
+  Step();
+  EXPECT_EQ(Get(1).state, RunState::kSucceeded);
 }
 
 TEST_F(SchedulerLoopTest, ARecordWithoutItsJobIsResolvedAtDispatch) {
