@@ -126,6 +126,8 @@ const CommandDef* FindCommand(std::string_view name);
 // argument ("args.limit: expected an integer >= 0, got -1").
 Result<int64_t> IntArg(const json& args, const char* name, int64_t fallback, int64_t lo);
 Result<std::string> StringArg(const json& args, const char* name);
+// The one positional RUN_ID of `show` and `logs`.
+Result<int64_t> RunIdArg(const CliArgs& args);
 // A wtctl flag's value as an integer >= lo ("--limit=x: expected ...").
 Result<int64_t> ParseCount(const std::string& flag, const std::string& value, int64_t lo);
 

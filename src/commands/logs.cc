@@ -14,10 +14,8 @@ namespace wtd {
 namespace {
 
 Result<json> Request(const CliArgs& a) {
-  if (a.positional.size() != 1) return Status::InvalidArgument("expected one RUN_ID");
-  Result<int64_t> id = ParseCount("RUN_ID", a.positional[0], 1);
-  if (!id.ok()) return Status::InvalidArgument("RUN_ID " + a.positional[0] + ": expected a run id");
-  return json{{"id", *id}, {"follow", a.Has("follow")}};
+  WTD_ASSIGN_OR_RETURN(int64_t id, RunIdArg(a));
+  return json{{"id", id}, {"follow", a.Has("follow")}};
 }
 
 bool Terminal(const json& run) {

@@ -40,6 +40,13 @@ Result<std::string> StringArg(const json& args, const char* name) {
   return args[name].get<std::string>();
 }
 
+Result<int64_t> RunIdArg(const CliArgs& a) {
+  if (a.positional.size() != 1) return Status::InvalidArgument("expected one RUN_ID");
+  Result<int64_t> id = ParseCount("RUN_ID", a.positional[0], 1);
+  if (!id.ok()) return Status::InvalidArgument("RUN_ID " + a.positional[0] + ": expected a run id");
+  return *id;
+}
+
 Result<int64_t> ParseCount(const std::string& flag, const std::string& value, int64_t lo) {
   char* end = nullptr;
   errno = 0;
