@@ -5,12 +5,8 @@
 # Extra arguments go to wtd (e.g. --poll-ms 500). Stop it with
 #   build/release/tools/wtctl stop
 set -euo pipefail
-cd "$(dirname "$0")/.."
-repo=$(pwd)
-jobs=${JOBS:-$(nproc)}
-if [[ "${WTD_SKIP_INSTALL:-0}" != 1 ]]; then
-  bash tools/install-deps.sh
-fi
+source "$(dirname "$0")/common.sh"
+repo=$root
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DWTD_BUILD_TESTS=OFF \
   -DWTD_BUILD_BENCH=OFF >/dev/null
 cmake --build build/release -j "$jobs" --target wtd wtctl wtd-exec

@@ -8,13 +8,7 @@
 # Environment: WTD_PROPERTY_CASES (rapidcheck cases, default 300),
 # WTD_SKIP_INSTALL=1 (do not run the install script), JOBS (default nproc).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$(pwd)
-jobs=${JOBS:-$(nproc)}
-
-if [[ "${WTD_SKIP_INSTALL:-0}" != 1 ]]; then
-  bash tools/install-deps.sh
-fi
+source "$(dirname "$0")/common.sh"
 
 step() { printf '\n==== %s\n' "$*"; }
 
