@@ -35,6 +35,7 @@ class FakeLaunched final : public Launched {
   void Abort() override { aborted = true; }
   void Terminate() override {
     terminated = true;
+    if (terminations != nullptr) ++*terminations;
     if (on_terminate == OnTerminate::kIgnore) return;
     ExecOutcome o;
     if (on_terminate == OnTerminate::kStopped) {
@@ -75,6 +76,7 @@ class FakeLaunched final : public Launched {
   int64_t timeout = 0;
   Status release_error;
   OnTerminate on_terminate = OnTerminate::kStopped;
+  int* terminations = nullptr;  // counted here too: outlives the job
 
  private:
   SpawnRequest req_;
@@ -94,13 +96,16 @@ class FakeLauncher final : public Launcher {
     }
     auto job = std::make_unique<FakeLaunched>(req, next_pid_++);
     job->on_terminate = on_terminate;
+    job->terminations = &terminations;
     started.push_back(job.get());
     return std::unique_ptr<Launched>(std::move(job));
   }
 
-  // Every job started, in order (owned by the scheduler while it runs).
+  // Every job started, in order. Owned by the scheduler: valid only while
+  // the job is in flight (a reaped job is destroyed).
   std::vector<FakeLaunched*> started;
-  Status fail_next;  // the next Start fails with it
+  int terminations = 0;  // Terminate calls over every job
+  Status fail_next;      // the next Start fails with it
   FakeLaunched::OnTerminate on_terminate = FakeLaunched::OnTerminate::kStopped;
 
  private:
