@@ -27,6 +27,7 @@ cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWTD_WERROR=ON -DWTD
 cmake --build build/asan -j "$jobs"
 step "asan+ubsan tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  LSAN_OPTIONS=suppressions="$root/tools/lsan-suppressions.txt" \
   ctest --test-dir build/asan --output-on-failure -j "$jobs"
 
 if [[ -f fuzz/CMakeLists.txt ]]; then
