@@ -4,8 +4,9 @@
 // One Boost.Asio thread serves every connection with asynchronous I/O, so a
 // slow or silent client cannot stall the others, and the daemon's loop never
 // waits on a client. Handlers run on two worker threads, so a slow request
-// (a long listing) does not stall the socket either. Before anything is read from a connection its peer uid
-// (SO_PEERCRED) must be the server's own effective uid or root.
+// (a long listing) does not stall the socket either. Before anything is read
+// from a connection its peer uid (SO_PEERCRED) must be the server's own
+// effective uid or root.
 //
 // Thread-safety: Start and Stop from one thread. Handlers run on the worker
 // threads, up to two at once (one per connection at a time); they must be
