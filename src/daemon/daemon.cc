@@ -72,6 +72,7 @@ SchedulerOptions SchedulerOptionsFor(const Config& c) {
   o.exec_shim = c.exec_shim;
   o.state_dir = c.state_dir;
   o.log_cap_bytes = static_cast<uint64_t>(c.log_cap_bytes);
+  o.shutdown_grace_s = c.shutdown_grace_s;
   o.dry_run = c.dry_run;
   return o;
 }
@@ -228,7 +229,7 @@ int Daemon::Run(Service* service) {
   spdlog::info("wtd {} ready: pid {}, socket {}, {} repositor{}", WTD_VERSION, getpid(),
                config_.socket_path, config_.repos.size(), config_.repos.size() == 1 ? "y" : "ies");
   service->Ready();
-  scheduler_->Loop(config_.shutdown_grace_s * 1000);
+  scheduler_->Loop();  // stops with the shutdown grace of the last reload
   Service::Notify("STOPPING=1");
   signals->Stop();  // the signal thread returns at once
   signal_thread.join();

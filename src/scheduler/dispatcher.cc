@@ -81,12 +81,7 @@ Status Scheduler::Dispatch(uint64_t id) {
     }
     waker_->Notify();
   });
-  int64_t grace;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    grace = options_.kill_grace_ms;
-  }
-  Status released = exec->Release(running->timeout_ms, grace);
+  Status released = exec->Release(running->timeout_ms, options_.kill_grace_ms);
   if (!released.ok()) {
     // The shim never got its byte: nothing ran. Record the attempt as
     // interrupted so it is retried.
@@ -111,11 +106,8 @@ Status Scheduler::Spawn(const Run& stored, std::unique_ptr<Launched>* out) {
   std::string context_path = RunContextPath(options_.state_dir, run.id);
   WTD_RETURN_IF_ERROR(WriteContext(run, context_path));
   SpawnRequest req;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    req.shim_path = options_.exec_shim;
-    req.log_cap_bytes = options_.log_cap_bytes;
-  }
+  req.shim_path = options_.exec_shim;
+  req.log_cap_bytes = options_.log_cap_bytes;
   req.command = run.command;
   req.cwd = run.worktree_path;
   req.env = JobEnvironment(run, context_path);

@@ -52,12 +52,8 @@ void Scheduler::SetPaused(bool paused) {
   waker_->Notify();
 }
 
-void Scheduler::SetOptions(const SchedulerOptions& options) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    options_ = options;
-  }
-  waker_->Notify();
+void Scheduler::SetOptions(SchedulerOptions options) {
+  Post([this, options = std::move(options)] { options_ = options; });
 }
 
 SchedulerSnapshot Scheduler::Snapshot() const {
@@ -67,14 +63,15 @@ SchedulerSnapshot Scheduler::Snapshot() const {
 
 size_t Scheduler::in_flight() const { return in_flight_.size(); }
 
-void Scheduler::Loop(int64_t grace_ms) {
+void Scheduler::Loop() {
   bool refs_changed = true;
   while (!stop_.load()) {
     int64_t sleep_ms = Step(refs_changed);
     if (stop_.load()) break;
     refs_changed = waker_->Wait(sleep_ms) == Waker::Reason::kFileChange;
   }
-  Shutdown(grace_ms);
+  RunPosted();  // a reload answered before the stop holds for the stop
+  Shutdown(options_.shutdown_grace_s * 1000);
 }
 
 void Scheduler::Post(std::function<void()> fn) {
@@ -85,25 +82,28 @@ void Scheduler::Post(std::function<void()> fn) {
   waker_->Notify();
 }
 
-int64_t Scheduler::Step(bool refs_changed) {
+bool Scheduler::RunPosted() {
   std::vector<std::function<void()>> posted;
   {
     std::lock_guard<std::mutex> l(mu_);
     posted.swap(posted_);
   }
   for (auto& fn : posted) fn();
-  if (!posted.empty()) refs_changed = true;  // e.g. new repositories: poll now
+  return !posted.empty();
+}
+
+int64_t Scheduler::Step(bool refs_changed) {
+  if (RunPosted()) refs_changed = true;  // e.g. new repositories: poll now
   ReapCompletions();
   // A failed write anywhere (the poller's enqueue, a lease) left the store
   // read-only: say so once and stop polling and dispatching.
   if (store_error_.empty() && !runs_->store()->sticky_error().ok()) {
     NoteStoreError(runs_->store()->sticky_error());
   }
-  SchedulerOptions opts;
+  const SchedulerOptions& opts = options_;
   bool paused;
   {
     std::lock_guard<std::mutex> l(mu_);
-    opts = options_;
     paused = paused_;
   }
   int64_t now = clock_->NowMs();
@@ -158,11 +158,7 @@ void Scheduler::WakeRetries(const std::vector<Run>& active, int64_t now, int64_t
 }
 
 void Scheduler::DispatchPending(const std::vector<Run>& active) {
-  int64_t limit;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    limit = options_.concurrency;
-  }
+  int64_t limit = options_.concurrency;
   // Runs just woken are pending in the store but not in `active`: re-read.
   std::vector<Status> damaged;  // reported by Step
   Result<std::vector<Run>> now_active = runs_->ListActive(&damaged);

@@ -19,8 +19,10 @@
 // period, then terminates the rest and records them as interrupted (they
 // are retried by the next start).
 //
-// Thread-safety: Loop() on one loop thread; Notify, SetPaused, RequestStop
-// and Snapshot from any thread. Step is public so tests can drive the loop
+// Thread-safety: Loop() on one loop thread; Notify, SetPaused, RequestStop,
+// SetOptions, Post and Snapshot from any thread. The options are the loop
+// thread's alone: SetOptions posts them there, so a reload never writes them
+// while the loop reads them. Step is public so tests can drive the loop
 // without sleeping.
 #ifndef WTD_SCHEDULER_SCHEDULER_H_
 #define WTD_SCHEDULER_SCHEDULER_H_
@@ -45,14 +47,18 @@
 
 namespace wtd {
 
+// The fields marked with a wtd option are set from the option table
+// (src/daemon/options.cc, docs/design/options.md), which takes its defaults
+// from here; the others are fixed by the daemon.
 struct SchedulerOptions {
-  int64_t poll_ms = 1500;
-  int64_t concurrency = 1;
-  std::string exec_shim;  // absolute path of wtd-exec
-  std::string state_dir;  // logs/runs/<id>.log and runs/<id>.json live here
-  uint64_t log_cap_bytes = 16 << 20;
-  int64_t kill_grace_ms = 5000;  // SIGTERM -> SIGKILL on timeout or stop
-  bool dry_run = false;
+  int64_t poll_ms = 1500;             // --poll-ms
+  int64_t concurrency = 1;            // --concurrency (wtd's default: the number of cores)
+  std::string exec_shim;              // --exec-shim: absolute path of wtd-exec
+  std::string state_dir;              // logs/runs/<id>.log and runs/<id>.json live here
+  uint64_t log_cap_bytes = 16 << 20;  // --log-cap-bytes
+  int64_t shutdown_grace_s = 10;      // --shutdown-grace-s: how long Loop's stop waits
+  int64_t kill_grace_ms = 5000;       // SIGTERM -> SIGKILL on timeout or stop
+  bool dry_run = false;               // --dry-run: dispatch nothing
   // Retention of the `events` family: the newest `events_keep` are kept,
   // older ones deleted every `events_trim_ms`.
   uint64_t events_keep = 100000;
@@ -69,18 +75,21 @@ class Scheduler {
   ~Scheduler();
 
   // Loops on Step until RequestStop, then performs the graceful stop with
-  // `grace_ms` for running jobs.
-  void Loop(int64_t grace_ms);
+  // the options' shutdown grace for running jobs.
+  void Loop();
   // One iteration; returns how long the loop may sleep before the next.
   int64_t Step(bool refs_changed);
 
   void RequestStop();
   bool stop_requested() const { return stop_.load(); }
   void SetPaused(bool paused);
-  void SetOptions(const SchedulerOptions& options);  // reload: poll_ms, concurrency
+  // Replaces the options (a reload) at the start of the next Step, on the
+  // loop thread, or before the stop if the loop is ending.
+  void SetOptions(SchedulerOptions options);
   void Notify() { waker_->Notify(); }
-  // Runs `fn` on the loop thread at the start of the next Step (for work on
-  // the poller, which is not thread-safe: reloads).
+  // Runs `fn` on the loop thread at the start of the next Step, or before
+  // the stop if the loop is ending (for work on the poller, which is not
+  // thread-safe: reloads).
   void Post(std::function<void()> fn);
   SchedulerSnapshot Snapshot() const;
 
@@ -99,6 +108,8 @@ class Scheduler {
     ExecOutcome outcome;
   };
 
+  // Runs what other threads posted; true if there was anything.
+  bool RunPosted();
   void WakeRetries(const std::vector<Run>& active, int64_t now, int64_t* next_ms);
   void DispatchPending(const std::vector<Run>& active);
   // Takes one pending run through the handshake up to the release.
@@ -120,7 +131,6 @@ class Scheduler {
   uint64_t incarnation_;
 
   mutable std::mutex mu_;
-  SchedulerOptions options_;                   // GUARDED_BY(mu_)
   bool paused_ = false;                        // GUARDED_BY(mu_)
   SchedulerSnapshot snapshot_;                 // GUARDED_BY(mu_)
   std::deque<Completion> completions_;         // GUARDED_BY(mu_)
@@ -128,6 +138,7 @@ class Scheduler {
 
   std::atomic<bool> stop_{false};
   // Loop thread only.
+  SchedulerOptions options_;
   std::map<uint64_t, InFlight> in_flight_;
   int64_t next_poll_ms_ = 0;
   int64_t next_trim_ms_ = 0;

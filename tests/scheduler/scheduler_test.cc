@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "base/file_util.h"
 #include "fakes/temp_dir.h"
@@ -149,6 +150,64 @@ TEST_F(SchedulerTest, ShutdownPastTheGraceRecordsTheRunInterrupted) {
   EXPECT_EQ(sched_->in_flight(), 0u);
   wtd::Run r = Only();
   EXPECT_EQ(r.state, RunState::kRetryWait);  // retried by the next start
+  EXPECT_NE(r.error.find("interrupted"), std::string::npos) << r.error;
+}
+
+TEST_F(SchedulerTest, OptionsSetFromAnotherThreadTakeEffectOnTheLoopThread) {
+  for (const char* name : {"a", "b", "c", "d"}) {
+    std::filesystem::create_directories(repo_ + "/jobs");
+    std::ofstream(repo_ + "/jobs/" + name + ".job") << "run = sleep 60\nmax_attempts = 1\n";
+  }
+  CommitJob("e", "run = sleep 60\nmax_attempts = 1\n");
+  auto step_until = [&](size_t running) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (sched_->in_flight() < running && std::chrono::steady_clock::now() < deadline) {
+      waker_->Wait(std::min<int64_t>(sched_->Step(false), 50));
+    }
+    return sched_->in_flight();
+  };
+  ASSERT_EQ(step_until(2), 2u);  // the fixture's concurrency
+  sched_->Step(false);
+  EXPECT_EQ(sched_->in_flight(), 2u);
+  SchedulerOptions o;
+  o.poll_ms = 50;
+  o.concurrency = 4;
+  o.exec_shim = WTD_EXEC_SHIM;
+  o.state_dir = dir_.Sub("state");
+  o.kill_grace_ms = 500;
+  std::thread reload([&] { sched_->SetOptions(o); });  // as a reload does
+  reload.join();
+  EXPECT_EQ(sched_->in_flight(), 2u) << "nothing changes before the loop's next step";
+  EXPECT_EQ(step_until(4), 4u);
+  sched_->Step(false);
+  EXPECT_EQ(sched_->in_flight(), 4u);
+  sched_->Shutdown(/*grace_ms=*/0);
+}
+
+TEST_F(SchedulerTest, LoopStopsWithTheShutdownGraceOfTheLastOptions) {
+  CommitJob("long", "run = sleep 60\nmax_attempts = 1\n");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (sched_->in_flight() == 0 && std::chrono::steady_clock::now() < deadline) {
+    waker_->Wait(std::min<int64_t>(sched_->Step(false), 50));
+  }
+  ASSERT_EQ(sched_->in_flight(), 1u);
+  SchedulerOptions o;
+  o.poll_ms = 50;
+  o.concurrency = 2;
+  o.exec_shim = WTD_EXEC_SHIM;
+  o.state_dir = dir_.Sub("state");
+  o.kill_grace_ms = 500;
+  ASSERT_EQ(o.shutdown_grace_s, 10) << "the default this test shortens";
+  o.shutdown_grace_s = 0;
+  sched_->SetOptions(o);  // posted after the last step: applied before the stop
+  sched_->RequestStop();
+  auto start = std::chrono::steady_clock::now();
+  sched_->Loop();
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(took, std::chrono::seconds(8)) << "waited for the default 10 s grace";
+  EXPECT_EQ(sched_->in_flight(), 0u);
+  wtd::Run r = Only();
+  EXPECT_EQ(r.state, RunState::kRetryWait);
   EXPECT_NE(r.error.find("interrupted"), std::string::npos) << r.error;
 }
 
