@@ -181,11 +181,14 @@ Status Daemon::Reload() {
   config_ = next;
   SetLogLevel(config_.log_level);
   Poller* poller = poller_.get();
+  Waker* waker = waker_.get();
   PollerOptions po = PollerOptionsFor(config_);
   std::vector<RepoSpec> specs = RepoSpecs(config_);
-  scheduler_->Post([poller, po, specs] {
+  bool inotify = config_.inotify;
+  scheduler_->Post([poller, waker, po, specs, inotify] {
     poller->SetOptions(po);
     poller->SetRepos(specs);
+    waker->SetInotify(inotify);
   });
   scheduler_->SetOptions(SchedulerOptionsFor(config_));
   spdlog::info("configuration reloaded from {}",

@@ -28,6 +28,8 @@ class RetryPolicy {
   int64_t Delay(int64_t base_ms, uint32_t n) const;
 
   int64_t cap_ms() const { return cap_ms_; }
+  // Not safe concurrently with Delay.
+  void set_cap_ms(int64_t cap_ms) { cap_ms_ = cap_ms < 0 ? 0 : cap_ms; }
   double jitter() const { return jitter_; }
 
  private:
@@ -45,6 +47,12 @@ class Backoff {
   Backoff(int64_t base_ms, int64_t cap_ms, uint64_t seed = std::random_device{}())
       : base_ms_(base_ms), policy_(cap_ms, 0.5, seed) {}
   void Failure(int64_t now_ms) { next_ms_ = now_ms + policy_.Delay(base_ms_, ++failures_); }
+  // New base and cap (a reload), from the next Failure on; the failure count
+  // and the retry already scheduled stay.
+  void SetLimits(int64_t base_ms, int64_t cap_ms) {
+    base_ms_ = base_ms;
+    policy_.set_cap_ms(cap_ms);
+  }
   void Success() { failures_ = 0, next_ms_ = 0; }
   bool Ready(int64_t now_ms) const { return now_ms >= next_ms_; }
   uint32_t failures() const { return failures_; }

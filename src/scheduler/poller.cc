@@ -72,6 +72,16 @@ void Poller::SetRepos(const std::vector<RepoSpec>& specs) {
   rotate_ = 0;
 }
 
+void Poller::SetOptions(const PollerOptions& options) {
+  bool dry_run_ended = options_.dry_run && !options.dry_run;
+  options_ = options;
+  for (std::unique_ptr<Repo>& repo : repos_) {
+    repo->backoff.SetLimits(options_.backoff_ms, options_.max_backoff_ms);
+    if (!dry_run_ended) continue;
+    for (Worktree& wt : repo->worktrees) wt.done_head.clear();
+  }
+}
+
 PollStats Poller::Tick() {
   PollStats stats;
   int64_t budget = options_.max_per_tick;

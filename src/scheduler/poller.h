@@ -50,17 +50,23 @@ struct RepoSpec {
   std::vector<std::string> worktree_paths;  // kPaths
 };
 
+// The fields marked with a wtd option are set from the option table
+// (src/daemon/options.cc, docs/design/options.md), which takes its defaults
+// from here.
 struct PollerOptions {
-  std::string jobs_root = "jobs";
+  std::string jobs_root = "jobs";  // --jobs-root
+  // --lookback-s: how old a commit may be and still run, for a worktree
+  // with no cursor of its own.
   int64_t lookback_s = 600;
-  int64_t max_per_tick = 50;
-  // Most new commits taken at once for one worktree; older ones are skipped.
+  int64_t max_per_tick = 50;  // --max-per-tick
+  // --max-backfill: most new commits taken at once for one worktree; older
+  // ones are skipped.
   int64_t max_backfill = 200;
   // Most commits walked per worktree per tick (bounds one tick's work).
   size_t max_commits_per_walk = 1000;
-  int64_t backoff_ms = 1000;
-  int64_t max_backoff_ms = 60000;
-  bool dry_run = false;
+  int64_t backoff_ms = 1000;       // --backoff-ms: a failing repository's backoff
+  int64_t max_backoff_ms = 60000;  // --max-backoff-ms: its cap
+  bool dry_run = false;            // --dry-run: log what would run, enqueue nothing
 };
 
 class Poller : public CommitSource {
@@ -72,7 +78,10 @@ class Poller : public CommitSource {
   // Replaces the watched repositories (config load or reload). Handles of
   // repositories that stay are kept.
   void SetRepos(const std::vector<RepoSpec>& repos);
-  void SetOptions(const PollerOptions& options) { options_ = options; }
+  // New options (a reload), from the next tick on: the backoff of every
+  // repository, and when dry-run ends, the commits it only logged are walked
+  // again (nothing was enqueued for them).
+  void SetOptions(const PollerOptions& options);
   const PollerOptions& options() const { return options_; }
 
   // One pass over every repository that is not backing off.

@@ -13,17 +13,31 @@
 
 namespace wtd {
 
+namespace {
+
+int StartInotify() {
+  int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (fd < 0) spdlog::warn("inotify unavailable ({}); polling only", std::strerror(errno));
+  return fd;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Waker>> Waker::Create(bool use_inotify) {
   int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (efd < 0) return Status::FromErrno("eventfd", errno);
-  int ifd = -1;
+  return std::unique_ptr<Waker>(new Waker(efd, use_inotify ? StartInotify() : -1));
+}
+
+void Waker::SetInotify(bool use_inotify) {
+  if (use_inotify == (inotify_fd_ >= 0)) return;
   if (use_inotify) {
-    ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (ifd < 0) {
-      spdlog::warn("inotify unavailable ({}); polling only", std::strerror(errno));
-    }
+    inotify_fd_ = StartInotify();
+    return;
   }
-  return std::unique_ptr<Waker>(new Waker(efd, ifd));
+  close(inotify_fd_);  // drops its watches with it
+  inotify_fd_ = -1;
+  watches_.clear();
 }
 
 Waker::~Waker() {

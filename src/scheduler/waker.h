@@ -26,6 +26,10 @@ class Waker {
 
   // use_inotify false: only Notify() and the timeout wake the loop.
   static Result<std::unique_ptr<Waker>> Create(bool use_inotify);
+  // Turns inotify on or off (a reload of --no-inotify). Off drops every
+  // watch; on watches nothing until the next Watch(). A failure to start
+  // inotify is logged, and the loop polls only, as at Create.
+  void SetInotify(bool use_inotify);
   ~Waker();
   Waker(const Waker&) = delete;
   Waker& operator=(const Waker&) = delete;

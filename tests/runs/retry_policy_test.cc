@@ -51,5 +51,18 @@ TEST(BackoffTest, FailuresPushTheNextTryOutAndSuccessResets) {
   EXPECT_TRUE(b.Ready(0));
 }
 
+TEST(BackoffTest, NewLimitsApplyFromTheNextFailure) {
+  Backoff b(60'000, 60'000, 3);
+  b.Failure(0);
+  EXPECT_GE(b.next_ms(), 30'000);
+  b.SetLimits(10, 40);
+  EXPECT_GE(b.next_ms(), 30'000) << "the retry already scheduled stays";
+  b.Failure(100'000);  // failure 2: min(40, 10 * 2) less jitter
+  EXPECT_EQ(b.failures(), 2u);
+  EXPECT_LE(b.next_ms(), 100'020);
+  b.Failure(100'000);  // failure 3: the new cap
+  EXPECT_LE(b.next_ms(), 100'040);
+}
+
 }  // namespace
 }  // namespace wtd

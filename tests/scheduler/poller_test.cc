@@ -410,5 +410,42 @@ TEST_F(PollerTest, DryRunEnqueuesNothing) {
   EXPECT_TRUE(All().empty());
 }
 
+TEST_F(PollerTest, EndingDryRunByReloadEnqueuesWhatItOnlyLogged) {
+  Write("jobs/build.job", "run = true\n");
+  Commit("init");
+  PollerOptions o;
+  o.dry_run = true;
+  auto p = MakePoller(WorktreeSelection::kCurrent, o);
+  p->Tick();
+  p->Tick();  // HEAD unchanged: nothing to do
+  EXPECT_TRUE(All().empty());
+  o.dry_run = false;
+  p->SetOptions(o);
+  EXPECT_EQ(p->Tick().runs_enqueued, 1u) << "the same HEAD, no longer only logged";
+  ASSERT_EQ(All().size(), 1u);
+  EXPECT_EQ(All()[0].key.sha, Head());
+}
+
+TEST_F(PollerTest, ReloadedBackoffAppliesToARepositoryAlreadyFailing) {
+  Write("jobs/build.job", "run = true\n");
+  Commit("init");
+  PollerOptions o;
+  o.backoff_ms = 60'000;
+  o.max_backoff_ms = 60'000;
+  auto p = MakePoller(WorktreeSelection::kCurrent, o);
+  std::filesystem::rename(repo_, repo_ + ".moved");
+  p->Tick();  // failure 1: next try within 30..60 s
+  ASSERT_EQ(p->Snapshot()[0].consecutive_failures, 1u);
+  o.backoff_ms = 10;
+  o.max_backoff_ms = 20;
+  p->SetOptions(o);
+  clock_.AdvanceMs(60'000);
+  p->Tick();  // failure 2, now with the new base and cap: at most 20 ms
+  ASSERT_EQ(p->Snapshot()[0].consecutive_failures, 2u);
+  clock_.AdvanceMs(20);
+  p->Tick();
+  EXPECT_EQ(p->Snapshot()[0].consecutive_failures, 3u) << "retried after the new cap";
+}
+
 }  // namespace
 }  // namespace wtd

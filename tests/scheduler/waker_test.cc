@@ -96,6 +96,21 @@ TEST_F(WakerTest, DroppingAWatchItselfIsNotAChange) {
   EXPECT_EQ(waker_->Wait(300), Waker::Reason::kTimeout);
 }
 
+TEST_F(WakerTest, InotifyTurnsOffAndOnAgain) {
+  ASSERT_EQ(waker_->Watch({dir_}), 1u);
+  waker_->SetInotify(false);
+  EXPECT_EQ(waker_->watch_count(), 0u);
+  EXPECT_EQ(waker_->Watch({dir_}), 0u) << "off: nothing is watched";
+  Touch(dir_ + "/off");
+  EXPECT_EQ(waker_->Wait(300), Waker::Reason::kTimeout);
+  waker_->SetInotify(true);
+  EXPECT_EQ(waker_->Watch({dir_}), 1u) << "on again: the next Watch watches";
+  Touch(dir_ + "/on");
+  EXPECT_EQ(waker_->Wait(kEventMs), Waker::Reason::kFileChange);
+  waker_->SetInotify(true);  // already on: the watch stays
+  EXPECT_EQ(waker_->watch_count(), 1u);
+}
+
 TEST_F(WakerTest, WithoutInotifyOnlyNotifyWakesIt) {
   Result<std::unique_ptr<Waker>> w = Waker::Create(/*use_inotify=*/false);
   ASSERT_TRUE(w.ok()) << w.status().ToString();
