@@ -35,6 +35,14 @@ using json = nlohmann::json;
 // wtctl's exit codes.
 inline constexpr int kExitOk = 0, kExitError = 1, kExitUsage = 2, kExitNoDaemon = 3;
 
+// What a reload did (docs/design/options.md): the options whose value
+// changed, by name without the dashes, in --help order.
+struct ReloadResult {
+  std::string config_file;                 // "" with no --config
+  std::vector<std::string> applied;        // in effect now
+  std::vector<std::string> needs_restart;  // running value kept until a restart
+};
+
 // What only a running daemon can answer or do. Implemented by src/daemon.
 class DaemonControl {
  public:
@@ -52,8 +60,9 @@ class DaemonControl {
   virtual Info Status() = 0;
   virtual void RequestStop() = 0;
   virtual void SetPaused(bool paused) = 0;
-  // Re-reads the configuration; the error says what was refused.
-  virtual wtd::Status Reload() = 0;
+  // Re-reads the configuration and applies it; the error says what was
+  // refused (then nothing changed).
+  virtual Result<ReloadResult> Reload() = 0;
 };
 
 struct CommandContext {

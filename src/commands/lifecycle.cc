@@ -70,16 +70,35 @@ Result<json> Resume(const CommandContext& c, const json&) {
   return json{{"paused", false}};
 }
 
+// A reload that changes an option needing a restart still applies the
+// rest: it succeeds, and its result names what waits for the restart.
 Result<json> Reload(const CommandContext& c, const json&) {
   WTD_RETURN_IF_ERROR(NeedDaemon(c, "reload"));
-  WTD_RETURN_IF_ERROR(c.daemon->Reload());
-  return json{{"reloaded", true}};
+  WTD_ASSIGN_OR_RETURN(ReloadResult r, c.daemon->Reload());
+  return json{{"reloaded", true},
+              {"config_file", r.config_file.empty() ? json(nullptr) : json(r.config_file)},
+              {"applied", r.applied},
+              {"needs_restart", r.needs_restart}};
 }
 
 std::string PrintPaused(const json& r) {
   return r.value("paused", false) ? "paused\n" : "resumed\n";
 }
-std::string PrintReloaded(const json&) { return "reloaded\n"; }
+std::string PrintReloaded(const json& r) {
+  std::string out = "reloaded";
+  if (r.value("config_file", json()).is_string()) out += " " + r["config_file"].get<std::string>();
+  std::vector<std::string> applied = r.value("applied", std::vector<std::string>{});
+  std::vector<std::string> restart = r.value("needs_restart", std::vector<std::string>{});
+  if (applied.empty() && restart.empty()) return out + ": nothing changed\n";
+  out += "\n";
+  if (!applied.empty()) {
+    out += "applied:";
+    for (const std::string& name : applied) out += " --" + name;
+    out += "\n";
+  }
+  for (const std::string& name : restart) out += "--" + name + " changed: needs a restart\n";
+  return out;
+}
 
 }  // namespace
 
@@ -125,7 +144,7 @@ const CommandDef& ReloadCommand() {
   static const CommandDef kDef = {
       .name = "reload",
       .usage = "reload",
-      .summary = "re-read the configuration file (like SIGHUP)",
+      .summary = "re-read the configuration file (like SIGHUP); say what applied",
       .access = Access::kDaemon,
       .handle = Reload,
       .print = PrintReloaded,

@@ -1,8 +1,14 @@
 // The daemon's configuration: command-line options, optionally backed by an
 // INI file (--config FILE) holding the same option names. The command line
-// wins over the file. Every value is validated; a bad one is refused with a
-// message naming the option and the value. SIGHUP re-reads the file with the
-// original command line; a bad file leaves the running config in force.
+// wins over the file. Every option is defined once, in the table of
+// daemon/options.h, which parses, validates and documents it and says
+// whether a reload applies it; its default is the one of the module struct
+// it sets (PollerOptions, SchedulerOptions, LoggingOptions, DaemonOptions).
+// A bad value is refused with a message naming the option and the value.
+//
+// A reload (SIGHUP, `wtctl reload`) re-reads the file with the original
+// command line (a bad file leaves the running config in force); PlanReload
+// says what it applies and what needs a restart.
 //
 // Thread-safety: plain values and pure functions.
 #ifndef WTD_DAEMON_CONFIG_H_
@@ -12,38 +18,33 @@
 #include <string>
 #include <vector>
 
-#include "base/paths.h"
+#include "daemon/logging.h"
+#include "scheduler/poller.h"
+#include "scheduler/scheduler.h"
 #include "wtd/status.h"
 
 namespace wtd {
 
 enum class WorktreeMode { kCurrent, kAll, kPaths };
-enum class LogFormat { kText, kJson };
+
+// wtd's own settings; the rest belong to the modules that use them.
+struct DaemonOptions {
+  std::string state_dir;    // --state-dir; default from the environment
+  std::string socket_path;  // --socket; "" until set: <state-dir>/wtd.sock
+  std::string pid_file;     // --pid-file; "" until set: <state-dir>/wtd.pid
+  bool daemonize = false;   // --daemonize
+  bool inotify = true;      // off with --no-inotify
+  std::string config_file;  // --config
+};
 
 struct Config {
-  std::vector<std::string> repos;  // absolute paths
-  WorktreeMode worktree_mode = WorktreeMode::kCurrent;
-  std::vector<std::string> worktree_paths;  // kPaths: absolute worktree roots
-  std::string jobs_root = "jobs";
-  int64_t poll_ms = 1500;
-  int64_t lookback_s = 600;
-  int64_t max_per_tick = 50;
-  int64_t max_backfill = 200;
-  int64_t backoff_ms = 1000;
-  int64_t max_backoff_ms = 60000;
-  int64_t concurrency = 0;  // 0 before validation; then >= 1
-  int64_t shutdown_grace_s = 10;
-  int64_t log_cap_bytes = 16 << 20;
-  std::string state_dir;
-  std::string socket_path;
-  std::string pid_file;
-  std::string log_level = "info";
-  LogFormat log_format = LogFormat::kText;
-  bool daemonize = false;
-  bool dry_run = false;
-  bool inotify = true;
-  std::string exec_shim;  // path of wtd-exec
-  std::string config_file;
+  std::vector<std::string> repos;                       // --repo: absolute paths
+  WorktreeMode worktree_mode = WorktreeMode::kCurrent;  // --worktrees
+  std::vector<std::string> worktree_paths;              // kPaths: absolute worktree roots
+  PollerOptions poller;
+  SchedulerOptions scheduler;  // its state_dir is daemon.state_dir
+  LoggingOptions logging;
+  DaemonOptions daemon;
 };
 
 struct ParsedArgs {
@@ -59,8 +60,21 @@ struct ParsedArgs {
 Result<ParsedArgs> ParseArgs(const std::vector<std::string>& argv,
                              const char* (*env_lookup)(const char*), const std::string& cwd);
 
-// Names of the options that SIGHUP cannot change (they need a restart).
-std::vector<std::string> RestartOnlyDifferences(const Config& running, const Config& reloaded);
+// One option whose value a reload found changed.
+struct OptionChange {
+  std::string option;  // its name, without the dashes
+  std::string running, configured;
+};
+
+// What a reload does with a freshly parsed configuration.
+struct ReloadPlan {
+  // The configuration to run with: the reloaded one, with every option
+  // that needs a restart at its running value.
+  Config next;
+  std::vector<OptionChange> applied;        // changed, in effect now
+  std::vector<OptionChange> needs_restart;  // changed, kept until a restart
+};
+ReloadPlan PlanReload(const Config& running, const Config& reloaded);
 
 }  // namespace wtd
 

@@ -24,7 +24,7 @@ class Control : public DaemonControl {
   }
   void RequestStop() override { c_->scheduler->RequestStop(); }
   void SetPaused(bool paused) override { c_->scheduler->SetPaused(paused); }
-  wtd::Status Reload() override { return c_->reload(); }
+  Result<ReloadResult> Reload() override { return c_->reload(); }
 
  private:
   ControlContext* c_;

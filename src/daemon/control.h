@@ -27,8 +27,8 @@ struct ControlContext {
   std::string socket_path;
   int64_t started_at_ms = 0;
   uint64_t incarnation = 0;
-  // Re-reads the configuration; returns what was refused, if anything.
-  std::function<Status()> reload;
+  // Re-reads the configuration; returns what changed, or what was refused.
+  std::function<Result<ReloadResult>()> reload;
 };
 
 // The command table. `ctx` must outlive the server using it.

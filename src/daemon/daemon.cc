@@ -53,30 +53,6 @@ std::vector<RepoSpec> RepoSpecs(const Config& c) {
   return specs;
 }
 
-PollerOptions PollerOptionsFor(const Config& c) {
-  PollerOptions o;
-  o.jobs_root = c.jobs_root;
-  o.lookback_s = c.lookback_s;
-  o.max_per_tick = c.max_per_tick;
-  o.max_backfill = c.max_backfill;
-  o.backoff_ms = c.backoff_ms;
-  o.max_backoff_ms = c.max_backoff_ms;
-  o.dry_run = c.dry_run;
-  return o;
-}
-
-SchedulerOptions SchedulerOptionsFor(const Config& c) {
-  SchedulerOptions o;
-  o.poll_ms = c.poll_ms;
-  o.concurrency = c.concurrency;
-  o.exec_shim = c.exec_shim;
-  o.state_dir = c.state_dir;
-  o.log_cap_bytes = static_cast<uint64_t>(c.log_cap_bytes);
-  o.shutdown_grace_s = c.shutdown_grace_s;
-  o.dry_run = c.dry_run;
-  return o;
-}
-
 // Every configured repository must open at start (a typo should not start a
 // daemon that watches nothing); later failures are retried with backoff.
 Status CheckRepos(const Config& c) {
@@ -85,8 +61,9 @@ Status CheckRepos(const Config& c) {
     if (!root.ok())
       return Status::InvalidArgument("--repo=" + path + ": " + root.status().message());
   }
-  if (access(c.exec_shim.c_str(), X_OK) != 0) {
-    return Status::InvalidArgument("--exec-shim=" + c.exec_shim + ": not an executable file");
+  if (access(c.scheduler.exec_shim.c_str(), X_OK) != 0) {
+    return Status::InvalidArgument("--exec-shim=" + c.scheduler.exec_shim +
+                                   ": not an executable file");
   }
   return Status::OK();
 }
@@ -100,9 +77,10 @@ class Daemon {
 
  private:
   Status Start();
-  Status Reload();
+  Result<ReloadResult> Reload();
   void OnSignal(int sig);
 
+  // Written by Reload (under reload_mu_) once the loop and the socket run.
   Config config_;
   std::vector<std::string> argv_;
   std::string cwd_;
@@ -120,7 +98,7 @@ class Daemon {
 Status Daemon::Start() {
   Clock* clock = SystemClock();
   StoreOptions so;
-  so.dir = JoinPath(config_.state_dir, "db");
+  so.dir = JoinPath(config_.daemon.state_dir, "db");
   WTD_ASSIGN_OR_RETURN(store_, StateStore::Open(so));  // crash point after_store_open
   spdlog::info("state store {} open, incarnation {}{}", so.dir, store_->incarnation(),
                PreviousRunNote(store_->incarnation(), store_->previous_shutdown_clean()));
@@ -143,25 +121,29 @@ Status Daemon::Start() {
   spdlog::info("recovery: {} active run(s) checked, {} action(s), {} us", report.active_scanned,
                report.actions.size(), report.duration_us);
 
-  poller_ = std::make_unique<Poller>(runs_.get(), clock, PollerOptionsFor(config_));
+  poller_ = std::make_unique<Poller>(runs_.get(), clock, config_.poller);
   poller_->SetRepos(RepoSpecs(config_));
-  WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config_.inotify));
+  WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config_.daemon.inotify));
   launcher_ = NewShimLauncher(SystemProcessTable());
   scheduler_ =
       std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), clock, waker_.get(),
-                                  store_->incarnation(), SchedulerOptionsFor(config_));
+                                  store_->incarnation(), config_.scheduler);
   control_.runs = runs_.get();
   control_.scheduler = scheduler_.get();
-  control_.state_dir = config_.state_dir;
-  control_.socket_path = config_.socket_path;
+  control_.state_dir = config_.daemon.state_dir;
+  control_.socket_path = config_.daemon.socket_path;
   control_.started_at_ms = clock->NowMs();
   control_.incarnation = store_->incarnation();
   control_.reload = [this] { return Reload(); };
-  WTD_ASSIGN_OR_RETURN(server_, Server::Start(config_.socket_path, ControlCommands(&control_)));
+  WTD_ASSIGN_OR_RETURN(server_,
+                       Server::Start(config_.daemon.socket_path, ControlCommands(&control_)));
   return Status::OK();
 }
 
-Status Daemon::Reload() {
+// Applies every option marked `applies` (options.h) and keeps the running
+// value of each that needs a restart, saying so. The loop's options reach
+// the loop thread through Post: only that thread reads or writes them.
+Result<ReloadResult> Daemon::Reload() {
   std::lock_guard<std::mutex> l(reload_mu_);
   Result<ParsedArgs> parsed = ParseArgs(argv_, Env, cwd_);
   Status st = parsed.ok() ? CheckRepos(parsed->config) : parsed.status();
@@ -169,31 +151,37 @@ Status Daemon::Reload() {
     spdlog::error("reload refused, the running configuration stays in force: {}", st.message());
     return st;
   }
-  Config next = parsed->config;
-  for (const std::string& name : RestartOnlyDifferences(config_, next)) {
-    spdlog::warn("reload: --{} changes only at restart; keeping the running value", name);
+  ReloadPlan plan = PlanReload(config_, parsed->config);
+  config_ = std::move(plan.next);
+  ApplyLogging(config_.logging);  // before the lines below, so they are in the new format
+  ReloadResult result;
+  result.config_file = config_.daemon.config_file;
+  for (const OptionChange& c : plan.applied) {
+    spdlog::info("reload: --{} is now {} (was {})", c.option, c.configured, c.running);
+    result.applied.push_back(c.option);
   }
-  next.state_dir = config_.state_dir;
-  next.socket_path = config_.socket_path;
-  next.pid_file = config_.pid_file;
-  next.daemonize = config_.daemonize;
-  next.exec_shim = config_.exec_shim;
-  config_ = next;
-  SetLogLevel(config_.log_level);
+  for (const OptionChange& c : plan.needs_restart) {
+    spdlog::warn("reload: --{} changed: needs a restart (running with {}, configured {})", c.option,
+                 c.running, c.configured);
+    result.needs_restart.push_back(c.option);
+  }
   Poller* poller = poller_.get();
   Waker* waker = waker_.get();
-  PollerOptions po = PollerOptionsFor(config_);
+  PollerOptions po = config_.poller;
   std::vector<RepoSpec> specs = RepoSpecs(config_);
-  bool inotify = config_.inotify;
+  bool inotify = config_.daemon.inotify;
   scheduler_->Post([poller, waker, po, specs, inotify] {
     poller->SetOptions(po);
     poller->SetRepos(specs);
     waker->SetInotify(inotify);
   });
-  scheduler_->SetOptions(SchedulerOptionsFor(config_));
-  spdlog::info("configuration reloaded from {}",
-               config_.config_file.empty() ? "the command line" : config_.config_file);
-  return Status::OK();
+  scheduler_->SetOptions(config_.scheduler);
+  spdlog::info(
+      "configuration reloaded from {}: {} option(s) changed and applied, {} need(s) a "
+      "restart",
+      result.config_file.empty() ? "the command line" : result.config_file, result.applied.size(),
+      result.needs_restart.size());
+  return result;
 }
 
 void Daemon::OnSignal(int sig) {
@@ -202,7 +190,7 @@ void Daemon::OnSignal(int sig) {
     scheduler_->RequestStop();  // wakes the loop through the waker's eventfd
   } else if (sig == SIGHUP) {
     Service::Notify("RELOADING=1");
-    Reload().IgnoreError();  // logged; the old config stays in force
+    Reload().status().IgnoreError();  // logged; a refused reload changes nothing
     Service::Notify("READY=1");
   }
 }
@@ -218,6 +206,9 @@ int Daemon::Run(Service* service) {
   }
   signal(SIGPIPE, SIG_IGN);
 
+  // Read before the socket starts: a reload may change config_ from then on.
+  const std::string socket = config_.daemon.socket_path;
+  const size_t repos = config_.repos.size();
   Status st = Start();
   if (!st.ok()) {
     spdlog::critical("cannot start: {}", st.ToString());
@@ -229,8 +220,8 @@ int Daemon::Run(Service* service) {
     signals->Run([this](int sig) { OnSignal(sig); }, WatchdogTickMs(Service::WatchdogUsec()),
                  &Service::Watchdog);
   });
-  spdlog::info("wtd {} ready: pid {}, socket {}, {} repositor{}", WTD_VERSION, getpid(),
-               config_.socket_path, config_.repos.size(), config_.repos.size() == 1 ? "y" : "ies");
+  spdlog::info("wtd {} ready: pid {}, socket {}, {} repositor{}", WTD_VERSION, getpid(), socket,
+               repos, repos == 1 ? "y" : "ies");
   service->Ready();
   scheduler_->Loop();  // stops with the shutdown grace of the last reload
   Service::Notify("STOPPING=1");
@@ -275,18 +266,19 @@ int DaemonMain(int argc, char** argv) {
   // What wtd creates (store, logs, context files, socket) is its user's
   // alone, whatever the umask it was started with; jobs get that umask back.
   SetJobUmask(static_cast<int>(umask(077)));
-  if (Status st = MakeDirs(config.state_dir, 0700); !st.ok()) {
-    std::cerr << "wtd: --state-dir=" << config.state_dir << ": " << st.message() << "\n";
+  const std::string& state_dir = config.daemon.state_dir;
+  if (Status st = MakeDirs(state_dir, 0700); !st.ok()) {
+    std::cerr << "wtd: --state-dir=" << state_dir << ": " << st.message() << "\n";
     return 1;
   }
   std::vector<std::string> tightened;
-  if (Status st = CheckStateDir(config.state_dir, geteuid(), &tightened); !st.ok()) {
+  if (Status st = CheckStateDir(state_dir, geteuid(), &tightened); !st.ok()) {
     std::cerr << "wtd: " << st.message() << "\n";
     return 1;
   }
   Service service;
-  if (config.daemonize) {
-    std::string out = JoinPath(config.state_dir, "logs/wtd.out");
+  if (config.daemon.daemonize) {
+    std::string out = JoinPath(state_dir, "logs/wtd.out");
     Status st = MakeDirs(DirName(out), 0700);
     if (st.ok()) st = service.Daemonize(out);
     if (!st.ok()) {
@@ -294,7 +286,8 @@ int DaemonMain(int argc, char** argv) {
       return 1;
     }
   }
-  if (Status st = SetupLogging(config, /*to_stderr=*/!config.daemonize); !st.ok()) {
+  if (Status st = SetupLogging(state_dir, config.logging, /*to_stderr=*/!config.daemon.daemonize);
+      !st.ok()) {
     std::cerr << "wtd: " << st.message() << "\n";
     service.StartFailed(st.message());
     return 1;
@@ -302,7 +295,7 @@ int DaemonMain(int argc, char** argv) {
   for (const std::string& t : tightened) {
     spdlog::warn("state dir: {} was open to group or others; made owner-only", t);
   }
-  Result<PidFile> pid_file = PidFile::Acquire(config.pid_file);
+  Result<PidFile> pid_file = PidFile::Acquire(config.daemon.pid_file);
   if (!pid_file.ok()) {
     spdlog::critical("{}", pid_file.status().message());
     service.StartFailed(pid_file.status().message());

@@ -33,12 +33,23 @@ class JsonFormatter : public spdlog::formatter {
   }
 };
 
+std::unique_ptr<spdlog::formatter> Formatter(LogFormat format) {
+  if (format == LogFormat::kJson) return std::make_unique<JsonFormatter>();
+  return std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%eZ %l %v",
+                                                     spdlog::pattern_time_type::utc);
+}
+
 }  // namespace
 
-void SetLogLevel(const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); }
+void ApplyLogging(const LoggingOptions& options) {
+  // Each sink swaps its formatter under its own lock, so lines written
+  // meanwhile come out whole, in one format or the other.
+  spdlog::default_logger()->set_formatter(Formatter(options.format));
+  spdlog::set_level(spdlog::level::from_str(options.level));
+}
 
-Status SetupLogging(const Config& config, bool to_stderr) {
-  std::string dir = JoinPath(config.state_dir, "logs");
+Status SetupLogging(const std::string& state_dir, const LoggingOptions& options, bool to_stderr) {
+  std::string dir = JoinPath(state_dir, "logs");
   WTD_RETURN_IF_ERROR(MakeDirs(dir, 0700));
   std::vector<spdlog::sink_ptr> sinks;
   try {
@@ -49,15 +60,9 @@ Status SetupLogging(const Config& config, bool to_stderr) {
     return Status::IOError("cannot open log " + JoinPath(dir, "wtd.log") + ": " + e.what());
   }
   auto logger = std::make_shared<spdlog::logger>("wtd", sinks.begin(), sinks.end());
-  if (config.log_format == LogFormat::kJson) {
-    logger->set_formatter(std::make_unique<JsonFormatter>());
-  } else {
-    logger->set_formatter(std::make_unique<spdlog::pattern_formatter>(
-        "%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc));
-  }
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);
-  SetLogLevel(config.log_level);
+  ApplyLogging(options);
   return Status::OK();
 }
 

@@ -128,5 +128,50 @@ TEST_F(CommandsTest, DaemonCommandsRefuseWithoutADaemon) {
   }
 }
 
+// A daemon whose reload answers `reload_`.
+class FakeDaemon : public DaemonControl {
+ public:
+  explicit FakeDaemon(Result<ReloadResult> reload) : reload_(std::move(reload)) {}
+  Info Status() override { return Info{}; }
+  void RequestStop() override {}
+  void SetPaused(bool) override {}
+  Result<ReloadResult> Reload() override { return reload_; }
+
+ private:
+  Result<ReloadResult> reload_;
+};
+
+TEST_F(CommandsTest, ReloadSaysWhatAppliedAndWhatNeedsARestart) {
+  ReloadResult done;
+  done.config_file = "/etc/wtd.ini";
+  done.applied = {"concurrency", "log-format"};
+  done.needs_restart = {"socket"};
+  FakeDaemon daemon(done);
+  ctx_.daemon = &daemon;
+  Result<json> r = Def("reload").handle(ctx_, json::object());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, json({{"reloaded", true},
+                      {"config_file", "/etc/wtd.ini"},
+                      {"applied", {"concurrency", "log-format"}},
+                      {"needs_restart", {"socket"}}}));
+  EXPECT_EQ(Def("reload").print(*r),
+            "reloaded /etc/wtd.ini\n"
+            "applied: --concurrency --log-format\n"
+            "--socket changed: needs a restart\n");
+
+  FakeDaemon unchanged(ReloadResult{});
+  ctx_.daemon = &unchanged;
+  r = Def("reload").handle(ctx_, json::object());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE((*r)["config_file"].is_null()) << r->dump();
+  EXPECT_EQ(Def("reload").print(*r), "reloaded: nothing changed\n");
+
+  FakeDaemon refused(Status::InvalidArgument("--poll-ms=5: must be between 10 and 3600000"));
+  ctx_.daemon = &refused;
+  r = Def("reload").handle(ctx_, json::object());
+  EXPECT_TRUE(r.status().IsInvalidArgument());
+  EXPECT_EQ(r.status().message(), "--poll-ms=5: must be between 10 and 3600000");
+}
+
 }  // namespace
 }  // namespace wtd

@@ -34,28 +34,34 @@ TEST_F(ConfigTest, DefaultsMatchTheContract) {
   const Config& c = p->config;
   EXPECT_EQ(c.repos, std::vector<std::string>{"/work/repo"});
   EXPECT_EQ(c.worktree_mode, WorktreeMode::kCurrent);
-  EXPECT_EQ(c.jobs_root, "jobs");
-  EXPECT_EQ(c.poll_ms, 1500);
-  EXPECT_EQ(c.lookback_s, 600);
-  EXPECT_EQ(c.max_per_tick, 50);
-  EXPECT_EQ(c.backoff_ms, 1000);
-  EXPECT_EQ(c.max_backoff_ms, 60000);
-  EXPECT_GE(c.concurrency, 1);
-  EXPECT_EQ(c.state_dir, "/home/u/.local/state/wtd");
-  EXPECT_EQ(c.socket_path, "/home/u/.local/state/wtd/wtd.sock");
-  EXPECT_EQ(c.pid_file, "/home/u/.local/state/wtd/wtd.pid");
-  EXPECT_EQ(c.log_level, "info");
-  EXPECT_EQ(c.log_format, LogFormat::kText);
-  EXPECT_FALSE(c.daemonize);
-  EXPECT_FALSE(c.dry_run);
+  EXPECT_EQ(c.poller.jobs_root, "jobs");
+  EXPECT_EQ(c.scheduler.poll_ms, 1500);
+  EXPECT_EQ(c.poller.lookback_s, 600);
+  EXPECT_EQ(c.poller.max_per_tick, 50);
+  EXPECT_EQ(c.poller.backoff_ms, 1000);
+  EXPECT_EQ(c.poller.max_backoff_ms, 60000);
+  EXPECT_GE(c.scheduler.concurrency, 1);
+  EXPECT_EQ(c.daemon.state_dir, "/home/u/.local/state/wtd");
+  EXPECT_EQ(c.daemon.socket_path, "/home/u/.local/state/wtd/wtd.sock");
+  EXPECT_EQ(c.daemon.pid_file, "/home/u/.local/state/wtd/wtd.pid");
+  EXPECT_EQ(c.logging.level, "info");
+  EXPECT_EQ(c.logging.format, LogFormat::kText);
+  EXPECT_FALSE(c.daemon.daemonize);
+  EXPECT_FALSE(c.poller.dry_run);
+  EXPECT_FALSE(c.scheduler.dry_run);
+  EXPECT_TRUE(c.daemon.inotify);
+  EXPECT_EQ(c.poller.max_backfill, 200);
+  EXPECT_EQ(c.scheduler.shutdown_grace_s, 10);
+  EXPECT_EQ(c.scheduler.log_cap_bytes, uint64_t{16} << 20);
+  EXPECT_EQ(c.scheduler.state_dir, c.daemon.state_dir);
 }
 
 TEST_F(ConfigTest, StateDirPrefersWtdStateDirThenXdg) {
   env_["XDG_STATE_HOME"] = "/xdg";
-  EXPECT_EQ(Parse({})->config.state_dir, "/xdg/wtd");
+  EXPECT_EQ(Parse({})->config.daemon.state_dir, "/xdg/wtd");
   env_["WTD_STATE_DIR"] = "/explicit";
-  EXPECT_EQ(Parse({})->config.state_dir, "/explicit");
-  EXPECT_EQ(Parse({"--state-dir", "rel"})->config.state_dir, "/work/repo/rel");
+  EXPECT_EQ(Parse({})->config.daemon.state_dir, "/explicit");
+  EXPECT_EQ(Parse({"--state-dir", "rel"})->config.daemon.state_dir, "/work/repo/rel");
 }
 
 TEST_F(ConfigTest, WorktreeModes) {
@@ -98,9 +104,9 @@ TEST_F(ConfigTest, ConfigFileSetsOptionsAndTheCommandLineWins) {
   std::ofstream(path) << "# comment\npoll-ms = 250\nlookback-s = 30\nrepo = /r1\nrepo = /r2\n";
   Result<ParsedArgs> p = Parse({"--config", path, "--lookback-s", "99"});
   ASSERT_TRUE(p.ok()) << p.status().ToString();
-  EXPECT_EQ(p->config.poll_ms, 250);
-  EXPECT_EQ(p->config.lookback_s, 99);
-  EXPECT_EQ(p->config.config_file, path);
+  EXPECT_EQ(p->config.scheduler.poll_ms, 250);
+  EXPECT_EQ(p->config.poller.lookback_s, 99);
+  EXPECT_EQ(p->config.daemon.config_file, path);
 }
 
 TEST_F(ConfigTest, BadConfigFileIsRefusedNamingTheFile) {
@@ -127,11 +133,35 @@ TEST_F(ConfigTest, HelpListsEveryOptionWithItsDefault) {
   EXPECT_NE(p->help_text.find("(=1500)"), std::string::npos);
 }
 
-TEST_F(ConfigTest, RestartOnlyOptionsAreReported) {
-  Config a = Parse({})->config;
-  Config b = Parse({"--state-dir", "/other", "--poll-ms", "100"})->config;
-  EXPECT_EQ(RestartOnlyDifferences(a, b),
-            (std::vector<std::string>{"state-dir", "socket", "pid-file"}));
+TEST_F(ConfigTest, ReloadAppliesWhatItCanAndKeepsTheRestUntilARestart) {
+  Config running = Parse({})->config;
+  Config reloaded = Parse({"--state-dir", "/other", "--poll-ms", "100", "--shutdown-grace-s", "3",
+                           "--log-format", "json", "--no-inotify"})
+                        ->config;
+  ReloadPlan plan = PlanReload(running, reloaded);
+  std::vector<std::string> applied, restart;
+  for (const OptionChange& c : plan.applied) applied.push_back(c.option);
+  for (const OptionChange& c : plan.needs_restart) restart.push_back(c.option);
+  EXPECT_EQ(applied,
+            (std::vector<std::string>{"poll-ms", "shutdown-grace-s", "log-format", "no-inotify"}));
+  // The socket and the PID file follow the state dir.
+  EXPECT_EQ(restart, (std::vector<std::string>{"state-dir", "socket", "pid-file"}));
+  ASSERT_EQ(plan.needs_restart.size(), 3u);
+  EXPECT_EQ(plan.needs_restart[0].running, "/home/u/.local/state/wtd");
+  EXPECT_EQ(plan.needs_restart[0].configured, "/other");
+  // What applies is the reloaded value; what needs a restart keeps the running one.
+  EXPECT_EQ(plan.next.scheduler.poll_ms, 100);
+  EXPECT_EQ(plan.next.scheduler.shutdown_grace_s, 3);
+  EXPECT_EQ(plan.next.logging.format, LogFormat::kJson);
+  EXPECT_FALSE(plan.next.daemon.inotify);
+  EXPECT_EQ(plan.next.daemon.state_dir, running.daemon.state_dir);
+  EXPECT_EQ(plan.next.scheduler.state_dir, running.daemon.state_dir);
+  EXPECT_EQ(plan.next.daemon.socket_path, running.daemon.socket_path);
+  EXPECT_EQ(plan.next.daemon.pid_file, running.daemon.pid_file);
+
+  ReloadPlan same = PlanReload(running, Parse({})->config);
+  EXPECT_TRUE(same.applied.empty());
+  EXPECT_TRUE(same.needs_restart.empty());
 }
 
 }  // namespace
