@@ -66,7 +66,14 @@ Status Scheduler::Dispatch(uint64_t id) {
   }
   WTD_CRASH_POINT("after_spawn");
   WTD_CRASH_POINT("before_running_commit");
-  std::string log_path = RunLogPath(options_.state_dir, id);
+  std::string state_dir;
+  int64_t grace;
+  {
+    MutexLock l(&mu_);  // a reload may replace options_ meanwhile
+    state_dir = options_.state_dir;
+    grace = options_.kill_grace_ms;
+  }
+  std::string log_path = RunLogPath(state_dir, id);
   Result<Run> running = runs_->MarkRunning(id, exec->identity(), incarnation_, log_path);
   if (!running.ok()) {
     exec->Abort();  // the job never runs without its record
@@ -76,16 +83,11 @@ Status Scheduler::Dispatch(uint64_t id) {
   WTD_CRASH_POINT("after_running_commit");
   exec->OnDone([this, id](const ExecOutcome& outcome) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       completions_.push_back(Completion{id, outcome});
     }
     waker_->Notify();
   });
-  int64_t grace;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    grace = options_.kill_grace_ms;
-  }
   Status released = exec->Release(running->timeout_ms, grace);
   if (!released.ok()) {
     // The shim never got its byte: nothing ran. Record the attempt as
@@ -108,18 +110,20 @@ Status Scheduler::Spawn(const Run& stored, std::unique_ptr<Launched>* out) {
   Run run = stored;
   // A record written before runs carried their job: resolve it now.
   if (run.command.empty()) WTD_RETURN_IF_ERROR(source_->ResolveJob(&run));
-  std::string context_path = RunContextPath(options_.state_dir, run.id);
-  WTD_RETURN_IF_ERROR(WriteContext(run, context_path));
   SpawnRequest req;
+  std::string state_dir;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);  // a reload may replace options_ meanwhile
+    state_dir = options_.state_dir;
     req.shim_path = options_.exec_shim;
     req.log_cap_bytes = options_.log_cap_bytes;
   }
+  std::string context_path = RunContextPath(state_dir, run.id);
+  WTD_RETURN_IF_ERROR(WriteContext(run, context_path));
   req.command = run.command;
   req.cwd = run.worktree_path;
   req.env = JobEnvironment(run, context_path);
-  req.log_path = RunLogPath(options_.state_dir, run.id);
+  req.log_path = RunLogPath(state_dir, run.id);
   req.attempt = run.attempt + 1;
   WTD_ASSIGN_OR_RETURN(*out, launcher_->Start(req));
   return Status::OK();

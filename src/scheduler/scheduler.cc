@@ -45,7 +45,7 @@ void Scheduler::RequestStop() {
 
 void Scheduler::SetPaused(bool paused) {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     paused_ = paused;
   }
   spdlog::info(paused ? "paused: no new runs start" : "resumed");
@@ -54,14 +54,14 @@ void Scheduler::SetPaused(bool paused) {
 
 void Scheduler::SetOptions(const SchedulerOptions& options) {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     options_ = options;
   }
   waker_->Notify();
 }
 
 SchedulerSnapshot Scheduler::Snapshot() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return snapshot_;
 }
 
@@ -79,7 +79,7 @@ void Scheduler::Loop(int64_t grace_ms) {
 
 void Scheduler::Post(std::function<void()> fn) {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     posted_.push_back(std::move(fn));
   }
   waker_->Notify();
@@ -88,7 +88,7 @@ void Scheduler::Post(std::function<void()> fn) {
 int64_t Scheduler::Step(bool refs_changed) {
   std::vector<std::function<void()>> posted;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     posted.swap(posted_);
   }
   for (auto& fn : posted) fn();
@@ -102,7 +102,7 @@ int64_t Scheduler::Step(bool refs_changed) {
   SchedulerOptions opts;
   bool paused;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     opts = options_;
     paused = paused_;
   }
@@ -160,7 +160,7 @@ void Scheduler::WakeRetries(const std::vector<Run>& active, int64_t now, int64_t
 void Scheduler::DispatchPending(const std::vector<Run>& active) {
   int64_t limit;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     limit = options_.concurrency;
   }
   // Runs just woken are pending in the store but not in `active`: re-read.
@@ -178,7 +178,7 @@ void Scheduler::DispatchPending(const std::vector<Run>& active) {
 void Scheduler::ReapCompletions() {
   std::deque<Completion> done;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     done.swap(completions_);
   }
   for (Completion& c : done) {
@@ -223,7 +223,7 @@ void Scheduler::Publish() {
   for (const auto& [id, f] : in_flight_) s.running.push_back(id);
   s.store_error = store_error_;
   s.stopping = stop_.load();
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   s.paused = paused_;
   snapshot_ = std::move(s);
 }
