@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/crash_point.h"
 #include "base/file_util.h"
+#include "base/mutex.h"
 #include "base/process_table.h"
 #include "daemon/config.h"
 #include "daemon/control.h"
@@ -95,14 +96,17 @@ class Daemon {
  public:
   Daemon(Config config, std::vector<std::string> argv, std::string cwd)
       : config_(std::move(config)), argv_(std::move(argv)), cwd_(std::move(cwd)) {}
-  int Run(Service* service);
+  int Run(Service* service) EXCLUDES(reload_mu_);
 
  private:
-  Status Start();
-  Status Reload();
-  void OnSignal(int sig);
+  Status Start() EXCLUDES(reload_mu_);
+  Status Reload() EXCLUDES(reload_mu_);
+  void OnSignal(int sig) EXCLUDES(reload_mu_);
 
-  Config config_;
+  // Serializes reloads (from the signal thread and the control socket's
+  // handlers) and guards the configuration they replace.
+  Mutex reload_mu_;
+  Config config_ GUARDED_BY(reload_mu_);
   std::vector<std::string> argv_;
   std::string cwd_;
   std::unique_ptr<StateStore> store_;
@@ -113,13 +117,17 @@ class Daemon {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Server> server_;
   ControlContext control_;
-  std::mutex reload_mu_;
 };
 
 Status Daemon::Start() {
+  Config config;
+  {
+    MutexLock l(&reload_mu_);
+    config = config_;
+  }
   Clock* clock = SystemClock();
   StoreOptions so;
-  so.dir = JoinPath(config_.state_dir, "db");
+  so.dir = JoinPath(config.state_dir, "db");
   WTD_ASSIGN_OR_RETURN(store_, StateStore::Open(so));  // crash point after_store_open
   spdlog::info("state store {} open, incarnation {}{}", so.dir, store_->incarnation(),
                PreviousRunNote(store_->incarnation(), store_->previous_shutdown_clean()));
@@ -142,26 +150,26 @@ Status Daemon::Start() {
   spdlog::info("recovery: {} active run(s) checked, {} action(s), {} us", report.active_scanned,
                report.actions.size(), report.duration_us);
 
-  poller_ = std::make_unique<Poller>(runs_.get(), clock, PollerOptionsFor(config_));
-  poller_->SetRepos(RepoSpecs(config_));
-  WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config_.inotify));
+  poller_ = std::make_unique<Poller>(runs_.get(), clock, PollerOptionsFor(config));
+  poller_->SetRepos(RepoSpecs(config));
+  WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config.inotify));
   launcher_ = NewShimLauncher(SystemProcessTable());
   scheduler_ =
       std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), clock, waker_.get(),
-                                  store_->incarnation(), SchedulerOptionsFor(config_));
+                                  store_->incarnation(), SchedulerOptionsFor(config));
   control_.runs = runs_.get();
   control_.scheduler = scheduler_.get();
-  control_.state_dir = config_.state_dir;
-  control_.socket_path = config_.socket_path;
+  control_.state_dir = config.state_dir;
+  control_.socket_path = config.socket_path;
   control_.started_at_ms = clock->NowMs();
   control_.incarnation = store_->incarnation();
   control_.reload = [this] { return Reload(); };
-  WTD_ASSIGN_OR_RETURN(server_, Server::Start(config_.socket_path, ControlCommands(&control_)));
+  WTD_ASSIGN_OR_RETURN(server_, Server::Start(config.socket_path, ControlCommands(&control_)));
   return Status::OK();
 }
 
 Status Daemon::Reload() {
-  std::lock_guard<std::mutex> l(reload_mu_);
+  MutexLock l(&reload_mu_);
   Result<ParsedArgs> parsed = ParseArgs(argv_, Env, cwd_);
   Status st = parsed.ok() ? CheckRepos(parsed->config) : parsed.status();
   if (!st.ok()) {
@@ -225,10 +233,19 @@ int Daemon::Run(Service* service) {
     signals->Run([this](int sig) { OnSignal(sig); }, WatchdogTickMs(Service::WatchdogUsec()),
                  &Service::Watchdog);
   });
+  std::string socket_path;
+  size_t repos;
+  int64_t grace_ms;
+  {
+    MutexLock l(&reload_mu_);  // the signal thread may be reloading already
+    socket_path = config_.socket_path;
+    repos = config_.repos.size();
+    grace_ms = config_.shutdown_grace_s * 1000;
+  }
   spdlog::info("wtd {} ready: pid {}, socket {}, {} repositor{}", WTD_VERSION, getpid(),
-               config_.socket_path, config_.repos.size(), config_.repos.size() == 1 ? "y" : "ies");
+               socket_path, repos, repos == 1 ? "y" : "ies");
   service->Ready();
-  scheduler_->Loop(config_.shutdown_grace_s * 1000);
+  scheduler_->Loop(grace_ms);
   Service::Notify("STOPPING=1");
   signals->Stop();  // the signal thread returns at once
   signal_thread.join();
