@@ -23,15 +23,31 @@ namespace {
 
 using json = nlohmann::json;
 
+// An integer argument read as the daemon's commands read one (IntArg in
+// src/commands/registry.cc): anything but a JSON integer is refused, since
+// converting a float such as 1e40 to an integer is undefined behaviour.
+Result<int64_t> IntArg(const json& args, const char* name, int64_t fallback) {
+  json v = args.value(name, json(fallback));  // throws when args is not an object
+  if (!v.is_number_integer())
+    return Status::InvalidArgument(std::string(name) + ": not an integer");
+  return v.get<int64_t>();
+}
+
 // Handlers that read their args the way the daemon's do, typed and untyped.
 const std::vector<CommandSpec>& Table() {
   static const std::vector<CommandSpec> kTable = {
       {"echo", "", [](const json& a) -> Result<json> { return a; }},
       {"runs", "",
        [](const json& a) -> Result<json> {
-         return json{{"limit", a.value("limit", 50)}, {"job", a.value("job", "")}};
+         WTD_ASSIGN_OR_RETURN(int64_t limit, IntArg(a, "limit", 50));
+         return json{{"limit", limit}, {"job", a.value("job", "")}};
        }},
-      {"show", "", [](const json& a) -> Result<json> { return json(a.at("id").get<int64_t>()); }},
+      {"show", "",
+       [](const json& a) -> Result<json> {
+         a.at("id");  // throws when missing: the handler-exception path
+         WTD_ASSIGN_OR_RETURN(int64_t id, IntArg(a, "id", 0));
+         return json(id);
+       }},
   };
   return kTable;
 }

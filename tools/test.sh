@@ -3,8 +3,14 @@
 #   1. Release build with -Werror: every unit, property, corpus and
 #      integration test (ctest).
 #   2. ASan+UBSan build of the same tests.
-#   3. clang-14 libFuzzer build: each fuzz target runs over its seed corpus
+#   3. clang-14 thread-safety build of the modules and programs, compile
+#      only: -Wthread-safety -Werror proves the GUARDED_BY/REQUIRES/EXCLUDES
+#      annotations.
+#   4. clang-14 ThreadSanitizer build of the scheduler, exec, server and store
+#      tests, which then run under it.
+#   5. clang-14 libFuzzer build: each fuzz target runs over its seed corpus
 #      and then fuzzes for WTD_FUZZ_SECONDS (default 20) seconds.
+# docs/design/concurrency.md describes stages 3 and 4.
 # Environment: WTD_PROPERTY_CASES (rapidcheck cases, default 300),
 # WTD_SKIP_INSTALL=1 (do not run the install script), JOBS (default nproc).
 set -euo pipefail
@@ -29,6 +35,27 @@ step "asan+ubsan tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   LSAN_OPTIONS=suppressions="$root/tools/lsan-suppressions.txt" \
   ctest --test-dir build/asan --output-on-failure -j "$jobs"
+
+step "thread-safety analysis build (clang-14, compile only)"
+# Every module and program compiled with -Wthread-safety -Werror: a violated
+# annotation fails here. The annotations are all in src/ (tests hold none), so
+# the tests are not built; nothing runs, so no -g and no optimizer.
+cmake -S . -B build/thread-safety -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O0 \
+  -DCMAKE_CXX_COMPILER=clang++-14 -DWTD_WERROR=ON -DWTD_THREAD_SAFETY=ON \
+  -DWTD_BUILD_TESTS=OFF -DWTD_BUILD_BENCH=OFF
+cmake --build build/thread-safety -j "$jobs"
+
+step "tsan build (clang-14)"
+# Only the test binaries of the threaded modules (and wtd-exec, which they
+# spawn); each test's TSAN_OPTIONS come from tests/CMakeLists.txt.
+tsan_tests=(scheduler_test exec_test server_test store_test)
+cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER=clang++-14 -DWTD_WERROR=ON -DWTD_TSAN=ON \
+  -DWTD_BUILD_TESTS=ON -DWTD_BUILD_BENCH=OFF
+cmake --build build/tsan -j "$jobs" --target "${tsan_tests[@]}"
+step "tsan tests"
+tsan_labels=$(IFS='|'; echo "^(${tsan_tests[*]})\$")
+ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L "$tsan_labels"
 
 if [[ -f fuzz/CMakeLists.txt ]]; then
   step "libFuzzer build (clang-14)"

@@ -5,8 +5,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
-#include <mutex>
 #include <string>
+
+#include "base/mutex.h"
 
 namespace wtd {
 namespace {
@@ -27,10 +28,10 @@ constexpr std::string_view kCrashPointNames[] = {
     "during_shutdown",        // graceful stop: jobs past the grace; before the clean marker
 };
 
-std::mutex g_mu;
-std::string g_name;                              // GUARDED_BY(g_mu)
-int g_remaining = 0;                             // GUARDED_BY(g_mu)
-std::function<void(std::string_view)> g_action;  // GUARDED_BY(g_mu)
+Mutex g_mu;
+std::string g_name GUARDED_BY(g_mu);
+int g_remaining GUARDED_BY(g_mu) = 0;
+std::function<void(std::string_view)> g_action GUARDED_BY(g_mu);
 
 bool Known(std::string_view name) {
   return std::find(std::begin(kCrashPointNames), std::end(kCrashPointNames), name) !=
@@ -45,7 +46,7 @@ std::atomic<bool> g_crash_armed{false};
 void MaybeCrashSlow(std::string_view name) {
   std::function<void(std::string_view)> action;
   {
-    std::lock_guard<std::mutex> lock(g_mu);
+    MutexLock lock(&g_mu);
     if (name != g_name || g_remaining <= 0) return;
     if (--g_remaining > 0) return;
     g_crash_armed.store(false, std::memory_order_relaxed);
@@ -65,7 +66,7 @@ Status ArmCrashPoint(std::string_view name, int nth) {
   if (!Known(name))
     return Status::InvalidArgument("unknown crash point '" + std::string(name) + "'");
   if (nth < 1) return Status::InvalidArgument("crash point count must be >= 1");
-  std::lock_guard<std::mutex> lock(g_mu);
+  MutexLock lock(&g_mu);
   g_name = std::string(name);
   g_remaining = nth;
   internal::g_crash_armed.store(true, std::memory_order_relaxed);
@@ -94,14 +95,14 @@ Status ArmCrashPointFromEnv() {
 }
 
 void DisarmCrashPoints() {
-  std::lock_guard<std::mutex> lock(g_mu);
+  MutexLock lock(&g_mu);
   g_remaining = 0;
   g_name.clear();
   internal::g_crash_armed.store(false, std::memory_order_relaxed);
 }
 
 void SetCrashAction(std::function<void(std::string_view)> action) {
-  std::lock_guard<std::mutex> lock(g_mu);
+  MutexLock lock(&g_mu);
   g_action = std::move(action);
 }
 

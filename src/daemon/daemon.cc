@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/crash_point.h"
 #include "base/file_util.h"
+#include "base/mutex.h"
 #include "base/process_table.h"
 #include "daemon/config.h"
 #include "daemon/control.h"
@@ -73,15 +74,17 @@ class Daemon {
  public:
   Daemon(Config config, std::vector<std::string> argv, std::string cwd)
       : config_(std::move(config)), argv_(std::move(argv)), cwd_(std::move(cwd)) {}
-  int Run(Service* service);
+  int Run(Service* service) EXCLUDES(reload_mu_);
 
  private:
-  Status Start();
-  Result<ReloadResult> Reload();
-  void OnSignal(int sig);
+  Status Start() EXCLUDES(reload_mu_);
+  Result<ReloadResult> Reload() EXCLUDES(reload_mu_);
+  void OnSignal(int sig) EXCLUDES(reload_mu_);
 
-  // Written by Reload (under reload_mu_) once the loop and the socket run.
-  Config config_;
+  // Serializes reloads (from the signal thread and the control socket's
+  // handlers) and guards the configuration they replace.
+  Mutex reload_mu_;
+  Config config_ GUARDED_BY(reload_mu_);
   std::vector<std::string> argv_;
   std::string cwd_;
   std::unique_ptr<StateStore> store_;
@@ -92,13 +95,17 @@ class Daemon {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Server> server_;
   ControlContext control_;
-  std::mutex reload_mu_;
 };
 
 Status Daemon::Start() {
+  Config config;
+  {
+    MutexLock l(&reload_mu_);
+    config = config_;
+  }
   Clock* clock = SystemClock();
   StoreOptions so;
-  so.dir = JoinPath(config_.daemon.state_dir, "db");
+  so.dir = JoinPath(config.daemon.state_dir, "db");
   WTD_ASSIGN_OR_RETURN(store_, StateStore::Open(so));  // crash point after_store_open
   spdlog::info("state store {} open, incarnation {}{}", so.dir, store_->incarnation(),
                PreviousRunNote(store_->incarnation(), store_->previous_shutdown_clean()));
@@ -121,22 +128,22 @@ Status Daemon::Start() {
   spdlog::info("recovery: {} active run(s) checked, {} action(s), {} us", report.active_scanned,
                report.actions.size(), report.duration_us);
 
-  poller_ = std::make_unique<Poller>(runs_.get(), clock, config_.poller);
-  poller_->SetRepos(RepoSpecs(config_));
-  WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config_.daemon.inotify));
+  poller_ = std::make_unique<Poller>(runs_.get(), clock, config.poller);
+  poller_->SetRepos(RepoSpecs(config));
+  WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config.daemon.inotify));
   launcher_ = NewShimLauncher(SystemProcessTable());
   scheduler_ =
       std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), clock, waker_.get(),
-                                  store_->incarnation(), config_.scheduler);
+                                  store_->incarnation(), config.scheduler);
   control_.runs = runs_.get();
   control_.scheduler = scheduler_.get();
-  control_.state_dir = config_.daemon.state_dir;
-  control_.socket_path = config_.daemon.socket_path;
+  control_.state_dir = config.daemon.state_dir;
+  control_.socket_path = config.daemon.socket_path;
   control_.started_at_ms = clock->NowMs();
   control_.incarnation = store_->incarnation();
   control_.reload = [this] { return Reload(); };
   WTD_ASSIGN_OR_RETURN(server_,
-                       Server::Start(config_.daemon.socket_path, ControlCommands(&control_)));
+                       Server::Start(config.daemon.socket_path, ControlCommands(&control_)));
   return Status::OK();
 }
 
@@ -144,7 +151,7 @@ Status Daemon::Start() {
 // value of each that needs a restart, saying so. The loop's options reach
 // the loop thread through Post: only that thread reads or writes them.
 Result<ReloadResult> Daemon::Reload() {
-  std::lock_guard<std::mutex> l(reload_mu_);
+  MutexLock l(&reload_mu_);
   Result<ParsedArgs> parsed = ParseArgs(argv_, Env, cwd_);
   Status st = parsed.ok() ? CheckRepos(parsed->config) : parsed.status();
   if (!st.ok()) {
@@ -207,8 +214,13 @@ int Daemon::Run(Service* service) {
   signal(SIGPIPE, SIG_IGN);
 
   // Read before the socket starts: a reload may change config_ from then on.
-  const std::string socket = config_.daemon.socket_path;
-  const size_t repos = config_.repos.size();
+  std::string socket_path;
+  size_t repos;
+  {
+    MutexLock l(&reload_mu_);
+    socket_path = config_.daemon.socket_path;
+    repos = config_.repos.size();
+  }
   Status st = Start();
   if (!st.ok()) {
     spdlog::critical("cannot start: {}", st.ToString());
@@ -220,8 +232,8 @@ int Daemon::Run(Service* service) {
     signals->Run([this](int sig) { OnSignal(sig); }, WatchdogTickMs(Service::WatchdogUsec()),
                  &Service::Watchdog);
   });
-  spdlog::info("wtd {} ready: pid {}, socket {}, {} repositor{}", WTD_VERSION, getpid(), socket,
-               repos, repos == 1 ? "y" : "ies");
+  spdlog::info("wtd {} ready: pid {}, socket {}, {} repositor{}", WTD_VERSION, getpid(),
+               socket_path, repos, repos == 1 ? "y" : "ies");
   service->Ready();
   scheduler_->Loop();  // stops with the shutdown grace of the last reload
   Service::Notify("STOPPING=1");

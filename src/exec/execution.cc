@@ -123,15 +123,14 @@ bool EndsWithTruncationMarker(std::string_view tail) {
 
 void SetJobUmask(int mask) { job_umask.store(mask < 0 ? -1 : (mask & 0777)); }
 
-Execution::Execution(const SpawnRequest& req, ProcessTable* processes)
-    : req_(req), processes_(processes) {}
+Execution::Execution(const SpawnRequest& req) : req_(req) {}
 
 Result<std::unique_ptr<Execution>> Execution::Start(const SpawnRequest& req,
                                                     ProcessTable* processes) {
   if (req.shim_path.empty() || req.shim_path[0] != '/') {
     return Status::InvalidArgument("exec shim path must be absolute: '" + req.shim_path + "'");
   }
-  std::unique_ptr<Execution> exec(new Execution(req, processes));
+  std::unique_ptr<Execution> exec(new Execution(req));
   Status made = MakeDirs(DirName(req.log_path), 0700);
   if (!made.ok()) return made.WithContext("run log directory of " + req.log_path);
   exec->log_fd_ =
@@ -240,7 +239,7 @@ Execution::~Execution() {
 }
 
 Status Execution::Release(int64_t timeout_ms, int64_t kill_grace_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (released_ || aborted_) {
     return Status::FailedPrecondition("job " + std::to_string(pid_) + " already " +
                                       (released_ ? "released" : "aborted"));
@@ -262,7 +261,7 @@ Status Execution::Release(int64_t timeout_ms, int64_t kill_grace_ms) {
 }
 
 void Execution::Abort() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (released_ || aborted_ || pid_ < 0) return;
   aborted_ = true;
   CloseFd(&handshake_fd_);
@@ -279,13 +278,13 @@ void Execution::Abort() {
   outcome_.never_ran = true;
   if (status >= 0 && WIFSIGNALED(status)) outcome_.term_signal = WTERMSIG(status);
   done_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Execution::Terminate() {
   bool abort = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (done_) return;
     terminate_requested_ = true;
     abort = !released_;
@@ -294,22 +293,25 @@ void Execution::Terminate() {
 }
 
 bool Execution::Done() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return done_;
 }
 
 std::optional<ExecOutcome> Execution::Wait(int64_t timeout_ms) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (timeout_ms < 0) {
-    cv_.wait(lock, [this] { return done_; });
-  } else if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return done_; })) {
-    return std::nullopt;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  MutexLock lock(&mu_);
+  while (!done_) {
+    if (timeout_ms < 0) {
+      cv_.Wait(&mu_);
+    } else if (!cv_.WaitUntil(&mu_, deadline) && !done_) {
+      return std::nullopt;
+    }
   }
   return outcome_;
 }
 
 void Execution::OnDone(std::function<void(const ExecOutcome&)> fn) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   on_done_ = std::move(fn);
 }
 
@@ -459,12 +461,12 @@ void Execution::DecodeStatus(int status, ExecOutcome* outcome) const {
 void Execution::Finish(ExecOutcome outcome) {
   std::function<void(const ExecOutcome&)> callback;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     outcome_ = outcome;
     done_ = true;
     callback = on_done_;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (callback) callback(outcome);
 }
 

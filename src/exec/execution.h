@@ -33,16 +33,15 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/process_table.h"
 #include "exec/launcher.h"
 #include "wtd/status.h"
@@ -64,7 +63,7 @@ class Execution : public Launched {
   // creating its directory, and spawns the shim held before exec. Returns an
   // error naming the shim, cwd or log path when any step fails; on error
   // nothing is left running.
-  // REQUIRES: processes != nullptr and outlives the Execution.
+  // REQUIRES: processes != nullptr (used only here).
   static Result<std::unique_ptr<Execution>> Start(const SpawnRequest& req, ProcessTable* processes);
 
   Execution(const Execution&) = delete;
@@ -83,35 +82,35 @@ class Execution : public Launched {
   // IOError when the handshake byte cannot be written (the shim is gone): the
   // job did not run, and the worker still reaps it and delivers an outcome with
   // never_ran set.
-  Status Release(int64_t timeout_ms, int64_t kill_grace_ms) override;
+  Status Release(int64_t timeout_ms, int64_t kill_grace_ms) override EXCLUDES(mu_);
 
   // Instead of Release: closes the handshake pipe (the shim exits 125 without
   // running anything) and reaps it. The outcome has never_ran set. OnDone is
   // not called for an aborted execution. No-op after Release or a prior Abort.
-  void Abort() override;
+  void Abort() override EXCLUDES(mu_);
 
   // Asks the job to stop now (graceful shutdown): SIGTERM to the group, SIGKILL
   // after kill_grace_ms. Before Release it is Abort(). Returns immediately;
   // the worker sends the signal within ~100 ms.
-  void Terminate() override;
+  void Terminate() override EXCLUDES(mu_);
 
   // True once the outcome is final.
-  bool Done() const;
+  bool Done() const EXCLUDES(mu_);
 
   // Blocks until the job ended and returns its outcome, or returns
   // std::nullopt when timeout_ms (>= 0) elapses first. timeout_ms < 0 waits
   // without limit. REQUIRES (for an unbounded wait): Release or Abort called.
-  std::optional<ExecOutcome> Wait(int64_t timeout_ms = -1) override;
+  std::optional<ExecOutcome> Wait(int64_t timeout_ms = -1) override EXCLUDES(mu_);
 
   // Optional completion callback, called once from the worker thread after
   // the outcome is final (Wait already returns it). The callback must not
   // destroy this Execution. REQUIRES: set before Release.
-  void OnDone(std::function<void(const ExecOutcome&)> fn) override;
+  void OnDone(std::function<void(const ExecOutcome&)> fn) override EXCLUDES(mu_);
 
  private:
   using SteadyTime = std::chrono::steady_clock::time_point;
 
-  Execution(const SpawnRequest& req, ProcessTable* processes);
+  explicit Execution(const SpawnRequest& req);
 
   // Spawns the shim with its fds, process group, signal state and cwd.
   Status Spawn(int out_write, int handshake_read);
@@ -136,12 +135,11 @@ class Execution : public Launched {
   // Appends the truncation marker, fsyncs, measures and closes the log.
   void FinishLog();
   // Marks the outcome final and wakes waiters.
-  void Finish(ExecOutcome outcome);
+  void Finish(ExecOutcome outcome) EXCLUDES(mu_);
   // Fills exit_code/term_signal/error from a waitpid status.
   void DecodeStatus(int status, ExecOutcome* outcome) const;
 
   const SpawnRequest req_;
-  ProcessTable* const processes_;
   ProcessIdentity identity_;
   pid_t pid_ = -1;
   int out_fd_ = -1;        // read end of the job's stdout+stderr pipe
@@ -165,13 +163,13 @@ class Execution : public Launched {
   bool kill_sent_ = false;
   std::atomic<bool> terminate_requested_{false};
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool released_ = false;                            // guarded by mu_
-  bool aborted_ = false;                             // guarded by mu_
-  bool done_ = false;                                // guarded by mu_
-  ExecOutcome outcome_;                              // guarded by mu_; final once done_
-  std::function<void(const ExecOutcome&)> on_done_;  // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;  // signalled when done_ becomes true
+  bool released_ GUARDED_BY(mu_) = false;
+  bool aborted_ GUARDED_BY(mu_) = false;
+  bool done_ GUARDED_BY(mu_) = false;
+  ExecOutcome outcome_ GUARDED_BY(mu_);  // final once done_
+  std::function<void(const ExecOutcome&)> on_done_ GUARDED_BY(mu_);
   std::thread worker_;
 };
 

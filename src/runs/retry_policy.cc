@@ -9,16 +9,23 @@ RetryPolicy::RetryPolicy(int64_t cap_ms, double jitter, uint64_t seed)
 
 RetryPolicy::RetryPolicy(const RetryPolicy& other)
     : cap_ms_(other.cap_ms_), jitter_(other.jitter_) {
-  std::lock_guard<std::mutex> lock(other.mu_);
+  MutexLock lock(&other.mu_);
   rng_ = other.rng_;
 }
 
 RetryPolicy& RetryPolicy::operator=(const RetryPolicy& other) {
   if (this == &other) return *this;
-  std::scoped_lock lock(mu_, other.mu_);
+  // One lock at a time, so two threads assigning a = b and b = a cannot
+  // deadlock: the generator's state is copied out under other's lock first.
+  std::mt19937_64 rng;
+  {
+    MutexLock lock(&other.mu_);
+    rng = other.rng_;
+  }
+  MutexLock lock(&mu_);
   cap_ms_ = other.cap_ms_;
   jitter_ = other.jitter_;
-  rng_ = other.rng_;
+  rng_ = rng;
   return *this;
 }
 
@@ -29,7 +36,7 @@ int64_t RetryPolicy::Delay(int64_t base_ms, uint32_t n) const {
   d = std::min(d, cap_ms_);
   double u;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
   }
   return d - static_cast<int64_t>(jitter_ * static_cast<double>(d) * u);

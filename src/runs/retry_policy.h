@@ -12,8 +12,9 @@
 #define WTD_RUNS_RETRY_POLICY_H_
 
 #include <cstdint>
-#include <mutex>
 #include <random>
+
+#include "base/mutex.h"
 
 namespace wtd {
 
@@ -25,7 +26,7 @@ class RetryPolicy {
   RetryPolicy& operator=(const RetryPolicy& other);
 
   // Delay before retry after the nth consecutive failure with the given base.
-  int64_t Delay(int64_t base_ms, uint32_t n) const;
+  int64_t Delay(int64_t base_ms, uint32_t n) const EXCLUDES(mu_);
 
   int64_t cap_ms() const { return cap_ms_; }
   // Not safe concurrently with Delay.
@@ -35,8 +36,8 @@ class RetryPolicy {
  private:
   int64_t cap_ms_;
   double jitter_;
-  mutable std::mutex mu_;
-  mutable std::mt19937_64 rng_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  mutable std::mt19937_64 rng_ GUARDED_BY(mu_);
 };
 
 // Error backoff for one failing thing (a repository, a spawn path): call

@@ -175,6 +175,10 @@ class RunStore {
   RetryPolicy retry_;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<uint64_t> next_event_{1};
+  // The stripes serialize read-modify-write of store keys (a run by id, a
+  // run key by hash), not members of this object, so nothing here is
+  // GUARDED_BY them; Enqueue holds a set of stripes chosen at run time, which
+  // the thread-safety analysis cannot express. Hence plain std::mutex.
   mutable std::array<std::mutex, kStripes> stripes_;
   mutable std::array<std::mutex, kStripes> key_stripes_;  // by hash of the run key
 };

@@ -76,7 +76,7 @@ Status Scheduler::Dispatch(uint64_t id) {
   WTD_CRASH_POINT("after_running_commit");
   exec->OnDone([this, id](const ExecOutcome& outcome) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      MutexLock l(&mu_);
       completions_.push_back(Completion{id, outcome});
     }
     waker_->Notify();

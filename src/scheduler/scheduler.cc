@@ -45,7 +45,7 @@ void Scheduler::RequestStop() {
 
 void Scheduler::SetPaused(bool paused) {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     paused_ = paused;
   }
   spdlog::info(paused ? "paused: no new runs start" : "resumed");
@@ -57,7 +57,7 @@ void Scheduler::SetOptions(SchedulerOptions options) {
 }
 
 SchedulerSnapshot Scheduler::Snapshot() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return snapshot_;
 }
 
@@ -76,7 +76,7 @@ void Scheduler::Loop() {
 
 void Scheduler::Post(std::function<void()> fn) {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     posted_.push_back(std::move(fn));
   }
   waker_->Notify();
@@ -85,7 +85,7 @@ void Scheduler::Post(std::function<void()> fn) {
 bool Scheduler::RunPosted() {
   std::vector<std::function<void()>> posted;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     posted.swap(posted_);
   }
   for (auto& fn : posted) fn();
@@ -103,7 +103,7 @@ int64_t Scheduler::Step(bool refs_changed) {
   const SchedulerOptions& opts = options_;
   bool paused;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     paused = paused_;
   }
   int64_t now = clock_->NowMs();
@@ -174,7 +174,7 @@ void Scheduler::DispatchPending(const std::vector<Run>& active) {
 void Scheduler::ReapCompletions() {
   std::deque<Completion> done;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     done.swap(completions_);
   }
   for (Completion& c : done) {
@@ -219,7 +219,7 @@ void Scheduler::Publish() {
   for (const auto& [id, f] : in_flight_) s.running.push_back(id);
   s.store_error = store_error_;
   s.stopping = stop_.load();
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   s.paused = paused_;
   snapshot_ = std::move(s);
 }

@@ -28,18 +28,17 @@
 #define WTD_SCHEDULER_SCHEDULER_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "base/clock.h"
+#include "base/mutex.h"
 #include "exec/launcher.h"
 #include "runs/run_store.h"
 #include "scheduler/commit_source.h"
@@ -76,26 +75,26 @@ class Scheduler {
 
   // Loops on Step until RequestStop, then performs the graceful stop with
   // the options' shutdown grace for running jobs.
-  void Loop();
+  void Loop() EXCLUDES(mu_);
   // One iteration; returns how long the loop may sleep before the next.
-  int64_t Step(bool refs_changed);
+  int64_t Step(bool refs_changed) EXCLUDES(mu_);
 
   void RequestStop();
   bool stop_requested() const { return stop_.load(); }
-  void SetPaused(bool paused);
+  void SetPaused(bool paused) EXCLUDES(mu_);
   // Replaces the options (a reload) at the start of the next Step, on the
   // loop thread, or before the stop if the loop is ending.
-  void SetOptions(SchedulerOptions options);
+  void SetOptions(SchedulerOptions options) EXCLUDES(mu_);
   void Notify() { waker_->Notify(); }
   // Runs `fn` on the loop thread at the start of the next Step, or before
   // the stop if the loop is ending (for work on the poller, which is not
   // thread-safe: reloads).
-  void Post(std::function<void()> fn);
-  SchedulerSnapshot Snapshot() const;
+  void Post(std::function<void()> fn) EXCLUDES(mu_);
+  SchedulerSnapshot Snapshot() const EXCLUDES(mu_);
 
   // Waits for running jobs up to grace_ms, then terminates the rest and
   // records them interrupted. Called by Loop after the loop ends.
-  void Shutdown(int64_t grace_ms);
+  void Shutdown(int64_t grace_ms) EXCLUDES(mu_);
   size_t in_flight() const;
 
  private:
@@ -111,17 +110,17 @@ class Scheduler {
   // Runs what other threads posted; true if there was anything.
   bool RunPosted();
   void WakeRetries(const std::vector<Run>& active, int64_t now, int64_t* next_ms);
-  void DispatchPending(const std::vector<Run>& active);
+  void DispatchPending(const std::vector<Run>& active) EXCLUDES(mu_);
   // Takes one pending run through the handshake up to the release.
-  Status Dispatch(uint64_t id);
-  Status Spawn(const Run& run, std::unique_ptr<Launched>* out);
+  Status Dispatch(uint64_t id) EXCLUDES(mu_);
+  Status Spawn(const Run& run, std::unique_ptr<Launched>* out) EXCLUDES(mu_);
   std::vector<std::string> JobEnvironment(const Run& run, const std::string& context_path) const;
   Status WriteContext(const Run& run, const std::string& path) const;
   // Records the outcome of each finished job: Finish, or Interrupt for a
   // job stopped by Shutdown.
-  void ReapCompletions();
+  void ReapCompletions() EXCLUDES(mu_);
   void NoteStoreError(const Status& st);
-  void Publish();
+  void Publish() EXCLUDES(mu_);
 
   RunStore* runs_;
   CommitSource* source_;
@@ -130,11 +129,11 @@ class Scheduler {
   Waker* waker_;
   uint64_t incarnation_;
 
-  mutable std::mutex mu_;
-  bool paused_ = false;                        // GUARDED_BY(mu_)
-  SchedulerSnapshot snapshot_;                 // GUARDED_BY(mu_)
-  std::deque<Completion> completions_;         // GUARDED_BY(mu_)
-  std::vector<std::function<void()>> posted_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  bool paused_ GUARDED_BY(mu_) = false;
+  SchedulerSnapshot snapshot_ GUARDED_BY(mu_);
+  std::deque<Completion> completions_ GUARDED_BY(mu_);
+  std::vector<std::function<void()>> posted_ GUARDED_BY(mu_);
 
   std::atomic<bool> stop_{false};
   // Loop thread only.

@@ -176,14 +176,14 @@ rocksdb::ColumnFamilyHandle* StateStore::Handle(Family f) const {
 }
 
 Status StateStore::sticky_error() const {
-  std::lock_guard<std::mutex> lock(error_mu_);
+  MutexLock lock(&error_mu_);
   return error_;
 }
 
 Status StateStore::Commit(const WriteBatch& batch) {
   if (read_only_) return Status::FailedPrecondition("state store " + dir_ + " is open read-only");
   if (failed_.load(std::memory_order_acquire)) {
-    std::lock_guard<std::mutex> lock(error_mu_);
+    MutexLock lock(&error_mu_);
     return Status::FailedPrecondition("state store " + dir_ +
                                       " refuses writes after a failed write (" + error_.ToString() +
                                       "); restart wtd to recover");
@@ -203,7 +203,7 @@ Status StateStore::Commit(const WriteBatch& batch) {
   }
   Status err = FromRocks(s, "synced write to state store " + dir_);
   {
-    std::lock_guard<std::mutex> lock(error_mu_);
+    MutexLock lock(&error_mu_);
     if (error_.ok()) error_ = err;
   }
   failed_.store(true, std::memory_order_release);

@@ -20,11 +20,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/mutex.h"
 #include "wtd/status.h"
 
 namespace rocksdb {
@@ -93,7 +93,7 @@ class StateStore {
   StateStore& operator=(const StateStore&) = delete;
 
   // Applies `batch` atomically with a synced WAL write.
-  Status Commit(const WriteBatch& batch);
+  Status Commit(const WriteBatch& batch) EXCLUDES(error_mu_);
 
   // The value at key; NotFound (naming family and key) when absent.
   Result<std::string> Get(Family f, std::string_view key) const;
@@ -115,7 +115,7 @@ class StateStore {
   bool read_only() const { return read_only_; }
   const std::string& dir() const { return dir_; }
   // OK, or the error that made the store refuse writes.
-  Status sticky_error() const;
+  Status sticky_error() const EXCLUDES(error_mu_);
 
   // Batches committed through this handle since it was opened (the
   // incarnation bump at Open included).
@@ -140,8 +140,8 @@ class StateStore {
 
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> commits_{0};
-  mutable std::mutex error_mu_;
-  Status error_;  // GUARDED_BY(error_mu_)
+  mutable Mutex error_mu_;
+  Status error_ GUARDED_BY(error_mu_);
 };
 
 }  // namespace wtd

@@ -37,6 +37,21 @@ TEST(RetryPolicyTest, NoJitterIsExactAndHugeAttemptsDoNotOverflow) {
   EXPECT_EQ(p.Delay(0, 5), 0);
 }
 
+TEST(RetryPolicyTest, CopyAndAssignmentContinueTheSameSequence) {
+  RetryPolicy a(60'000, 0.5, 9);
+  a.Delay(1000, 1);  // the copies start mid-sequence
+  RetryPolicy copied(a);
+  RetryPolicy assigned(1, 0.0, 1);
+  assigned = a;
+  EXPECT_EQ(assigned.cap_ms(), 60'000);
+  EXPECT_EQ(assigned.jitter(), 0.5);
+  for (int i = 0; i < 20; ++i) {
+    int64_t d = a.Delay(1000, 3);
+    EXPECT_EQ(copied.Delay(1000, 3), d) << i;
+    EXPECT_EQ(assigned.Delay(1000, 3), d) << i;
+  }
+}
+
 TEST(BackoffTest, FailuresPushTheNextTryOutAndSuccessResets) {
   Backoff b(1000, 60'000, 3);
   EXPECT_TRUE(b.Ready(0));

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -243,6 +244,41 @@ TEST_F(SchedulerTest, PausedSchedulerStartsNothing) {
   sched_->SetPaused(false);
   ASSERT_TRUE(RunUntilSettled());
   EXPECT_EQ(Only().state, RunState::kSucceeded);
+}
+
+// Operator commands (a reload's SetOptions, status) come from other threads
+// while the loop dispatches. This test passes either way in a plain build;
+// the ThreadSanitizer build (docs/design/concurrency.md) checks that the
+// threads share nothing unguarded (Dispatch once read options_ unlocked).
+TEST_F(SchedulerTest, OperatorCommandsDuringDispatchShareNothingUnguarded) {
+  CommitJob("a", "run = true\n");
+  CommitJob("b", "run = true\n");  // runs a and b again: three runs
+  SchedulerOptions o;
+  o.poll_ms = 50;
+  o.concurrency = 2;
+  o.exec_shim = WTD_EXEC_SHIM;
+  o.state_dir = dir_.Sub("state");
+  o.kill_grace_ms = 500;
+  std::atomic<bool> settled_flag{false};
+  std::atomic<int> commands{0};
+  std::thread operator_thread([&] {
+    do {
+      sched_->SetOptions(o);
+      SchedulerSnapshot snapshot = sched_->Snapshot();
+      EXPECT_FALSE(snapshot.paused);
+      commands.fetch_add(1);
+    } while (!settled_flag.load());
+  });
+  bool settled = RunUntilSettled();
+  settled_flag.store(true);
+  operator_thread.join();
+  ASSERT_TRUE(settled);
+  EXPECT_GT(commands.load(), 0);
+  RunFilter f;
+  f.limit = 0;
+  std::vector<wtd::Run> all = *runs_->List(f);
+  EXPECT_EQ(all.size(), 3u);
+  for (const wtd::Run& r : all) EXPECT_EQ(r.state, RunState::kSucceeded) << "run " << r.id;
 }
 
 }  // namespace
