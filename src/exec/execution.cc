@@ -274,7 +274,7 @@ void Execution::Abort() {
   int status = ReapBlocking(pid_);
   CloseFd(&out_fd_);
   CloseFd(&log_fd_);
-  outcome_ = ExecOutcome();
+  outcome_ = AttemptOutcome();
   outcome_.never_ran = true;
   if (status >= 0 && WIFSIGNALED(status)) outcome_.term_signal = WTERMSIG(status);
   done_ = true;
@@ -297,7 +297,7 @@ bool Execution::Done() const {
   return done_;
 }
 
-std::optional<ExecOutcome> Execution::Wait(int64_t timeout_ms) {
+std::optional<AttemptOutcome> Execution::Wait(int64_t timeout_ms) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   MutexLock lock(&mu_);
   while (!done_) {
@@ -310,7 +310,7 @@ std::optional<ExecOutcome> Execution::Wait(int64_t timeout_ms) {
   return outcome_;
 }
 
-void Execution::OnDone(std::function<void(const ExecOutcome&)> fn) {
+void Execution::OnDone(std::function<void(const AttemptOutcome&)> fn) {
   MutexLock lock(&mu_);
   on_done_ = std::move(fn);
 }
@@ -343,7 +343,7 @@ void Execution::Run() {
   if (pipe_open) Drain(exited_at + std::chrono::milliseconds(kDrainLimitMs));
   FinishLog();
 
-  ExecOutcome outcome;
+  AttemptOutcome outcome;
   DecodeStatus(status, &outcome);
   outcome.timed_out = timed_out;
   outcome.stopped = term_sent_at_.has_value() && !timed_out;
@@ -444,7 +444,7 @@ void Execution::FinishLog() {
   CloseFd(&out_fd_);
 }
 
-void Execution::DecodeStatus(int status, ExecOutcome* outcome) const {
+void Execution::DecodeStatus(int status, AttemptOutcome* outcome) const {
   if (status >= 0 && WIFEXITED(status)) {
     outcome->exit_code = WEXITSTATUS(status);
   } else if (status >= 0 && WIFSIGNALED(status)) {
@@ -458,8 +458,8 @@ void Execution::DecodeStatus(int status, ExecOutcome* outcome) const {
   }
 }
 
-void Execution::Finish(ExecOutcome outcome) {
-  std::function<void(const ExecOutcome&)> callback;
+void Execution::Finish(AttemptOutcome outcome) {
+  std::function<void(const AttemptOutcome&)> callback;
   {
     MutexLock lock(&mu_);
     outcome_ = outcome;

@@ -100,12 +100,12 @@ class Execution : public Launched {
   // Blocks until the job ended and returns its outcome, or returns
   // std::nullopt when timeout_ms (>= 0) elapses first. timeout_ms < 0 waits
   // without limit. REQUIRES (for an unbounded wait): Release or Abort called.
-  std::optional<ExecOutcome> Wait(int64_t timeout_ms = -1) override EXCLUDES(mu_);
+  std::optional<AttemptOutcome> Wait(int64_t timeout_ms = -1) override EXCLUDES(mu_);
 
   // Optional completion callback, called once from the worker thread after
   // the outcome is final (Wait already returns it). The callback must not
   // destroy this Execution. REQUIRES: set before Release.
-  void OnDone(std::function<void(const ExecOutcome&)> fn) override EXCLUDES(mu_);
+  void OnDone(std::function<void(const AttemptOutcome&)> fn) override EXCLUDES(mu_);
 
  private:
   using SteadyTime = std::chrono::steady_clock::time_point;
@@ -135,9 +135,9 @@ class Execution : public Launched {
   // Appends the truncation marker, fsyncs, measures and closes the log.
   void FinishLog();
   // Marks the outcome final and wakes waiters.
-  void Finish(ExecOutcome outcome) EXCLUDES(mu_);
+  void Finish(AttemptOutcome outcome) EXCLUDES(mu_);
   // Fills exit_code/term_signal/error from a waitpid status.
-  void DecodeStatus(int status, ExecOutcome* outcome) const;
+  void DecodeStatus(int status, AttemptOutcome* outcome) const;
 
   const SpawnRequest req_;
   ProcessIdentity identity_;
@@ -168,8 +168,8 @@ class Execution : public Launched {
   bool released_ GUARDED_BY(mu_) = false;
   bool aborted_ GUARDED_BY(mu_) = false;
   bool done_ GUARDED_BY(mu_) = false;
-  ExecOutcome outcome_ GUARDED_BY(mu_);  // final once done_
-  std::function<void(const ExecOutcome&)> on_done_ GUARDED_BY(mu_);
+  AttemptOutcome outcome_ GUARDED_BY(mu_);  // final once done_
+  std::function<void(const AttemptOutcome&)> on_done_ GUARDED_BY(mu_);
   std::thread worker_;
 };
 

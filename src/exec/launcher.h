@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "base/attempt_outcome.h"
 #include "base/process_table.h"
 #include "wtd/status.h"
 
@@ -32,23 +33,6 @@ struct SpawnRequest {
   std::string log_path;               // <state-dir>/logs/runs/<id>.log, shared by all attempts
   uint64_t log_cap_bytes = 16 << 20;  // bound of the whole run log
   uint32_t attempt = 1;               // 1-based; a later one starts with a header line
-};
-
-struct ExecOutcome {
-  int32_t exit_code = -1;  // -1 when killed by a signal or never ran
-  int32_t term_signal = 0;
-  bool timed_out = false;
-  // Ended because Terminate() signalled it (a stop), not on its own: the
-  // attempt was interrupted. A job that ended before the signal went out
-  // has its own outcome.
-  bool stopped = false;
-  bool never_ran = false;   // aborted before release (shim exited 125) or release failed
-  int64_t duration_ms = 0;  // release to leader exit
-  // Size of the run log after this attempt: every attempt's output and
-  // header, and the truncation marker if any (<= log_cap_bytes + the marker).
-  uint64_t log_bytes = 0;
-  bool log_truncated = false;  // the cap cut the run's output, now or in an earlier attempt
-  std::string error;  // e.g. "wtd-exec: exec /bin/sh: ..." when the shim failed to exec (127)
 };
 
 // One job process, held before it may run.
@@ -68,10 +52,10 @@ class Launched {
   virtual void Terminate() = 0;
   // The outcome once the job ended, waiting at most timeout_ms (< 0: no
   // limit); nullopt if it has not ended by then.
-  virtual std::optional<ExecOutcome> Wait(int64_t timeout_ms) = 0;
+  virtual std::optional<AttemptOutcome> Wait(int64_t timeout_ms) = 0;
   // Called once, from any thread, when the outcome is final.
   // REQUIRES: set before Release.
-  virtual void OnDone(std::function<void(const ExecOutcome&)> fn) = 0;
+  virtual void OnDone(std::function<void(const AttemptOutcome&)> fn) = 0;
 };
 
 class Launcher {

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "base/attempt_outcome.h"
 #include "base/clock.h"
 #include "base/process_table.h"
 #include "runs/retry_policy.h"
@@ -70,17 +71,6 @@ struct CursorUpdate {
   std::string worktree;
   std::string branch;
   Cursor cursor;
-};
-
-// How an attempt ended, as reported by the executor.
-struct AttemptOutcome {
-  int32_t exit_code = -1;
-  int32_t term_signal = 0;
-  bool timed_out = false;
-  int64_t duration_ms = 0;
-  uint64_t log_bytes = 0;
-  bool log_truncated = false;
-  std::string error;  // e.g. spawn failure
 };
 
 struct RunFilter {

@@ -74,7 +74,7 @@ Status Scheduler::Dispatch(uint64_t id) {
     return running.status();
   }
   WTD_CRASH_POINT("after_running_commit");
-  exec->OnDone([this, id](const ExecOutcome& outcome) {
+  exec->OnDone([this, id](const AttemptOutcome& outcome) {
     {
       MutexLock l(&mu_);
       completions_.push_back(Completion{id, outcome});

@@ -7,21 +7,6 @@
 #include "base/crash_point.h"
 
 namespace wtd {
-namespace {
-
-AttemptOutcome ToAttemptOutcome(const ExecOutcome& e) {
-  AttemptOutcome o;
-  o.exit_code = e.exit_code;
-  o.term_signal = e.term_signal;
-  o.timed_out = e.timed_out;
-  o.duration_ms = e.duration_ms;
-  o.log_bytes = e.log_bytes;
-  o.log_truncated = e.log_truncated;
-  o.error = e.error;
-  return o;
-}
-
-}  // namespace
 
 Scheduler::Scheduler(RunStore* runs, CommitSource* source, Launcher* launcher, Clock* clock,
                      Waker* waker, uint64_t incarnation, SchedulerOptions options)
@@ -185,7 +170,7 @@ void Scheduler::ReapCompletions() {
     // own, even during the stop, has its own outcome.
     Result<Run> r = c.outcome.stopped
                         ? runs_->Interrupt(c.id, "interrupted: the daemon stopped while it ran")
-                        : runs_->Finish(c.id, ToAttemptOutcome(c.outcome));
+                        : runs_->Finish(c.id, c.outcome);
     WTD_CRASH_POINT("after_outcome_commit");
     if (!r.ok()) {
       NoteStoreError(r.status());

@@ -104,7 +104,7 @@ class Scheduler {
   };
   struct Completion {
     uint64_t id;
-    ExecOutcome outcome;
+    AttemptOutcome outcome;
   };
 
   // Runs what other threads posted; true if there was anything.

@@ -84,13 +84,14 @@ class ExecutionTest : public ::testing::Test {
   }
 
   // Starts, releases and waits for `command`.
-  ExecOutcome RunToEnd(const SpawnRequest& req, int64_t timeout_ms = 0, int64_t grace_ms = 1000) {
+  AttemptOutcome RunToEnd(const SpawnRequest& req, int64_t timeout_ms = 0,
+                          int64_t grace_ms = 1000) {
     std::unique_ptr<Execution> exec = StartOrDie(req);
-    if (!exec) return ExecOutcome();
+    if (!exec) return AttemptOutcome();
     EXPECT_TRUE(exec->Release(timeout_ms, grace_ms).ok());
-    std::optional<ExecOutcome> outcome = exec->Wait(kLongMs);
+    std::optional<AttemptOutcome> outcome = exec->Wait(kLongMs);
     EXPECT_TRUE(outcome.has_value()) << "job did not end: " << req.command;
-    return outcome.value_or(ExecOutcome());
+    return outcome.value_or(AttemptOutcome());
   }
 
   TempDir dir_;
@@ -100,7 +101,7 @@ TEST_F(ExecutionTest, RunsReleasedJobInCwdWithExactlyTheGivenEnv) {
   SpawnRequest req = Request(
       "pwd > pwd.txt; tr '\\0' '\\n' < /proc/$$/environ > env.txt; "
       "echo to-stdout; echo to-stderr >&2; exit 3");
-  ExecOutcome outcome = RunToEnd(req);
+  AttemptOutcome outcome = RunToEnd(req);
   EXPECT_EQ(outcome.exit_code, 3);
   EXPECT_EQ(outcome.term_signal, 0);
   EXPECT_FALSE(outcome.never_ran);
@@ -124,7 +125,7 @@ TEST_F(ExecutionTest, JobInheritsNoDescriptorOfTheDaemonButItsStdio) {
   ASSERT_EQ(leak, 57);
   SpawnRequest req = Request(
       "for fd in 3 4 57; do if [ -e /proc/$$/fd/$fd ]; then echo open $fd; fi; done > fds.txt");
-  ExecOutcome outcome = RunToEnd(req);
+  AttemptOutcome outcome = RunToEnd(req);
   close(leak);
   EXPECT_EQ(outcome.exit_code, 0);
   EXPECT_EQ(ReadOrEmpty(dir_.Sub("work/fds.txt")), "");
@@ -133,9 +134,9 @@ TEST_F(ExecutionTest, JobInheritsNoDescriptorOfTheDaemonButItsStdio) {
 TEST_F(ExecutionTest, JobsGetTheJobUmaskNotTheDaemonsOwn) {
   mode_t old = umask(077);  // the daemon's own, for its private files
   SetJobUmask(022);         // the one it was started with
-  ExecOutcome given = RunToEnd(Request("umask > given.txt"));
+  AttemptOutcome given = RunToEnd(Request("umask > given.txt"));
   SetJobUmask(-1);
-  ExecOutcome inherited = RunToEnd(Request("umask > inherited.txt"));
+  AttemptOutcome inherited = RunToEnd(Request("umask > inherited.txt"));
   umask(old);
   EXPECT_EQ(given.exit_code, 0);
   EXPECT_EQ(inherited.exit_code, 0);
@@ -163,7 +164,7 @@ TEST_F(ExecutionTest, HeldJobHasNotRunAndIsItsOwnLiveGroupLeader) {
   EXPECT_FALSE(Exists(dir_.Sub("work/ran")));
 
   ASSERT_TRUE(exec->Release(0, 1000).ok());
-  std::optional<ExecOutcome> outcome = exec->Wait(kLongMs);
+  std::optional<AttemptOutcome> outcome = exec->Wait(kLongMs);
   ASSERT_TRUE(outcome.has_value());
   EXPECT_EQ(outcome->exit_code, 0);
   EXPECT_TRUE(Exists(dir_.Sub("work/ran")));
@@ -177,7 +178,7 @@ TEST_F(ExecutionTest, AbortedJobNeverRuns) {
   pid_t pid = exec->identity().pid;
   exec->Abort();
   ASSERT_TRUE(exec->Done());
-  std::optional<ExecOutcome> outcome = exec->Wait(0);
+  std::optional<AttemptOutcome> outcome = exec->Wait(0);
   ASSERT_TRUE(outcome.has_value());
   EXPECT_TRUE(outcome->never_ran);
   EXPECT_EQ(outcome->exit_code, -1);
@@ -195,7 +196,7 @@ TEST_F(ExecutionTest, ReleaseOfAShimThatDiedIsAnErrorAndNeverRan) {
   ASSERT_TRUE(WaitFor([&] { return ProcessGone(exec->identity().pid); }));
   Status released = exec->Release(0, 1000);  // EPIPE, and no SIGPIPE kills the caller
   EXPECT_TRUE(released.IsIOError()) << released.ToString();
-  std::optional<ExecOutcome> outcome = exec->Wait(kLongMs);
+  std::optional<AttemptOutcome> outcome = exec->Wait(kLongMs);
   ASSERT_TRUE(outcome.has_value());
   EXPECT_TRUE(outcome->never_ran);
   EXPECT_EQ(outcome->exit_code, -1);
@@ -208,7 +209,7 @@ TEST_F(ExecutionTest, TerminateBeforeReleaseAbortsTheJob) {
   std::unique_ptr<Execution> exec = StartOrDie(req);
   ASSERT_TRUE(exec);
   exec->Terminate();
-  std::optional<ExecOutcome> outcome = exec->Wait(0);
+  std::optional<AttemptOutcome> outcome = exec->Wait(0);
   ASSERT_TRUE(outcome.has_value());
   EXPECT_TRUE(outcome->never_ran);
   EXPECT_TRUE(NoChildren());
@@ -231,7 +232,7 @@ TEST_F(ExecutionTest, TimeoutKillsTheWholeGroupIncludingGrandchildren) {
   ASSERT_TRUE(exec->Release(300, 1000).ok());
   pid_t grandchild = ReadPid(dir_.Sub("work/pidfile"));
   ASSERT_GT(grandchild, 0);
-  std::optional<ExecOutcome> outcome = exec->Wait(kLongMs);
+  std::optional<AttemptOutcome> outcome = exec->Wait(kLongMs);
   ASSERT_TRUE(outcome.has_value());
   EXPECT_TRUE(outcome->timed_out);
   EXPECT_EQ(outcome->term_signal, SIGTERM);
@@ -245,7 +246,7 @@ TEST_F(ExecutionTest, JobIgnoringSigtermIsKilledAfterTheGrace) {
   std::unique_ptr<Execution> exec = StartOrDie(req);
   ASSERT_TRUE(exec);
   ASSERT_TRUE(exec->Release(800, 300).ok());
-  std::optional<ExecOutcome> outcome = exec->Wait(kLongMs);
+  std::optional<AttemptOutcome> outcome = exec->Wait(kLongMs);
   ASSERT_TRUE(outcome.has_value());
   EXPECT_TRUE(outcome->timed_out);
   EXPECT_EQ(outcome->term_signal, SIGKILL);
@@ -256,7 +257,7 @@ TEST_F(ExecutionTest, JobIgnoringSigtermIsKilledAfterTheGrace) {
 TEST_F(ExecutionTest, BackgroundGrandchildIsKilledWhenTheLeaderExits) {
   // The grandchild keeps the output pipe open; Wait must not wait for it.
   SpawnRequest req = Request("sleep 1000 & echo $! > pidfile; echo leader done");
-  ExecOutcome outcome = RunToEnd(req);
+  AttemptOutcome outcome = RunToEnd(req);
   EXPECT_EQ(outcome.exit_code, 0);
   EXPECT_FALSE(outcome.timed_out);
   pid_t grandchild = ReadPid(dir_.Sub("work/pidfile"));
@@ -268,7 +269,7 @@ TEST_F(ExecutionTest, BackgroundGrandchildIsKilledWhenTheLeaderExits) {
 TEST_F(ExecutionTest, OutputBeyondTheCapIsDiscardedAndMarked) {
   SpawnRequest req = Request("head -c 300000 /dev/zero | tr '\\0' x; echo; echo end");
   req.log_cap_bytes = 1000;
-  ExecOutcome outcome = RunToEnd(req);
+  AttemptOutcome outcome = RunToEnd(req);
   EXPECT_EQ(outcome.exit_code, 0);  // the job was not stopped by a full log
   EXPECT_TRUE(outcome.log_truncated);
   std::string log = ReadOrEmpty(req.log_path);
@@ -286,12 +287,12 @@ SpawnRequest AttemptOf(SpawnRequest req, uint32_t attempt) {
 
 TEST_F(ExecutionTest, LaterAttemptsAppendAfterAHeaderNamingTheAttempt) {
   SpawnRequest req = Request("echo \"output of $WTD_TEST_VAR\"; exit 1");
-  ExecOutcome first = RunToEnd(AttemptOf(req, 1));
+  AttemptOutcome first = RunToEnd(AttemptOf(req, 1));
   EXPECT_EQ(ReadOrEmpty(req.log_path), "output of a value with spaces\n");
   EXPECT_EQ(first.log_bytes, ReadOrEmpty(req.log_path).size());
-  ExecOutcome second = RunToEnd(AttemptOf(Request("printf 'no newline'; exit 1"), 2));
+  AttemptOutcome second = RunToEnd(AttemptOf(Request("printf 'no newline'; exit 1"), 2));
   EXPECT_EQ(second.log_bytes, ReadOrEmpty(req.log_path).size());
-  ExecOutcome third = RunToEnd(AttemptOf(Request("echo last"), 3));
+  AttemptOutcome third = RunToEnd(AttemptOf(Request("echo last"), 3));
   std::string log = ReadOrEmpty(req.log_path);
   EXPECT_EQ(log,
             "output of a value with spaces\n"
@@ -309,12 +310,12 @@ TEST_F(ExecutionTest, TheCapBoundsTheWholeRunAcrossAttempts) {
   const uint64_t cap = 4096;
   SpawnRequest req = Request("head -c 3000 /dev/zero | tr '\\0' x; exit 1");
   req.log_cap_bytes = cap;
-  ExecOutcome first = RunToEnd(AttemptOf(req, 1));
+  AttemptOutcome first = RunToEnd(AttemptOf(req, 1));
   EXPECT_FALSE(first.log_truncated);
   EXPECT_EQ(first.log_bytes, 3000u);
-  ExecOutcome second = RunToEnd(AttemptOf(req, 2));
+  AttemptOutcome second = RunToEnd(AttemptOf(req, 2));
   EXPECT_TRUE(second.log_truncated);
-  ExecOutcome third = RunToEnd(AttemptOf(req, 3));
+  AttemptOutcome third = RunToEnd(AttemptOf(req, 3));
   EXPECT_TRUE(third.log_truncated) << "the run's log stays truncated";
   EXPECT_EQ(third.exit_code, 1) << "the job ran although nothing of it was logged";
 
@@ -333,7 +334,7 @@ TEST_F(ExecutionTest, AHeaderThatDoesNotFitCutsTheAttemptWhole) {
   SpawnRequest req = Request("echo 12345678");
   req.log_cap_bytes = 12;
   RunToEnd(AttemptOf(req, 1));  // 9 of 12 bytes: no room for "[wtd: attempt 2]\n"
-  ExecOutcome second = RunToEnd(AttemptOf(req, 2));
+  AttemptOutcome second = RunToEnd(AttemptOf(req, 2));
   EXPECT_TRUE(second.log_truncated);
   std::string log = ReadOrEmpty(req.log_path);
   EXPECT_EQ(log, "12345678\n[wtd: log truncated at 12 bytes]\n");
@@ -366,13 +367,13 @@ TEST_F(ExecutionTest, ARunLogThatIsASymlinkIsRefused) {
 TEST_F(ExecutionTest, OutputWithinTheCapIsNotMarked) {
   SpawnRequest req = Request("echo small");
   req.log_cap_bytes = 6;
-  ExecOutcome outcome = RunToEnd(req);
+  AttemptOutcome outcome = RunToEnd(req);
   EXPECT_FALSE(outcome.log_truncated);
   EXPECT_EQ(ReadOrEmpty(req.log_path), "small\n");
 }
 
 TEST_F(ExecutionTest, ExitBySignalIsRecorded) {
-  ExecOutcome outcome = RunToEnd(Request("kill -USR1 $$"));
+  AttemptOutcome outcome = RunToEnd(Request("kill -USR1 $$"));
   EXPECT_EQ(outcome.term_signal, SIGUSR1);
   EXPECT_EQ(outcome.exit_code, -1);
   EXPECT_FALSE(outcome.timed_out);
@@ -380,7 +381,7 @@ TEST_F(ExecutionTest, ExitBySignalIsRecorded) {
 
 TEST_F(ExecutionTest, ShimExecFailureMessageBecomesTheError) {
   // What the shim prints before exiting 127 when it cannot exec /bin/sh.
-  ExecOutcome outcome =
+  AttemptOutcome outcome =
       RunToEnd(Request("echo 'wtd-exec: exec /bin/sh: No such file or directory' >&2; exit 127"));
   EXPECT_EQ(outcome.exit_code, 127);
   EXPECT_EQ(outcome.error, "wtd-exec: exec /bin/sh: No such file or directory");
@@ -393,7 +394,7 @@ TEST_F(ExecutionTest, TerminateStopsARunningJobAndWaitTimesOutBefore) {
   ASSERT_TRUE(exec);
   std::atomic<int> calls{0};
   int32_t seen_signal = 0;
-  exec->OnDone([&](const ExecOutcome& o) {
+  exec->OnDone([&](const AttemptOutcome& o) {
     seen_signal = o.term_signal;
     ++calls;
   });
@@ -402,7 +403,7 @@ TEST_F(ExecutionTest, TerminateStopsARunningJobAndWaitTimesOutBefore) {
   EXPECT_FALSE(exec->Wait(50).has_value());
   EXPECT_FALSE(exec->Done());
   exec->Terminate();
-  std::optional<ExecOutcome> outcome = exec->Wait(kLongMs);
+  std::optional<AttemptOutcome> outcome = exec->Wait(kLongMs);
   ASSERT_TRUE(outcome.has_value());
   EXPECT_EQ(outcome->term_signal, SIGTERM);
   EXPECT_FALSE(outcome->timed_out);

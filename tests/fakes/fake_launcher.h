@@ -37,7 +37,7 @@ class FakeLaunched final : public Launched {
     terminated = true;
     if (terminations != nullptr) ++*terminations;
     if (on_terminate == OnTerminate::kIgnore) return;
-    ExecOutcome o;
+    AttemptOutcome o;
     if (on_terminate == OnTerminate::kStopped) {
       o.term_signal = 15;
       o.stopped = true;
@@ -46,14 +46,14 @@ class FakeLaunched final : public Launched {
     }
     Finish(o);
   }
-  std::optional<ExecOutcome> Wait(int64_t) override {
+  std::optional<AttemptOutcome> Wait(int64_t) override {
     std::lock_guard<std::mutex> l(mu_);
     return outcome_;
   }
-  void OnDone(std::function<void(const ExecOutcome&)> fn) override { on_done_ = std::move(fn); }
+  void OnDone(std::function<void(const AttemptOutcome&)> fn) override { on_done_ = std::move(fn); }
 
   // Ends the job with `o` (once).
-  void Finish(const ExecOutcome& o) {
+  void Finish(const AttemptOutcome& o) {
     {
       std::lock_guard<std::mutex> l(mu_);
       if (outcome_) return;
@@ -62,7 +62,7 @@ class FakeLaunched final : public Launched {
     if (on_done_) on_done_(o);
   }
   void Exit(int32_t code) {
-    ExecOutcome o;
+    AttemptOutcome o;
     o.exit_code = code;
     Finish(o);
   }
@@ -82,8 +82,8 @@ class FakeLaunched final : public Launched {
   SpawnRequest req_;
   ProcessIdentity identity_;
   std::mutex mu_;
-  std::optional<ExecOutcome> outcome_;
-  std::function<void(const ExecOutcome&)> on_done_;
+  std::optional<AttemptOutcome> outcome_;
+  std::function<void(const AttemptOutcome&)> on_done_;
 };
 
 class FakeLauncher final : public Launcher {

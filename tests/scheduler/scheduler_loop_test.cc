@@ -161,7 +161,7 @@ TEST_F(SchedulerLoopTest, AFailedAttemptIsRetriedAfterItsBackoffThenFails) {
 TEST_F(SchedulerLoopTest, ATimedOutAttemptIsRecordedTimedOut) {
   source_->Add(Sha('a'));
   Step();
-  ExecOutcome o;
+  AttemptOutcome o;
   o.term_signal = 15;
   o.timed_out = true;
   launcher_.started[0]->Finish(o);

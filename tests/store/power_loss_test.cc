@@ -228,7 +228,11 @@ TEST_F(PowerLossTest, RunTransitionsAcknowledgedBeforePowerLossSurvive) {
     ASSERT_TRUE(runs.Lease(3).ok());
     ASSERT_TRUE(runs.MarkReady(3, S::kLeased).ok());
     ASSERT_TRUE(runs.MarkRunning(3, proc, s->incarnation(), "/log/3").ok());
-    ASSERT_TRUE(runs.Finish(3, AttemptOutcome{0, 0, false, 5, 10, false, ""}).ok());
+    AttemptOutcome success;
+    success.exit_code = 0;
+    success.duration_ms = 5;
+    success.log_bytes = 10;
+    ASSERT_TRUE(runs.Finish(3, success).ok());
     ASSERT_TRUE(runs.Cancel(4, S::kPending, "user").ok());
     expected[1] = S::kLeased;
     expected[2] = S::kRunning;
