@@ -6,32 +6,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fakes/file_mode.h"
 #include "fakes/temp_dir.h"
 
 namespace wtd {
 namespace {
 
-// Permission bits of `path`, or -1 when it cannot be stat'ed.
-int ModeOf(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return -1;
-  return static_cast<int>(st.st_mode & 07777);
-}
-
-// Sets the process umask for one scope.
-class ScopedUmask {
- public:
-  explicit ScopedUmask(mode_t mask) : old_(umask(mask)) {}
-  ~ScopedUmask() { umask(old_); }
-
- private:
-  mode_t old_;
-};
-
 TEST(FileUtilTest, AtomicWriteReplacesWholeFile) {
-  char tmpl[] = "/tmp/wtd-file-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  std::string dir = JoinPath(tmpl, "a/b");
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path().empty());
+  std::string dir = tmp.Sub("a/b");
   ASSERT_TRUE(MakeDirs(dir).ok());
   std::string path = JoinPath(dir, "f");
   ASSERT_TRUE(WriteFileAtomic(path, "first version, longer").ok());
@@ -44,8 +28,6 @@ TEST(FileUtilTest, AtomicWriteReplacesWholeFile) {
   EXPECT_EQ(DirName("/x/y/z"), "/x/y");
   EXPECT_EQ(DirName("z"), ".");
   EXPECT_EQ(JoinPath("/a/", "/b"), "/a/b");
-  std::string cmd = std::string("rm -rf ") + tmpl;
-  ASSERT_EQ(system(cmd.c_str()), 0);
 }
 
 TEST(FileUtilTest, DirectoriesAndFilesArePrivateByDefault) {

@@ -5,17 +5,12 @@
 #include <unistd.h>
 
 #include "base/file_util.h"
+#include "fakes/file_mode.h"
 #include "fakes/temp_dir.h"
 #include "store/state_store.h"
 
 namespace wtd {
 namespace {
-
-int ModeOf(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return -1;
-  return static_cast<int>(st.st_mode & 07777);
-}
 
 class StateDirTest : public ::testing::Test {
  protected:

@@ -1,5 +1,7 @@
-// TempDir: a fresh directory under $TMPDIR (or /tmp), removed with its
-// contents when the object dies.
+// TempDir: a fresh directory /tmp/wtd-test-XXXXXX, removed with its contents
+// when the object dies. Always under /tmp, not $TMPDIR: the daemon tests put
+// unix sockets in it, and a short path keeps them far below the 108-byte
+// sun_path limit.
 #ifndef WTD_TESTS_FAKES_TEMP_DIR_H_
 #define WTD_TESTS_FAKES_TEMP_DIR_H_
 
@@ -13,9 +15,8 @@ namespace wtd {
 class TempDir {
  public:
   TempDir() {
-    const char* base = getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/wtd-test-XXXXXX";
-    char* made = mkdtemp(tmpl.data());
+    char tmpl[] = "/tmp/wtd-test-XXXXXX";
+    char* made = mkdtemp(tmpl);
     path_ = made ? made : "";
   }
   ~TempDir() {
@@ -25,6 +26,7 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 
+  // Empty when the directory could not be made.
   const std::string& path() const { return path_; }
   std::string Sub(const std::string& name) const { return path_ + "/" + name; }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "fakes/temp_dir.h"
 #include "integration/harness.h"
 
 namespace wtd::itest {
@@ -63,7 +64,7 @@ class IntegrationTest : public ::testing::Test {
                          const std::string& job, const std::string& worktree = "main",
                          const std::string& state = "succeeded");
 
-  ScratchDir dir_;
+  TempDir dir_;
   std::string state_dir_;
   std::string effect_;
   GitRepo repo_{""};

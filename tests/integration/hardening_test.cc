@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "fakes/file_mode.h"
 #include "integration/fixture.h"
 
 namespace wtd::itest {
@@ -32,13 +33,6 @@ class HardeningTest : public IntegrationTest {
     return j.is_array() ? j : json::array();
   }
 
-  // Permission bits of `path` (not following a symlink), or -1.
-  static int ModeOf(const std::string& path) {
-    struct stat st;
-    if (lstat(path.c_str(), &st) != 0) return -1;
-    return static_cast<int>(st.st_mode & 07777);
-  }
-
   // Files in the state dir's logs/runs.
   std::vector<std::string> RunLogs() const {
     std::vector<std::string> out;
@@ -48,16 +42,6 @@ class HardeningTest : public IntegrationTest {
     }
     return out;
   }
-};
-
-// Sets the umask for one scope (the daemons started in it inherit it).
-class ScopedUmask {
- public:
-  explicit ScopedUmask(mode_t mask) : old_(umask(mask)) {}
-  ~ScopedUmask() { umask(old_); }
-
- private:
-  mode_t old_;
 };
 
 TEST_F(HardeningTest, AFailingRunKeepsOneLogCappedAcrossItsAttempts) {

@@ -180,17 +180,6 @@ std::vector<std::string> Lines(const std::string& text) {
   return out;
 }
 
-ScratchDir::ScratchDir() {
-  char tmpl[] = "/tmp/wtd-it-XXXXXX";
-  char* made = mkdtemp(tmpl);
-  path_ = made ? made : "";
-}
-
-ScratchDir::~ScratchDir() {
-  std::error_code ec;
-  if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-}
-
 void IsolateGitConfig() {
   setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
   setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1);

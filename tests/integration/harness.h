@@ -53,21 +53,6 @@ std::string ReadFileOr(const std::string& path, const std::string& otherwise = "
 void WriteFileOrDie(const std::string& path, const std::string& content);
 std::vector<std::string> Lines(const std::string& text);
 
-// A fresh directory /tmp/wtd-it-XXXXXX (short, so socket paths stay far
-// below the 108-byte sun_path limit), removed with its contents.
-class ScratchDir {
- public:
-  ScratchDir();
-  ~ScratchDir();
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
 // A git repository (or a linked worktree of one) driven with the git CLI.
 // Identity is set in the repository's own config; the caller's global and
 // system configs are ignored (see IsolateGitConfig).
