@@ -57,21 +57,19 @@ step "tsan tests"
 tsan_labels=$(IFS='|'; echo "^(${tsan_tests[*]})\$")
 ctest --test-dir build/tsan --output-on-failure -j "$jobs" -L "$tsan_labels"
 
-if [[ -f fuzz/CMakeLists.txt ]]; then
-  step "libFuzzer build (clang-14)"
-  cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_COMPILER=clang++-14 -DWTD_BUILD_FUZZ=ON -DWTD_BUILD_TESTS=OFF \
-    -DWTD_BUILD_BENCH=OFF
-  cmake --build build/fuzz -j "$jobs"
-  step "fuzzing"
-  secs=${WTD_FUZZ_SECONDS:-20}
-  for target in build/fuzz/fuzz/fuzz_*; do
-    [[ -x "$target" ]] || continue
-    name=$(basename "$target")
-    corpus="$root/fuzz/corpus/${name#fuzz_}"
-    work=$(mktemp -d)
-    "$target" -max_total_time="$secs" -print_final_stats=0 "$work" "$corpus"
-    rm -rf "$work"
-  done
-fi
+step "libFuzzer build (clang-14)"
+cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_COMPILER=clang++-14 -DWTD_BUILD_FUZZ=ON -DWTD_BUILD_TESTS=OFF \
+  -DWTD_BUILD_BENCH=OFF
+cmake --build build/fuzz -j "$jobs"
+step "fuzzing"
+secs=${WTD_FUZZ_SECONDS:-20}
+for target in build/fuzz/fuzz/fuzz_*; do
+  [[ -x "$target" ]] || continue
+  name=$(basename "$target")
+  corpus="$root/fuzz/corpus/${name#fuzz_}"
+  work=$(mktemp -d)
+  "$target" -max_total_time="$secs" -print_final_stats=0 "$work" "$corpus"
+  rm -rf "$work"
+done
 step "all test stages passed"
