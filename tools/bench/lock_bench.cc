@@ -6,6 +6,7 @@
 //               then unlink and fsync the directory (a durable lock file)
 //   git CLI     `git update-ref REF BLOB 0{40}` then `git update-ref -d REF BLOB`
 //               (spawned; not fsynced by default)
+//   floor       write(100 bytes) + fsync on an O_APPEND file: one fsync
 // One of each per round, interleaved, so that all see the same disk.
 // Not a test: it prints figures and checks nothing beyond errors.
 //
@@ -119,7 +120,7 @@ void ExclRoundTrip(const std::string& dir, const std::string& json) {
 }
 
 void PrintRow(const char* name, const Micros& v) {
-  printf("  %-44s p50 %9.1f us  p99 %9.1f us\n", name, Percentile(v, 0.5), Percentile(v, 0.99));
+  printf("  %-48s p50 %9.1f us  p99 %9.1f us\n", name, Percentile(v, 0.5), Percentile(v, 0.99));
 }
 
 void PrintHeader(const std::string& dir, size_t n) {
@@ -165,7 +166,12 @@ void Bench(const std::string& base, size_t n) {
   std::string cli_ref = "refs/wtd/bench/main/build/" + sha;
   std::string zero(40, '0');
 
-  Micros lockrefs, create_only, flock_us, excl, cli;
+  int append_fd =
+      open((lockdir + "/append").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (append_fd < 0) Die("open append file");
+  std::string hundred(100, 'x');
+
+  Micros lockrefs, create_only, flock_us, excl, cli, floor;
   for (size_t i = 0; i <= n; ++i) {  // round 0 warms up (directories, caches)
     owner.token = i + 1;
     owner.run_id = i + 1;
@@ -186,7 +192,13 @@ void Bench(const std::string& base, size_t n) {
     Run({"git", "-C", repo, "update-ref", cli_ref, *blob, zero});
     Run({"git", "-C", repo, "update-ref", "-d", cli_ref, *blob});
     double t6 = NowUs();
+
+    if (write(append_fd, hundred.data(), hundred.size()) != 100 || fsync(append_fd) != 0) {
+      Die("append + fsync");
+    }
+    double t7 = NowUs();
     if (i == 0) continue;
+    floor.push_back(t7 - t6);
     lockrefs.push_back(t2 - t0);
     create_only.push_back(t1 - t0);
     flock_us.push_back(t4 - t3);
@@ -194,13 +206,15 @@ void Bench(const std::string& base, size_t n) {
     cli.push_back(t6 - t5);
   }
   close(flock_fd);
+  close(append_fd);
 
-  printf("acquire + release round trip\n");
-  PrintRow("LockRefs Create + Delete (durable)", lockrefs);
-  PrintRow("  of which Create", create_only);
-  PrintRow("flock(2) LOCK_EX + LOCK_UN (not durable)", flock_us);
-  PrintRow("O_EXCL file + JSON + fsyncs, unlink + fsync", excl);
-  PrintRow("git update-ref create + delete (2 spawns)", cli);
+  printf("acquire + release round trip (fsyncs per round trip in brackets)\n");
+  PrintRow("fsync of a 100 B append (floor) [1]", floor);
+  PrintRow("LockRefs Create + Delete (durable) [5]", lockrefs);
+  PrintRow("  of which Create [4]", create_only);
+  PrintRow("flock(2) LOCK_EX + LOCK_UN (not durable) [0]", flock_us);
+  PrintRow("O_EXCL file + JSON + fsyncs, unlink + fsync [3]", excl);
+  PrintRow("git update-ref create + delete, 2 spawns [0]", cli);
   printf("\nratios (p50 / p99)\n");
   printf("  LockRefs / O_EXCL file         x%.2f / x%.2f   (aim: <= 1)\n",
          Percentile(lockrefs, 0.5) / Percentile(excl, 0.5),
@@ -208,6 +222,9 @@ void Bench(const std::string& base, size_t n) {
   printf("  git update-ref / LockRefs      x%.2f / x%.2f   (aim: >= 10)\n",
          Percentile(cli, 0.5) / Percentile(lockrefs, 0.5),
          Percentile(cli, 0.99) / Percentile(lockrefs, 0.99));
+  double f50 = Percentile(floor, 0.5);
+  printf("  LockRefs / (5 x floor)         x%.2f;  O_EXCL file / (3 x floor)  x%.2f\n",
+         Percentile(lockrefs, 0.5) / (5 * f50), Percentile(excl, 0.5) / (3 * f50));
   printf("  LockRefs / flock               x%.0f\n",
          Percentile(lockrefs, 0.5) / Percentile(flock_us, 0.5));
 }
