@@ -42,8 +42,8 @@ TEST(StaleTest, RulesTable) {
   const int64_t in_grace = kNow - kGrace;        // expired, but only by the grace: held
   const int64_t past_grace = kNow - kGrace - 1;  // expired beyond the grace
   const std::vector<Case> cases = {
-      // what                         host    boot      expires     job  d.alive d.reuse j.alive
-      // j.reuse  stale  reason
+      // {what, host, boot, expires, job pid, daemon alive, daemon pid reused, job alive,
+      //  job pid reused, stale, reason}
       {"daemon alive", "me", "boot-A", fresh, 0, true, false, false, false, false,
        LockReason::kHeld},
       {"daemon gone, no job", "me", "boot-A", fresh, 0, false, false, false, false, true,
