@@ -56,6 +56,11 @@ LockVerdict JudgeLock(const std::optional<LockOwner>& owner, const JudgeContext&
 inline LockVerdict JudgeLock(const LockEntry& entry, const JudgeContext& ctx) {
   return JudgeLock(entry.owner, ctx);
 }
+inline LockVerdict JudgeLock(const LockEntry& entry, ProcessTable& processes, int64_t now_ms,
+                             const std::string& my_host, const std::string& my_boot_id,
+                             int64_t grace_ms) {
+  return JudgeLock(entry.owner, JudgeContext{&processes, now_ms, my_host, my_boot_id, grace_ms});
+}
 
 }  // namespace wtd::locks
 

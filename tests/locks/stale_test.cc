@@ -107,6 +107,19 @@ TEST(StaleTest, UnreadableIsHeldByUnknownWhateverTheTime) {
   LockEntry e;
   e.error = "blob: not JSON";
   EXPECT_EQ(JudgeLock(e, ctx).reason, LockReason::kUnreadable);
+  EXPECT_EQ(JudgeLock(e, procs, INT64_MAX, "me", "boot-A", 0).reason, LockReason::kUnreadable);
+}
+
+TEST(StaleTest, AnEntryIsJudgedByItsOwner) {
+  FakeProcessTable procs("boot-A");
+  LockEntry e;
+  e.owner = Owner("me", "boot-A", kNow + 1);
+  LockVerdict gone = JudgeLock(e, procs, kNow, "me", "boot-A", kGrace);
+  EXPECT_TRUE(gone.stale);
+  EXPECT_EQ(gone.reason, LockReason::kPidGone);
+  EXPECT_EQ(gone.detail, "daemon pid 100 gone");
+  procs.Start(100, 1000);
+  EXPECT_FALSE(JudgeLock(e, procs, kNow, "me", "boot-A", kGrace).stale);
 }
 
 TEST(StaleTest, ThisHostsUnknownBootTrustsOnlyExpiry) {
