@@ -322,6 +322,7 @@ Result<Receipt> AppendReceiptIfFirst(LockRefs& repo, const std::string& notes_re
   if (!valid.ok()) return valid.WithContext(where);
   MutexLock lock(ReceiptsAccess::mu(repo));
   GitHandle* git = ReceiptsAccess::git(repo);
+  Status last;  // why the last attempt did not move the notes ref
   for (int attempt = 0; attempt < kMaxNoteAttempts; ++attempt) {
     WTD_ASSIGN_OR_RETURN(CommitPtr parent, NotesCommit(git->repo(), notes_ref, where));
     WTD_ASSIGN_OR_RETURN(std::string text, NoteText(git->repo(), parent.get(), oid, where));
@@ -331,6 +332,7 @@ Result<Receipt> AppendReceiptIfFirst(LockRefs& repo, const std::string& notes_re
                          CommitNote(git->repo(), parent.get(), oid, text, receipt, where));
     int rc = MoveNotesRef(git->repo(), notes_ref, parent.get(), commit);
     if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS || rc == GIT_ELOCKED || rc == GIT_ENOTFOUND) {
+      last = GitError(rc, where + ": move the notes ref");
       Backoff(attempt);  // another writer moved the notes ref (or holds its lock): again
       continue;
     }
@@ -339,8 +341,11 @@ Result<Receipt> AppendReceiptIfFirst(LockRefs& repo, const std::string& notes_re
     if (!s.ok()) return s.WithContext(where + ": receipt written but not synced");
     return receipt;
   }
-  return Status::Aborted(where + ": the notes ref kept changing; gave up after " +
-                         std::to_string(kMaxNoteAttempts) + " attempts");
+  std::string why = "gave up after " + std::to_string(kMaxNoteAttempts) + " attempts: ";
+  // A lock file that stayed through every attempt is most likely left by a
+  // writer that crashed: say so with its own code, not as a lost race.
+  if (last.IsFailedPrecondition()) return Status::FailedPrecondition(why + last.message());
+  return Status::Aborted(why + "the notes ref kept changing (" + last.message() + ")");
 }
 
 }  // namespace wtd::locks

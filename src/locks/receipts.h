@@ -84,7 +84,9 @@ Result<std::optional<Receipt>> FindReceipt(LockRefs& repo, const std::string& no
 // for (receipt.worktree, receipt.job); returns the receipt that is there now
 // (the caller's when it was first, the earlier one otherwise). Retries up to
 // kMaxNoteAttempts times when another writer moved the notes ref meanwhile,
-// then Aborted. InvalidArgument for a bad notes ref, sha or receipt.
+// then Aborted — or FailedPrecondition when the last attempt found the notes
+// ref's `.lock` file (lock_refs.h). InvalidArgument for a bad notes ref, sha
+// or receipt.
 Result<Receipt> AppendReceiptIfFirst(LockRefs& repo, const std::string& notes_ref,
                                      const std::string& sha, const Receipt& receipt);
 inline constexpr int kMaxNoteAttempts = 64;

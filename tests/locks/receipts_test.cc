@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <thread>
 #include <vector>
 
@@ -169,6 +170,23 @@ TEST_F(ReceiptsTest, ConcurrentAppendersLoseNoLine) {
     EXPECT_EQ(next, kPerWriter) << prefix;
   }
   EXPECT_EQ(Git(repo_, {"notes", "--ref=wtd", "list"}).size(), 81u);  // one note: "<blob> <sha>"
+}
+
+TEST_F(ReceiptsTest, AStrayNotesRefLockFileIsReportedAfterTheRetries) {
+  ASSERT_TRUE(AppendReceiptIfFirst(*refs_, kDefaultNotesRef, sha_, MakeReceipt("build", 1)).ok());
+  std::string before = CliTarget(kDefaultNotesRef);
+  std::string lock_file = repo_ + "/.git/refs/notes/wtd.lock";
+  WriteFile(lock_file, "left by a crash\n");
+  Result<Receipt> r = AppendReceiptIfFirst(*refs_, kDefaultNotesRef, sha_, MakeReceipt("lint", 2));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(IsRefLockFilePresent(r.status())) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("refs/notes/wtd"), std::string::npos);
+  EXPECT_NE(r.status().message().find("repository " + repo_), std::string::npos);
+  EXPECT_EQ(CliTarget(kDefaultNotesRef), before);
+  // Reading needs no lock; once the file is gone the append goes through.
+  EXPECT_TRUE(FindReceipt(*refs_, kDefaultNotesRef, sha_, "main", "build")->has_value());
+  std::filesystem::remove(lock_file);
+  EXPECT_TRUE(AppendReceiptIfFirst(*refs_, kDefaultNotesRef, sha_, MakeReceipt("lint", 2)).ok());
 }
 
 TEST_F(ReceiptsTest, BadArgumentsAreRefused) {
