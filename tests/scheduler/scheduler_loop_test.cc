@@ -255,6 +255,36 @@ TEST_F(SchedulerLoopTest, AJobThatEndsAsTheGraceRunsOutKeepsItsOwnOutcome) {
   EXPECT_EQ(Get(1).state, RunState::kSucceeded) << Get(1).error;
 }
 
+// The step hook (the daemon's systemd notifier) is called on the loop thread
+// after each step with the queue as that step left it, bounds the loop's
+// sleep, and is told when the stop begins and during it.
+TEST_F(SchedulerLoopTest, TheStepHookSeesEachStepAndTheStop) {
+  for (char c : {'a', 'b', 'c'}) source_->Add(Sha(c));
+  std::vector<LoopHeartbeat> beats;
+  sched_->SetStepHook([&](const LoopHeartbeat& beat) -> int64_t {
+    beats.push_back(beat);
+    if (beats.size() == 1) return 0;  // step again at once
+    if (!beat.stopping) {
+      sched_->RequestStop();
+    } else {
+      clock_.AdvanceMs(60'000);  // the grace runs out on the fake clock
+    }
+    return -1;
+  });
+  sched_->Loop();
+  ASSERT_GE(beats.size(), 3u);
+  EXPECT_EQ(beats[0].running, 1u) << "concurrency 1";
+  EXPECT_EQ(beats[0].queued, 2u);
+  EXPECT_EQ(beats[0].retry_wait, 0u);
+  EXPECT_EQ(beats[0].last_error, "");
+  EXPECT_FALSE(beats[0].stopping);
+  EXPECT_EQ(beats[1].running, 1u) << "the fake job has not ended";
+  EXPECT_FALSE(beats[1].stopping);
+  EXPECT_TRUE(beats[2].stopping);
+  EXPECT_EQ(beats[2].stop_budget_ms, 10'000 + 5'000) << "shutdown grace + kill grace";
+  EXPECT_EQ(Get(1).state, RunState::kRetryWait) << "interrupted by the stop";
+}
+
 TEST_F(SchedulerLoopTest, AJobThatEndedBeforeTheStopIsRecordedAsItEnded) {
   source_->Add(Sha('a'));
   Step();
