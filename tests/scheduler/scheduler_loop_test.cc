@@ -33,7 +33,13 @@ class FakeSource final : public CommitSource {
     return s;
   }
   std::vector<std::string> WatchDirs() const override { return {}; }
-  void Report(SchedulerSnapshot*) const override {}
+  void Report(SchedulerSnapshot* s) const override {
+    if (repo_error.empty()) return;
+    RepoStatus repo;
+    repo.path = kRepo;
+    repo.error = repo_error;
+    s->repos.push_back(repo);
+  }
   Result<std::optional<std::string>> CurrentWorktreePath(const std::string&,
                                                          const std::string& id) override {
     if (unwatched) return Status::NotFound("repository /srv/repo is not watched now");
@@ -61,6 +67,7 @@ class FakeSource final : public CommitSource {
   }
 
   std::set<std::string> removed;
+  std::string repo_error;  // reported for kRepo when not empty
   bool unwatched = false;
   int resolved = 0;
 
@@ -283,6 +290,22 @@ TEST_F(SchedulerLoopTest, TheStepHookSeesEachStepAndTheStop) {
   EXPECT_TRUE(beats[2].stopping);
   EXPECT_EQ(beats[2].stop_budget_ms, 10'000 + 5'000) << "shutdown grace + kill grace";
   EXPECT_EQ(Get(1).state, RunState::kRetryWait) << "interrupted by the stop";
+}
+
+TEST_F(SchedulerLoopTest, TheStepHookSeesARepositorysErrorUntilItClears) {
+  std::vector<std::string> errors;
+  sched_->SetStepHook([&](const LoopHeartbeat& beat) -> int64_t {
+    errors.push_back(beat.last_error);
+    if (errors.size() == 1) source_->repo_error = "cannot open: gone";
+    if (errors.size() == 2) source_->repo_error.clear();
+    if (errors.size() == 3) sched_->RequestStop();
+    return 0;
+  });
+  sched_->Loop();
+  ASSERT_GE(errors.size(), 3u);
+  EXPECT_EQ(errors[0], "");
+  EXPECT_EQ(errors[1], "repository /srv/repo: cannot open: gone");
+  EXPECT_EQ(errors[2], "") << "a repository that recovered is no longer the last error";
 }
 
 TEST_F(SchedulerLoopTest, AJobThatEndedBeforeTheStopIsRecordedAsItEnded) {
