@@ -5,7 +5,7 @@
 // the launching process waits until the daemon is ready or failed, and exits
 // 0 or 1 accordingly, so a script can trust `wtd --daemonize` returning 0.
 //
-// What is sent when (docs/operations.md, "systemd"):
+// What is sent when (docs/design/loop.md, "Start-up" and "The step hook"):
 //   start: STATUS + EXTEND_TIMEOUT_USEC before the store opens and before
 //     recovery, and again (at most once a second) while recovery acts on
 //     runs (StartProgress), so a long recovery that makes progress is not
@@ -19,9 +19,8 @@
 //     ends; RELOADING=1 ... READY=1 around a SIGHUP reload.
 //
 // Thread-safety: Notify and WatchdogUsec may be called from any thread;
-// Ready and StartFailed from one thread at a time. StartProgress and
-// LoopNotifier are each used by one thread (the main thread and the loop
-// thread respectively).
+// Ready and StartFailed from one thread at a time. StartProgress is used by
+// the main thread, LoopNotifier by the loop thread (its ready() by any).
 #ifndef WTD_DAEMON_SERVICE_H_
 #define WTD_DAEMON_SERVICE_H_
 
