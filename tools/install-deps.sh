@@ -13,6 +13,9 @@ packages=(
   nlohmann-json3-dev libsystemd-dev
   clang-14 libclang-rt-14-dev clang-format
   procps
+  # tests/install: systemd-analyze verify on the units, the launchd plist
+  # through python's plistlib and xmllint, the man pages through man and groff.
+  systemd libxml2-utils python3 man-db groff-base
 )
 
 if [ "$(id -u)" -ne 0 ]; then

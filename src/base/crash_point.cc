@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "base/mutex.h"
 
@@ -28,6 +30,11 @@ constexpr std::string_view kCrashPointNames[] = {
     "during_shutdown",        // graceful stop: jobs past the grace; before the clean marker
 };
 
+// Wedge points (WTD_WEDGE_POINT): the thread stops instead of the process.
+constexpr std::string_view kWedgePointNames[] = {
+    "wedge_loop",  // scheduler loop, after a completed step, before its step hook
+};
+
 Mutex g_mu;
 std::string g_name GUARDED_BY(g_mu);
 int g_remaining GUARDED_BY(g_mu) = 0;
@@ -35,7 +42,20 @@ std::function<void(std::string_view)> g_action GUARDED_BY(g_mu);
 
 bool Known(std::string_view name) {
   return std::find(std::begin(kCrashPointNames), std::end(kCrashPointNames), name) !=
-         std::end(kCrashPointNames);
+             std::end(kCrashPointNames) ||
+         std::find(std::begin(kWedgePointNames), std::end(kWedgePointNames), name) !=
+             std::end(kWedgePointNames);
+}
+
+// Counts a pass through `name`; true on the armed pass (then disarmed), with
+// the replacement action, if any, in *action.
+bool Fires(std::string_view name, std::function<void(std::string_view)>* action) {
+  MutexLock lock(&g_mu);
+  if (name != g_name || g_remaining <= 0) return false;
+  if (--g_remaining > 0) return false;
+  internal::g_crash_armed.store(false, std::memory_order_relaxed);
+  *action = g_action;
+  return true;
 }
 
 }  // namespace
@@ -45,22 +65,30 @@ std::atomic<bool> g_crash_armed{false};
 
 void MaybeCrashSlow(std::string_view name) {
   std::function<void(std::string_view)> action;
-  {
-    MutexLock lock(&g_mu);
-    if (name != g_name || g_remaining <= 0) return;
-    if (--g_remaining > 0) return;
-    g_crash_armed.store(false, std::memory_order_relaxed);
-    action = g_action;
-  }
+  if (!Fires(name, &action)) return;
   if (action) {
     action(name);
     return;
   }
   _exit(kCrashExitCode);
 }
+
+void MaybeWedgeSlow(std::string_view name) {
+  std::function<void(std::string_view)> action;
+  if (!Fires(name, &action)) return;
+  if (action) {
+    action(name);
+    return;
+  }
+  std::string line = "wtd: wedge point " + std::string(name) + ": this thread stops here\n";
+  ssize_t n = write(2, line.data(), line.size());
+  (void)n;
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
 }  // namespace internal
 
 std::span<const std::string_view> CrashPointNames() { return kCrashPointNames; }
+std::span<const std::string_view> WedgePointNames() { return kWedgePointNames; }
 
 Status ArmCrashPoint(std::string_view name, int nth) {
   if (!Known(name))

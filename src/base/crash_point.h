@@ -9,8 +9,14 @@
 // point the process calls _exit(kCrashExitCode): no destructors, no flushing,
 // nothing but what is already durable survives.
 //
-// Every name used in the code must be listed in kCrashPointNames (checked at
-// runtime when armed, and by a test); docs/design/crash-points.md describes each.
+// A wedge point (WTD_WEDGE_POINT) is armed the same way, but on its nth pass
+// the calling thread stops for good instead: it sleeps forever while the
+// rest of the process goes on, as a thread stuck in a system call or a
+// deadlock would. It proves that a supervisor notices a wedged thread.
+//
+// Every name used in the code must be listed in kCrashPointNames or
+// kWedgePointNames (checked at runtime when armed, and by a test); docs/design/crash-points.md
+// describes each.
 //
 // Thread-safety: all functions are safe to call from any thread.
 #ifndef WTD_BASE_CRASH_POINT_H_
@@ -29,6 +35,8 @@ inline constexpr int kCrashExitCode = 86;
 
 // All crash point names, in lifecycle order.
 std::span<const std::string_view> CrashPointNames();
+// All wedge point names (armed the same way, by the same functions).
+std::span<const std::string_view> WedgePointNames();
 
 // Arms `name` to fire on its nth pass. InvalidArgument for an unknown name or
 // nth < 1.
@@ -46,14 +54,23 @@ void SetCrashAction(std::function<void(std::string_view name)> action);
 namespace internal {
 extern std::atomic<bool> g_crash_armed;
 void MaybeCrashSlow(std::string_view name);
+void MaybeWedgeSlow(std::string_view name);
 }  // namespace internal
 
 inline void MaybeCrash(std::string_view name) {
   if (internal::g_crash_armed.load(std::memory_order_relaxed)) internal::MaybeCrashSlow(name);
 }
 
+// On the armed pass: the crash action if one is set (it may throw), else
+// the calling thread sleeps forever. Writes "wtd: wedge point NAME: this
+// thread stops here" to stderr first, so a test can tell when it happened.
+inline void MaybeWedge(std::string_view name) {
+  if (internal::g_crash_armed.load(std::memory_order_relaxed)) internal::MaybeWedgeSlow(name);
+}
+
 }  // namespace wtd
 
 #define WTD_CRASH_POINT(name) ::wtd::MaybeCrash(name)
+#define WTD_WEDGE_POINT(name) ::wtd::MaybeWedge(name)
 
 #endif  // WTD_BASE_CRASH_POINT_H_

@@ -69,6 +69,20 @@ Status CheckRepos(const Config& c) {
   return Status::OK();
 }
 
+// Recovery's hooks, each also counting a run handled for `progress` (which
+// extends systemd's start timeout while recovery makes progress).
+RecoveryHooks WithProgress(RecoveryHooks hooks, StartProgress* progress) {
+  auto wrap = [progress](std::function<Status(const Run&)> inner) {
+    return [progress, inner = std::move(inner)](const Run& run) {
+      progress->RunHandled();
+      return inner ? inner(run) : Status::OK();
+    };
+  };
+  hooks.release_unstarted = wrap(std::move(hooks.release_unstarted));
+  hooks.release_finished = wrap(std::move(hooks.release_finished));
+  return hooks;
+}
+
 // The whole life of a daemon once the configuration is valid.
 class Daemon {
  public:
@@ -77,7 +91,7 @@ class Daemon {
   int Run(Service* service) EXCLUDES(reload_mu_);
 
  private:
-  Status Start() EXCLUDES(reload_mu_);
+  Status Start(StartProgress* progress) EXCLUDES(reload_mu_);
   Result<ReloadResult> Reload() EXCLUDES(reload_mu_);
   void OnSignal(int sig) EXCLUDES(reload_mu_);
 
@@ -94,10 +108,12 @@ class Daemon {
   std::unique_ptr<Waker> waker_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Server> server_;
+  // Created before the signal thread starts; its ready() is read there.
+  std::unique_ptr<LoopNotifier> notifier_;
   ControlContext control_;
 };
 
-Status Daemon::Start() {
+Status Daemon::Start(StartProgress* progress) {
   Config config;
   {
     MutexLock l(&reload_mu_);
@@ -106,6 +122,7 @@ Status Daemon::Start() {
   Clock* clock = SystemClock();
   StoreOptions so;
   so.dir = JoinPath(config.daemon.state_dir, "db");
+  progress->Phase("opening the state store " + so.dir);
   WTD_ASSIGN_OR_RETURN(store_, StateStore::Open(so));  // crash point after_store_open
   spdlog::info("state store {} open, incarnation {}{}", so.dir, store_->incarnation(),
                PreviousRunNote(store_->incarnation(), store_->previous_shutdown_clean()));
@@ -118,8 +135,12 @@ Status Daemon::Start() {
   runs_ = std::make_unique<RunStore>(store_.get(), clock);
   WTD_RETURN_IF_ERROR(runs_->Init());
 
+  RecoveryOptions recovery_options;
+  progress->Phase("recovering: checking the runs a previous wtd left unfinished",
+                  static_cast<uint64_t>(recovery_options.kill_wait_ms) * 1000);
   WTD_ASSIGN_OR_RETURN(RecoveryReport report, RunRecovery(runs_.get(), SystemProcessTable(), clock,
-                                                          RecoveryHooks{}, store_->incarnation()));
+                                                          WithProgress(RecoveryHooks{}, progress),
+                                                          store_->incarnation(), recovery_options));
   for (const RecoveryAction& a : report.actions) {
     spdlog::info("recovery: run {} ({} on {}) {} -> {}: {}", a.run_id, a.key.job,
                  a.key.sha.substr(0, 12), RunStateName(a.from), RunStateName(a.to), a.detail);
@@ -127,14 +148,16 @@ Status Daemon::Start() {
   for (const std::string& e : report.errors) spdlog::error("recovery: {}", e);
   spdlog::info("recovery: {} active run(s) checked, {} action(s), {} us", report.active_scanned,
                report.actions.size(), report.duration_us);
+  progress->Phase("recovered: " + std::to_string(report.active_scanned) +
+                  " active run(s) checked, " + std::to_string(report.actions.size()) +
+                  " action(s), " + std::to_string(report.errors.size()) + " error(s); first poll");
 
   poller_ = std::make_unique<Poller>(runs_.get(), clock, config.poller);
   poller_->SetRepos(RepoSpecs(config));
   WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config.daemon.inotify));
   launcher_ = NewShimLauncher(SystemProcessTable());
-  scheduler_ =
-      std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), clock, waker_.get(),
-                                  store_->incarnation(), config.scheduler);
+  scheduler_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), clock,
+                                           waker_.get(), store_->incarnation(), config.scheduler);
   control_.runs = runs_.get();
   control_.scheduler = scheduler_.get();
   control_.state_dir = config.daemon.state_dir;
@@ -196,9 +219,12 @@ void Daemon::OnSignal(int sig) {
     spdlog::info("{} received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     scheduler_->RequestStop();  // wakes the loop through the waker's eventfd
   } else if (sig == SIGHUP) {
-    Service::Notify("RELOADING=1");
+    // READY=1 only once the loop has said it (a SIGHUP during start-up
+    // must not announce a daemon that has not polled yet).
+    bool ready = notifier_->ready();
+    if (ready) Service::Notify("RELOADING=1");
     Reload().status().IgnoreError();  // logged; a refused reload changes nothing
-    Service::Notify("READY=1");
+    if (ready) Service::Notify("READY=1");
   }
 }
 
@@ -221,23 +247,33 @@ int Daemon::Run(Service* service) {
     socket_path = config_.daemon.socket_path;
     repos = config_.repos.size();
   }
-  Status st = Start();
+  StartProgress progress(SystemClock(), &Service::Notify);
+  Status st = Start(&progress);
   if (!st.ok()) {
     spdlog::critical("cannot start: {}", st.ToString());
     service->StartFailed(st.ToString());
     return 1;
   }
+  // READY=1, the watchdog and STATUS come from the loop thread, after its
+  // steps: the first completed step (recovery is done, the first poll too)
+  // makes the daemon ready, and a wedged loop stops feeding the watchdog.
+  uint64_t watchdog_usec = Service::WatchdogUsec();
+  notifier_ = std::make_unique<LoopNotifier>(
+      SystemClock(), watchdog_usec, &Service::Notify, [service, socket_path, repos] {
+        spdlog::info("wtd {} ready: pid {}, socket {}, {} repositor{}", WTD_VERSION, getpid(),
+                     socket_path, repos, repos == 1 ? "y" : "ies");
+        service->Ready();
+      });
+  if (watchdog_usec > 0) {
+    spdlog::info("systemd watchdog: {} ms; the loop pings it at least every {} ms",
+                 watchdog_usec / 1000, watchdog_usec / 2000);
+  }
+  LoopNotifier* notifier = notifier_.get();
+  scheduler_->SetStepHook([notifier](const LoopHeartbeat& beat) { return notifier->OnStep(beat); });
   SignalWatcher* signals = watcher->get();
-  std::thread signal_thread([this, signals] {
-    signals->Run([this](int sig) { OnSignal(sig); }, WatchdogTickMs(Service::WatchdogUsec()),
-                 &Service::Watchdog);
-  });
-  spdlog::info("wtd {} ready: pid {}, socket {}, {} repositor{}", WTD_VERSION, getpid(),
-               socket_path, repos, repos == 1 ? "y" : "ies");
-  service->Ready();
+  std::thread signal_thread([this, signals] { signals->Run([this](int sig) { OnSignal(sig); }); });
   scheduler_->Loop();  // stops with the shutdown grace of the last reload
-  Service::Notify("STOPPING=1");
-  signals->Stop();  // the signal thread returns at once
+  signals->Stop();     // the signal thread returns at once
   signal_thread.join();
   server_->Stop();
   WTD_CRASH_POINT("during_shutdown");

@@ -5,9 +5,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #ifdef WTD_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -27,13 +29,6 @@ void Service::Notify(const std::string& state) {
 #endif
 }
 
-void Service::Watchdog() {
-#ifdef WTD_HAVE_SYSTEMD
-  uint64_t usec = 0;
-  if (sd_watchdog_enabled(0, &usec) > 0) sd_notify(0, "WATCHDOG=1");
-#endif
-}
-
 uint64_t Service::WatchdogUsec() {
 #ifdef WTD_HAVE_SYSTEMD
   uint64_t usec = 0;
@@ -43,7 +38,6 @@ uint64_t Service::WatchdogUsec() {
 }
 
 void Service::Ready() {
-  Notify("READY=1\nSTATUS=watching");
   if (ready_fd_ >= 0) {
     ssize_t n = write(ready_fd_, "", 1);
     (void)n;
@@ -100,6 +94,71 @@ Status Service::Daemonize(const std::string& log_path) {
   close(log_fd);
   ready_fd_ = fds[1];
   return Status::OK();
+}
+
+void StartProgress::Phase(const std::string& status, uint64_t extra_us) {
+  sink_("STATUS=" + status + "\nEXTEND_TIMEOUT_USEC=" + std::to_string(kBudgetUs + extra_us));
+  last_sent_us_ = clock_->MonotonicUs();
+}
+
+void StartProgress::RunHandled() {
+  ++runs_handled_;
+  int64_t now = clock_->MonotonicUs();
+  if (last_sent_us_ >= 0 && now - last_sent_us_ < 1'000'000) return;
+  sink_("STATUS=recovering: " + std::to_string(runs_handled_) +
+        " run(s) handled\nEXTEND_TIMEOUT_USEC=" + std::to_string(kBudgetUs));
+  last_sent_us_ = now;
+}
+
+std::string LoopNotifier::StatusText(const LoopHeartbeat& beat) {
+  std::string text = beat.stopping ? "stopping: " + std::to_string(beat.running) + " running"
+                                   : std::to_string(beat.queued) + " queued, " +
+                                         std::to_string(beat.running) + " running, " +
+                                         std::to_string(beat.retry_wait) + " waiting to retry";
+  text += beat.last_error.empty() ? "; no errors" : "; last error: " + beat.last_error;
+  // One line: systemctl shows STATUS as is.
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return text;
+}
+
+int64_t LoopNotifier::OnStep(const LoopHeartbeat& beat) {
+  std::vector<std::string> lines;
+  std::string status = StatusText(beat);
+  if (!ready_.load()) {
+    lines.push_back("READY=1");
+  }
+  if (beat.stopping && !stopping_sent_) {
+    lines.push_back("STOPPING=1");
+    lines.push_back("EXTEND_TIMEOUT_USEC=" +
+                    std::to_string((beat.stop_budget_ms + 10'000) * int64_t{1000}));
+    stopping_sent_ = true;
+  }
+  int64_t now = clock_->MonotonicUs();
+  int64_t limit_ms = -1;
+  if (watchdog_usec_ > 0) {
+    int64_t w = static_cast<int64_t>(watchdog_usec_);
+    if (last_ping_us_ < 0 || now - last_ping_us_ >= w / 4) {
+      lines.push_back("WATCHDOG=1");
+      last_ping_us_ = now;
+    }
+    limit_ms = std::max<int64_t>(0, (last_ping_us_ + w / 2 - now) / 1000);
+  }
+  if (status != last_status_) {
+    lines.push_back("STATUS=" + status);
+    last_status_ = status;
+  }
+  if (!lines.empty()) {
+    std::string msg;
+    for (const std::string& l : lines) msg += (msg.empty() ? "" : "\n") + l;
+    sink_(msg);
+  }
+  if (!ready_.load()) {
+    ready_.store(true);
+    if (on_ready_) on_ready_();
+  }
+  return limit_ms;
 }
 
 }  // namespace wtd

@@ -6,11 +6,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
-
-#include <algorithm>
-#include <chrono>
 
 namespace wtd {
 
@@ -37,25 +33,11 @@ SignalWatcher::~SignalWatcher() {
   close(stop_fd_);
 }
 
-void SignalWatcher::Run(const std::function<void(int)>& on_signal, int64_t tick_ms,
-                        const std::function<void()>& on_tick) {
+void SignalWatcher::Run(const std::function<void(int)>& on_signal) {
   pthread_setname_np(pthread_self(), "wtd-signals");
-  using Clock = std::chrono::steady_clock;
-  Clock::time_point next_tick =
-      Clock::now() + std::chrono::milliseconds(std::max<int64_t>(0, tick_ms));
   for (;;) {
-    timespec wait{};
-    timespec* timeout = nullptr;  // none: sleep until a signal or Stop()
-    if (tick_ms > 0) {
-      int64_t left = std::max<int64_t>(
-          0,
-          std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - Clock::now()).count());
-      wait.tv_sec = static_cast<time_t>(left / 1000);
-      wait.tv_nsec = static_cast<long>((left % 1000) * 1000000);
-      timeout = &wait;
-    }
     pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-    int rc = ppoll(fds, 2, timeout, nullptr);
+    int rc = ppoll(fds, 2, /*timeout=*/nullptr, nullptr);
     if (rc < 0 && errno != EINTR) return;  // cannot happen with valid fds; do not spin
     if (fds[1].revents & POLLIN) return;
     if (fds[0].revents & POLLIN) {
@@ -64,10 +46,6 @@ void SignalWatcher::Run(const std::function<void(int)>& on_signal, int64_t tick_
         on_signal(static_cast<int>(info.ssi_signo));
       }
     }
-    if (tick_ms > 0 && Clock::now() >= next_tick) {
-      on_tick();
-      next_tick = Clock::now() + std::chrono::milliseconds(tick_ms);
-    }
   }
 }
 
@@ -75,11 +53,6 @@ void SignalWatcher::Stop() {
   uint64_t one = 1;
   ssize_t n = write(stop_fd_, &one, sizeof one);
   (void)n;  // EAGAIN only when the counter is full: a stop is pending anyway
-}
-
-int64_t WatchdogTickMs(uint64_t watchdog_usec) {
-  if (watchdog_usec == 0) return -1;
-  return std::max<int64_t>(1, static_cast<int64_t>(watchdog_usec / 2000));
 }
 
 }  // namespace wtd

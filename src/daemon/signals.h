@@ -1,9 +1,9 @@
 // SignalWatcher: how the daemon takes SIGTERM, SIGINT and SIGHUP. The signals
 // are blocked in every thread and read from a signalfd by one thread that
 // sleeps in ppoll(2) with no timeout, so an idle daemon has no wake-up of its
-// own here; only a systemd watchdog, when one is asked for, adds a periodic
-// one. Stop() wakes that thread at once through an eventfd, so a stop does not
-// wait for a tick.
+// own here. (systemd's watchdog is fed by the scheduler loop, not here: a
+// thread that only waits for signals would keep a wedged daemon looking
+// alive.) Stop() wakes that thread at once through an eventfd.
 //
 // Thread-safety: Create before any other thread starts; Run on one thread;
 // Stop from any thread.
@@ -29,12 +29,10 @@ class SignalWatcher {
   SignalWatcher(const SignalWatcher&) = delete;
   SignalWatcher& operator=(const SignalWatcher&) = delete;
 
-  // Until Stop(): calls on_signal(signo) for each signal read. With
-  // tick_ms > 0 it also calls on_tick() at least every tick_ms; with
-  // tick_ms <= 0 it sleeps until a signal or Stop(), however long. Names the
-  // calling thread "wtd-signals".
-  void Run(const std::function<void(int)>& on_signal, int64_t tick_ms,
-           const std::function<void()>& on_tick);
+  // Until Stop(): calls on_signal(signo) for each signal read, and sleeps
+  // until a signal or Stop() however long. Names the calling thread
+  // "wtd-signals".
+  void Run(const std::function<void(int)>& on_signal);
   // Makes Run return now (or at once, if it has not started yet).
   void Stop();
 
@@ -43,10 +41,6 @@ class SignalWatcher {
   int signal_fd_;
   int stop_fd_;
 };
-
-// How often the signal thread must wake for a systemd watchdog of
-// `watchdog_usec` (0: none): half of it, at least 1 ms; -1 (never) for none.
-int64_t WatchdogTickMs(uint64_t watchdog_usec);
 
 }  // namespace wtd
 

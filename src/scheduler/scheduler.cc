@@ -52,11 +52,43 @@ void Scheduler::Loop() {
   bool refs_changed = true;
   while (!stop_.load()) {
     int64_t sleep_ms = Step(refs_changed);
+    WTD_WEDGE_POINT("wedge_loop");
+    int64_t limit = Beat();
+    if (limit >= 0) sleep_ms = std::min(sleep_ms, limit);
     if (stop_.load()) break;
     refs_changed = waker_->Wait(sleep_ms) == Waker::Reason::kFileChange;
   }
   RunPosted();  // a reload answered before the stop holds for the stop
+  heartbeat_.stopping = true;
+  heartbeat_.stop_budget_ms = options_.shutdown_grace_s * 1000 + options_.kill_grace_ms;
+  Beat();
   Shutdown(options_.shutdown_grace_s * 1000);
+}
+
+int64_t Scheduler::Beat() {
+  if (!step_hook_) return -1;
+  heartbeat_.running = in_flight_.size();
+  return step_hook_(heartbeat_);
+}
+
+void Scheduler::CountQueue(const std::vector<Run>& active, int64_t now) {
+  heartbeat_.queued = heartbeat_.retry_wait = 0;
+  for (const Run& r : active) {
+    if (in_flight_.count(r.id)) continue;  // dispatched this step: running
+    switch (r.state) {
+      case RunState::kPending:
+      case RunState::kLeased:
+      case RunState::kPreparing:
+      case RunState::kReady:
+        ++heartbeat_.queued;
+        break;
+      case RunState::kRetryWait:
+        ++(r.not_before_ms > now ? heartbeat_.retry_wait : heartbeat_.queued);
+        break;
+      default:
+        break;
+    }
+  }
 }
 
 void Scheduler::Post(std::function<void()> fn) {
@@ -124,6 +156,7 @@ int64_t Scheduler::Step(bool refs_changed) {
     } else {
       WakeRetries(*active, now, &next);
       DispatchPending(*active);
+      CountQueue(*active, now);
     }
   }
   Publish();
@@ -153,6 +186,7 @@ void Scheduler::DispatchPending(const std::vector<Run>& active) {
     if (r.state != RunState::kPending || in_flight_.count(r.id)) continue;
     Status st = Dispatch(r.id);
     if (!st.ok()) spdlog::error("run {}: {}", r.id, st.ToString());
+    dispatch_error_ = st.ok() ? "" : "run " + std::to_string(r.id) + ": " + st.ToString();
   }
 }
 
@@ -204,6 +238,12 @@ void Scheduler::Publish() {
   for (const auto& [id, f] : in_flight_) s.running.push_back(id);
   s.store_error = store_error_;
   s.stopping = stop_.load();
+  heartbeat_.last_error = store_error_;
+  for (const RepoStatus& repo : s.repos) {
+    if (!heartbeat_.last_error.empty()) break;
+    if (!repo.error.empty()) heartbeat_.last_error = "repository " + repo.path + ": " + repo.error;
+  }
+  if (heartbeat_.last_error.empty()) heartbeat_.last_error = dispatch_error_;
   MutexLock l(&mu_);
   s.paused = paused_;
   snapshot_ = std::move(s);
@@ -216,6 +256,7 @@ void Scheduler::Shutdown(int64_t grace_ms) {
     ReapCompletions();
     int64_t left = deadline - clock_->MonotonicUs() / 1000;
     if (left <= 0 || in_flight_.empty()) break;
+    Beat();
     waker_->Wait(std::min<int64_t>(left, 100));
   }
   if (!in_flight_.empty()) {
@@ -226,6 +267,7 @@ void Scheduler::Shutdown(int64_t grace_ms) {
       WTD_CRASH_POINT("during_shutdown");
       for (auto& [id, f] : in_flight_) f.exec->Wait(100);
       ReapCompletions();
+      Beat();
     }
   }
   Publish();

@@ -19,6 +19,11 @@
 // period, then terminates the rest and records them as interrupted (they
 // are retried by the next start).
 //
+// After each completed step (and each wait round of the stop) Loop calls
+// the step hook, if one is set, on the loop thread: the daemon feeds
+// systemd's watchdog from there, so a wedged loop stops the pings. The hook
+// also bounds how long the loop may sleep before its next step.
+//
 // Thread-safety: Loop() on one loop thread; Notify, SetPaused, RequestStop,
 // SetOptions, Post and Snapshot from any thread. The options are the loop
 // thread's alone: SetOptions posts them there, so a reload never writes them
@@ -64,6 +69,21 @@ struct SchedulerOptions {
   int64_t events_trim_ms = 60000;
 };
 
+// What the loop tells its step hook (Scheduler::SetStepHook).
+struct LoopHeartbeat {
+  uint64_t queued = 0;      // pending, leased or ready (or due to retry): waiting for a slot
+  uint64_t retry_wait = 0;  // waiting for their retry delay
+  uint64_t running = 0;     // with a live process
+  // The store's error, else the first failing repository's, else the last
+  // dispatch that failed (until one succeeds); empty when there is none.
+  std::string last_error;
+  bool stopping = false;       // the loop ended: the stop is under way
+  int64_t stop_budget_ms = 0;  // the longest the stop can take: grace + kill grace
+};
+// Returns the longest the loop may sleep before its next step, in ms
+// (< 0: no limit of the hook's own).
+using StepHook = std::function<int64_t(const LoopHeartbeat&)>;
+
 class Scheduler {
  public:
   // All pointers must outlive the Scheduler. `source` finds commits and
@@ -78,6 +98,10 @@ class Scheduler {
   void Loop() EXCLUDES(mu_);
   // One iteration; returns how long the loop may sleep before the next.
   int64_t Step(bool refs_changed) EXCLUDES(mu_);
+
+  // Set before Loop starts. The counts are those of the last step that
+  // listed the active runs (none while paused or read-only).
+  void SetStepHook(StepHook hook) { step_hook_ = std::move(hook); }
 
   void RequestStop();
   bool stop_requested() const { return stop_.load(); }
@@ -121,6 +145,10 @@ class Scheduler {
   void ReapCompletions() EXCLUDES(mu_);
   void NoteStoreError(const Status& st);
   void Publish() EXCLUDES(mu_);
+  // The queue depths of heartbeat_ from the active runs listed this step.
+  void CountQueue(const std::vector<Run>& active, int64_t now);
+  // Calls the step hook; its sleep limit, or -1.
+  int64_t Beat();
 
   RunStore* runs_;
   CommitSource* source_;
@@ -143,6 +171,9 @@ class Scheduler {
   int64_t next_trim_ms_ = 0;
   uint64_t ticks_ = 0, enqueued_ = 0, started_ = 0;
   std::string store_error_;
+  std::string dispatch_error_;  // the last failed dispatch, until one succeeds
+  StepHook step_hook_;
+  LoopHeartbeat heartbeat_;
   size_t damaged_reported_ = 0;  // unreadable active runs last logged
 };
 

@@ -67,15 +67,13 @@ class SignalsTest : public ::testing::Test {
     pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
   }
 
-  void Start(int64_t tick_ms) {
-    thread_ = std::thread([this, tick_ms] {
+  void Start() {
+    thread_ = std::thread([this] {
       tid_ = static_cast<pid_t>(syscall(SYS_gettid));
-      watcher_->Run(
-          [this](int sig) {
-            std::lock_guard<std::mutex> l(mu_);
-            seen_.push_back(sig);
-          },
-          tick_ms, [this] { ++ticks_; });
+      watcher_->Run([this](int sig) {
+        std::lock_guard<std::mutex> l(mu_);
+        seen_.push_back(sig);
+      });
       returned_ = true;
     });
     ASSERT_TRUE(WaitFor([&] { return tid_.load() != 0; }));
@@ -101,13 +99,12 @@ class SignalsTest : public ::testing::Test {
   std::thread thread_;
   std::atomic<pid_t> tid_{0};
   std::atomic<bool> returned_{false};
-  std::atomic<int> ticks_{0};
   std::mutex mu_;
   std::vector<int> seen_;
 };
 
 TEST_F(SignalsTest, EachSignalReachesTheHandler) {
-  ASSERT_NO_FATAL_FAILURE(Start(-1));
+  ASSERT_NO_FATAL_FAILURE(Start());
   // Sent to the watcher's thread: threads that earlier tests in this process
   // left behind (RocksDB's) do not block these signals, as the daemon's do.
   ASSERT_EQ(pthread_kill(thread_.native_handle(), SIGUSR1), 0);
@@ -118,42 +115,30 @@ TEST_F(SignalsTest, EachSignalReachesTheHandler) {
   EXPECT_FALSE(returned_.load()) << "a signal does not end Run";
 }
 
-TEST_F(SignalsTest, StopEndsRunWithoutASignalOrATick) {
-  ASSERT_NO_FATAL_FAILURE(Start(-1));
+TEST_F(SignalsTest, StopEndsRunWithoutASignal) {
+  ASSERT_NO_FATAL_FAILURE(Start());
   BlockedInPpoll();  // asleep, as an idle daemon's signal thread is
   watcher_->Stop();
   EXPECT_TRUE(WaitFor([&] { return returned_.load(); })) << "Run did not return after Stop";
   thread_.join();
   EXPECT_TRUE(Seen().empty());
-  EXPECT_EQ(ticks_.load(), 0);
 }
 
 TEST_F(SignalsTest, StopBeforeRunMakesRunReturnAtOnce) {
   watcher_->Stop();
-  ASSERT_NO_FATAL_FAILURE(Start(-1));
+  ASSERT_NO_FATAL_FAILURE(Start());
   EXPECT_TRUE(WaitFor([&] { return returned_.load(); }));
 }
 
-TEST_F(SignalsTest, WithoutAWatchdogTheThreadSleepsWithNoTimeout) {
-  EXPECT_EQ(WatchdogTickMs(0), -1) << "no watchdog: no periodic wake-up";
-  ASSERT_NO_FATAL_FAILURE(Start(WatchdogTickMs(0)));
+// Also with a systemd watchdog: the loop feeds it (LoopNotifier), never this
+// thread.
+TEST_F(SignalsTest, TheThreadSleepsWithNoTimeout) {
+  ASSERT_NO_FATAL_FAILURE(Start());
   std::vector<std::string> fields = BlockedInPpoll();
   if (fields.empty()) GTEST_SKIP() << "this kernel has no /proc/<pid>/task/<tid>/syscall";
   ASSERT_GE(fields.size(), 4u);
   EXPECT_EQ(fields[0], std::to_string(SYS_ppoll));
   EXPECT_EQ(fields[3], "0x0") << "ppoll's timeout argument: NULL, i.e. none";
-}
-
-TEST_F(SignalsTest, AWatchdogTicksAtHalfItsInterval) {
-  EXPECT_EQ(WatchdogTickMs(30'000'000), 15000);
-  EXPECT_EQ(WatchdogTickMs(1000), 1) << "at least 1 ms";
-  ASSERT_NO_FATAL_FAILURE(Start(10));
-  std::vector<std::string> fields = BlockedInPpoll();
-  if (!fields.empty()) {
-    ASSERT_GE(fields.size(), 4u);
-    EXPECT_NE(fields[3], "0x0") << "with a watchdog, ppoll has a timeout";
-  }
-  EXPECT_TRUE(WaitFor([&] { return ticks_.load() >= 3; })) << "the watchdog was not fed";
 }
 
 }  // namespace

@@ -33,7 +33,13 @@ class FakeSource final : public CommitSource {
     return s;
   }
   std::vector<std::string> WatchDirs() const override { return {}; }
-  void Report(SchedulerSnapshot*) const override {}
+  void Report(SchedulerSnapshot* s) const override {
+    if (repo_error.empty()) return;
+    RepoStatus repo;
+    repo.path = kRepo;
+    repo.error = repo_error;
+    s->repos.push_back(repo);
+  }
   Result<std::optional<std::string>> CurrentWorktreePath(const std::string&,
                                                          const std::string& id) override {
     if (unwatched) return Status::NotFound("repository /srv/repo is not watched now");
@@ -61,6 +67,7 @@ class FakeSource final : public CommitSource {
   }
 
   std::set<std::string> removed;
+  std::string repo_error;  // reported for kRepo when not empty
   bool unwatched = false;
   int resolved = 0;
 
@@ -253,6 +260,52 @@ TEST_F(SchedulerLoopTest, AJobThatEndsAsTheGraceRunsOutKeepsItsOwnOutcome) {
   sched_->Shutdown(/*grace_ms=*/0);
   EXPECT_EQ(launcher_.terminations, 1);
   EXPECT_EQ(Get(1).state, RunState::kSucceeded) << Get(1).error;
+}
+
+// The step hook (the daemon's systemd notifier) is called on the loop thread
+// after each step with the queue as that step left it, bounds the loop's
+// sleep, and is told when the stop begins and during it.
+TEST_F(SchedulerLoopTest, TheStepHookSeesEachStepAndTheStop) {
+  for (char c : {'a', 'b', 'c'}) source_->Add(Sha(c));
+  std::vector<LoopHeartbeat> beats;
+  sched_->SetStepHook([&](const LoopHeartbeat& beat) -> int64_t {
+    beats.push_back(beat);
+    if (beats.size() == 1) return 0;  // step again at once
+    if (!beat.stopping) {
+      sched_->RequestStop();
+    } else {
+      clock_.AdvanceMs(60'000);  // the grace runs out on the fake clock
+    }
+    return -1;
+  });
+  sched_->Loop();
+  ASSERT_GE(beats.size(), 3u);
+  EXPECT_EQ(beats[0].running, 1u) << "concurrency 1";
+  EXPECT_EQ(beats[0].queued, 2u);
+  EXPECT_EQ(beats[0].retry_wait, 0u);
+  EXPECT_EQ(beats[0].last_error, "");
+  EXPECT_FALSE(beats[0].stopping);
+  EXPECT_EQ(beats[1].running, 1u) << "the fake job has not ended";
+  EXPECT_FALSE(beats[1].stopping);
+  EXPECT_TRUE(beats[2].stopping);
+  EXPECT_EQ(beats[2].stop_budget_ms, 10'000 + 5'000) << "shutdown grace + kill grace";
+  EXPECT_EQ(Get(1).state, RunState::kRetryWait) << "interrupted by the stop";
+}
+
+TEST_F(SchedulerLoopTest, TheStepHookSeesARepositorysErrorUntilItClears) {
+  std::vector<std::string> errors;
+  sched_->SetStepHook([&](const LoopHeartbeat& beat) -> int64_t {
+    errors.push_back(beat.last_error);
+    if (errors.size() == 1) source_->repo_error = "cannot open: gone";
+    if (errors.size() == 2) source_->repo_error.clear();
+    if (errors.size() == 3) sched_->RequestStop();
+    return 0;
+  });
+  sched_->Loop();
+  ASSERT_GE(errors.size(), 3u);
+  EXPECT_EQ(errors[0], "");
+  EXPECT_EQ(errors[1], "repository /srv/repo: cannot open: gone");
+  EXPECT_EQ(errors[2], "") << "a repository that recovered is no longer the last error";
 }
 
 TEST_F(SchedulerLoopTest, AJobThatEndedBeforeTheStopIsRecordedAsItEnded) {
