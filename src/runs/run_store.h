@@ -198,7 +198,7 @@ class RunStore {
   // Moves a held lease's expiry and ref blob: prev_ref_blob = the old
   // ref_blob, ref_blob = new_ref_blob ("" keeps both).
   Result<wtd::Lease> RenewLease(const std::string& repo, const std::string& name, uint64_t token,
-                           int64_t new_expires_ms, const std::string& new_ref_blob);
+                                int64_t new_expires_ms, const std::string& new_ref_blob);
   // running -> finishing with the attempt's outcome and the state it will
   // end in, decided as Finish decides; the lease stays held. `token` is the
   // run's lease token (0 for a run without a lease).
@@ -218,9 +218,10 @@ class RunStore {
   // terminal, or holding nothing or another token): what recovery does with
   // an orphaned lease. Refused while the run holds it.
   Result<wtd::Lease> ReleaseOrphanLease(const std::string& repo, const std::string& name,
-                                   uint64_t token);
+                                        uint64_t token);
 
-  Result<std::optional<wtd::Lease>> GetLease(const std::string& repo, const std::string& name) const;
+  Result<std::optional<wtd::Lease>> GetLease(const std::string& repo,
+                                             const std::string& name) const;
   // Every lease row, in key order (repo, then name). An undecodable row
   // fails the listing, naming it.
   Result<std::vector<wtd::Lease>> ListLeases() const;
@@ -273,8 +274,8 @@ class RunStore {
                                        const std::optional<wtd::Lease>& row, WriteBatch* b)>;
   // The default: a run that stops holding its lease (leaves the holding
   // states) marks its row releasing and forgets the token.
-  static Status ReleaseIfLeaving(const Run& before, Run& after, const std::optional<wtd::Lease>& row,
-                                 WriteBatch* b);
+  static Status ReleaseIfLeaving(const Run& before, Run& after,
+                                 const std::optional<wtd::Lease>& row, WriteBatch* b);
   Result<std::optional<wtd::Lease>> ReadLease(const std::string& key) const;
   void AddEvent(WriteBatch* b, const Run& run, RunState from, int64_t now);
   // The run record, and its `active` key when it enters (was_active false)
