@@ -45,10 +45,12 @@ void DecodeAll(std::string_view in, bool seal) {
   RoundTrip<Lease>("lease", as(RecordKind::kLease), DecodeLease, EncodeLease);
   RoundTrip<IdemRecord>("idem", as(RecordKind::kIdem), DecodeIdem, EncodeIdem);
   RoundTrip<Event>("event", as(RecordKind::kEvent), DecodeEvent, EncodeEvent);
+  RoundTrip<WatchedRepos>("watched repositories", as(RecordKind::kWatchedRepos), DecodeWatchedRepos,
+                          EncodeWatchedRepos);
 }
 
 void CheckEnvelope(std::string_view value) {
-  for (uint8_t k = 0; k <= 6; ++k) {
+  for (uint8_t k = 0; k <= 7; ++k) {
     auto kind = static_cast<RecordKind>(k);
     Result<std::string_view> payload = UnsealRecord(kind, value);
     if (!payload.ok()) continue;

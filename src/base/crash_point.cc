@@ -16,18 +16,26 @@ namespace {
 
 // Lifecycle order. docs/design/crash-points.md describes each.
 constexpr std::string_view kCrashPointNames[] = {
-    "after_store_open",       // store opened, incarnation bumped
-    "after_enqueue_commit",   // runs enqueued + cursor advanced
-    "after_lease_commit",     // pending -> leased committed
-    "after_ready_commit",     // -> ready committed
-    "after_spawn",            // child spawned, held behind the handshake pipe
-    "before_running_commit",  // about to commit running{pid, start time, boot id}
-    "after_running_commit",   // running committed, child not yet released
-    "after_release",          // child released to exec the job
-    "before_outcome_commit",  // child reaped, outcome not yet committed
-    "after_outcome_commit",   // terminal or retry_wait committed
-    "during_recovery",        // recovery pass, after each action it commits
-    "during_shutdown",        // graceful stop: jobs past the grace; before the clean marker
+    "after_store_open",              // store opened, incarnation bumped
+    "after_enqueue_commit",          // runs enqueued + cursor advanced
+    "after_lease_acquire_commit",    // pending -> leased + held lease row; no ref yet
+    "after_lock_contended_commit",   // leased -> retry_wait, lease row deleted
+    "after_lease_commit",            // pending -> leased committed
+    "after_ready_commit",            // -> ready committed
+    "after_spawn",                   // child spawned, held behind the handshake pipe
+    "before_running_commit",         // about to commit running{pid, start time, boot id}
+    "after_running_commit",          // running committed, child not yet released
+    "after_release",                 // child released to exec the job
+    "before_outcome_commit",         // child reaped, outcome not yet committed
+    "after_outcome_commit",          // terminal or retry_wait committed
+    "after_lease_renew_commit",      // a lease's expiry and ref blob moved
+    "after_finishing_commit",        // running -> finishing: outcome recorded, no receipt yet
+    "after_finish_complete_commit",  // finishing -> its target, lease releasing; ref not deleted
+    "after_skip_commit",             // leased | finishing -> skipped, lease releasing
+    "after_lease_drop_commit",       // a releasing lease row deleted
+    "after_watched_repos_commit",    // the watched repositories recorded
+    "during_recovery",               // recovery pass, after each action it commits
+    "during_shutdown",               // graceful stop: jobs past the grace; before the clean marker
 };
 
 // Wedge points (WTD_WEDGE_POINT): the thread stops instead of the process.

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "base/crash_point.h"
+#include "store/keys.h"
 
 namespace wtd {
 namespace {
@@ -111,8 +112,36 @@ class Pass {
       case RunState::kReady:
         RecoverUnstarted(r);
         break;
+      case RunState::kFinishing:
+        RecoverFinishing(r);
+        break;
       default:
         break;  // pending, retry_wait: nothing held, nothing to undo
+    }
+  }
+
+  // Marks `releasing` every held lease whose run no longer holds it, then
+  // lists the releasing ones in the report.
+  void ReleaseOrphanLeases() {
+    Result<std::vector<Lease>> leases = runs_->ListLeases();
+    if (!leases.ok()) {
+      return report_->errors.push_back(leases.status().ToString() + " (lock leases not recovered)");
+    }
+    for (const Lease& l : *leases) {
+      if (l.state == LeaseState::kHeld) {
+        Result<Run> run = runs_->Get(l.run_id);
+        if (run.ok() && run->lease_token == l.fencing_token) continue;  // still its run's
+        if (!run.ok() && !run.status().IsNotFound()) {
+          report_->errors.push_back("lease " + l.name + ": " + run.status().ToString());
+          continue;
+        }
+        ReleaseOrphan(l, run);
+      }
+    }
+    leases = runs_->ListLeases();
+    if (!leases.ok()) return report_->errors.push_back(leases.status().ToString());
+    for (Lease& l : *leases) {
+      if (l.state == LeaseState::kReleasing) report_->releasing.push_back(std::move(l));
     }
   }
 
@@ -125,8 +154,48 @@ class Pass {
       Status s = hooks_.release_finished(r);
       if (!s.ok()) return Error(r, s);
     }
-    Record(r, runs_->Interrupt(r.id, "interrupted: daemon stopped while running (" + detail + ")"),
+    Record("interrupt_run", r,
+           runs_->Interrupt(r.id, "interrupted: daemon stopped while running (" + detail + ")"),
            detail);
+  }
+
+  void RecoverFinishing(const Run& r) {
+    if (r.incarnation == report_->incarnation) return;  // ours: the scheduler finishes it
+    std::string by;
+    if (hooks_.write_receipt) {
+      Result<std::string> receipt = hooks_.write_receipt(r);
+      if (!receipt.ok()) return Error(r, receipt.status());
+      by = *receipt;
+    }
+    if (!by.empty()) {
+      return Record("finish_release", r, runs_->SkipDone(r.id, r.lease_token, by),
+                    "another daemon's receipt is there: done by " + by);
+    }
+    Record("finish_release", r, runs_->CompleteFinish(r.id, r.lease_token),
+           "outcome recorded before the stop; finished as " +
+               std::string(RunStateName(r.finish_state)));
+  }
+
+  void ReleaseOrphan(const Lease& l, const Result<Run>& run) {
+    std::string why = run.ok()
+                          ? "run " + std::to_string(l.run_id) + " is " +
+                                std::string(RunStateName(run->state)) + " and no longer holds it"
+                          : "run " + std::to_string(l.run_id) + " is missing";
+    Result<Lease> released = runs_->ReleaseOrphanLease(l.repo, l.name, l.fencing_token);
+    if (!released.ok()) {
+      return report_->errors.push_back("lease " + l.name + ": " + released.status().ToString());
+    }
+    RecoveryAction a;
+    a.kind = "release_lease";
+    a.run_id = l.run_id;
+    if (run.ok()) {
+      a.key = run->key;
+      a.from = a.to = run->state;
+    }
+    a.lock = l.name;
+    a.detail = "lease token " + std::to_string(l.fencing_token) + " released: " + why;
+    report_->actions.push_back(std::move(a));
+    WTD_CRASH_POINT("during_recovery");
   }
 
   void RecoverUnstarted(const Run& r) {
@@ -135,13 +204,15 @@ class Pass {
       if (!s.ok()) return Error(r, s);
     }
     std::string detail = "no process started; back to pending";
-    Record(r, runs_->Requeue(r.id, r.state, "requeued by recovery"), detail);
+    Record("requeue_run", r, runs_->Requeue(r.id, r.state, "requeued by recovery"), detail);
   }
 
-  void Record(const Run& before, const Result<Run>& after, const std::string& detail) {
+  void Record(const char* kind, const Run& before, const Result<Run>& after,
+              const std::string& detail) {
     if (!after.ok()) return Error(before, after.status());
-    report_->actions.push_back(
-        RecoveryAction{before.id, before.key, before.state, after->state, detail});
+    std::string lock = before.lease_token != 0 ? LockName(before.key) : "";
+    report_->actions.push_back(RecoveryAction{kind, before.id, before.key, before.state,
+                                              after->state, std::move(lock), detail});
     WTD_CRASH_POINT("during_recovery");
   }
 
@@ -173,6 +244,7 @@ Result<RecoveryReport> RunRecovery(RunStore* runs, ProcessTable* processes, Cloc
   Pass pass(runs, processes, hooks, KillSurvivors(active, incarnation, processes, options),
             &report);
   for (const Run& r : active) pass.Recover(r);
+  pass.ReleaseOrphanLeases();
   report.duration_us = clock->MonotonicUs() - start;
   return report;
 }

@@ -14,8 +14,17 @@
 //                                       (lock lease and ref, half-made
 //                                       worktree), then pending; no attempt
 //                                       is used because no process ran
+//   finishing, earlier incarnation   -> its receipt (hook), then the state
+//                                       its outcome decided, or skipped when
+//                                       another daemon's receipt is there
 //   pending | retry_wait             -> left alone
-// Every action is one committed transition, so a crash inside recovery is
+// A run that stops holding its lock lease marks the lease row `releasing`
+// in the batch of its transition. Then the `locks` family is scanned: a
+// `held` row whose run no longer holds it (run missing, terminal, unstarted
+// and requeued, or holding another token) is marked `releasing`; every
+// `releasing` row is listed in the report for the caller to delete its ref
+// (compare-and-swap on ref_blob or prev_ref_blob) and then DropLease.
+// Every action is one committed batch, so a crash inside recovery is
 // recovered by the next pass, which finds what is left to do.
 //
 // Thread-safety: call from one thread while nothing else transitions runs.
@@ -40,6 +49,12 @@ struct RecoveryHooks {
   std::function<Status(const Run&)> release_unstarted;
   // Releases what a run whose process is gone still holds. May be empty.
   std::function<Status(const Run&)> release_finished;
+  // Writes the receipt of a `finishing` run left by an earlier incarnation
+  // (idempotent: its own receipt already there counts as written). Returns
+  // "" when the run's receipt is in place, or "HOST pid N run R" when
+  // another daemon's receipt was there first (the run is then skipped).
+  // Empty: the run is completed without a receipt.
+  std::function<Result<std::string>(const Run&)> write_receipt;
 };
 
 struct RecoveryOptions {
@@ -48,10 +63,15 @@ struct RecoveryOptions {
 };
 
 struct RecoveryAction {
+  // "interrupt_run", "requeue_run", "finish_release" (a finishing run
+  // completed or skipped), "release_lease" (an orphaned held lease marked
+  // releasing; from and to are its run's state, or pending when it has none).
+  std::string kind;
   uint64_t run_id = 0;
   RunKey key;
   RunState from = RunState::kPending;
   RunState to = RunState::kPending;
+  std::string lock;  // the lock name, for an action that released a lease
   std::string detail;
 };
 
@@ -60,6 +80,9 @@ struct RecoveryReport {
   size_t active_scanned = 0;
   std::vector<RecoveryAction> actions;
   std::vector<std::string> errors;  // runs that could not be recovered now
+  // The leases left `releasing` after the pass: for each, delete its ref
+  // (CAS on ref_blob or prev_ref_blob), then RunStore::DropLease.
+  std::vector<Lease> releasing;
   int64_t duration_us = 0;
 };
 

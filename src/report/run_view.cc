@@ -10,7 +10,8 @@ nlohmann::json TimeOrNull(int64_t ms) {
 }
 
 nlohmann::json RunToJson(const Run& r) {
-  bool has_exit = r.started_at_ms > 0 && (IsTerminal(r.state) || r.state == RunState::kRetryWait);
+  bool has_exit = r.started_at_ms > 0 && (IsTerminal(r.state) || r.state == RunState::kRetryWait ||
+                                          r.state == RunState::kFinishing);
   return nlohmann::json{
       {"id", r.id},
       {"repo", r.key.repo},

@@ -1,5 +1,7 @@
 #include "runs/run_store.h"
 
+#include <algorithm>
+
 #include "base/crash_point.h"
 #include "store/keys.h"
 
@@ -10,18 +12,39 @@ using S = RunState;
 
 // legal[from][to]; see docs/design/state-machine.md.
 constexpr bool kLegal[kRunStateCount][kRunStateCount] = {
-    // to: pend  leas   prep   ready  run    retry  succ   fail   tout   canc
-    /* pending */ {false, true, false, false, false, false, false, false, false, true},
-    /* leased  */ {true, false, true, true, false, true, false, true, false, true},
-    /* prepar. */ {true, false, false, true, false, true, false, true, false, true},
-    /* ready   */ {true, false, false, false, true, true, false, true, false, true},
-    /* running */ {false, false, false, false, false, true, true, true, true, true},
-    /* retry   */ {true, false, false, false, false, false, false, false, false, true},
-    /* succ.   */ {false, false, false, false, false, false, false, false, false, false},
-    /* failed  */ {false, false, false, false, false, false, false, false, false, false},
-    /* t/out   */ {false, false, false, false, false, false, false, false, false, false},
-    /* canc.   */ {false, false, false, false, false, false, false, false, false, false},
+    // to: pend  leas   prep   ready  run    retry  succ   fail   tout   canc   fini   skip
+    /* pending */ {false, true, false, false, false, false, false, false, false, true, false,
+                   false},
+    /* leased  */ {true, false, true, true, false, true, false, true, false, true, false, true},
+    /* prepar. */ {true, false, false, true, false, true, false, true, false, true, false, false},
+    /* ready   */ {true, false, false, false, true, true, false, true, false, true, false, false},
+    /* running */ {false, false, false, false, false, true, true, true, true, true, true, false},
+    /* retry   */
+    {true, false, false, false, false, false, false, false, false, true, false, false},
+    /* succ.   */
+    {false, false, false, false, false, false, false, false, false, false, false, false},
+    /* failed  */
+    {false, false, false, false, false, false, false, false, false, false, false, false},
+    /* t/out   */
+    {false, false, false, false, false, false, false, false, false, false, false, false},
+    /* canc.   */
+    {false, false, false, false, false, false, false, false, false, false, false, false},
+    /* finish. */ {false, false, false, false, false, true, true, true, true, false, false, true},
+    /* skipped */
+    {false, false, false, false, false, false, false, false, false, false, false, false},
 };
+
+// meta keys kept here (docs/design/store.md).
+constexpr char kMetaFencingToken[] = "fencing_token";
+constexpr char kMetaWatchedRepos[] = "watched_repos";
+constexpr std::string_view kMetaLockWaitsPrefix("lock_waits\0", 11);
+
+std::string LockWaitsKey(std::string_view repo, std::string_view job) {
+  std::string key(kMetaLockWaitsPrefix);
+  key.append(repo).push_back('\0');
+  key.append(job);
+  return key;
+}
 
 std::string RunName(uint64_t id) { return "run " + std::to_string(id); }
 
@@ -36,7 +59,67 @@ Status WrongState(const Run& r, RunState expected) {
                                     ", not " + std::string(RunStateName(expected)));
 }
 
+std::string LeaseName(std::string_view repo, std::string_view name) {
+  return "lease " + std::string(name) + " in " + std::string(repo);
+}
+
+// Refuses unless `row` exists with fencing token `token`.
+Status CheckFence(const std::optional<wtd::Lease>& row, std::string_view repo,
+                  std::string_view name, uint64_t token) {
+  if (!row) {
+    return Status::FailedPrecondition(LeaseName(repo, name) + ": no lease (token " +
+                                      std::to_string(token) + ")");
+  }
+  if (row->fencing_token != token) {
+    return Status::FailedPrecondition(LeaseName(repo, name) + " fenced: token " +
+                                      std::to_string(token) + " is " +
+                                      (token < row->fencing_token ? "stale" : "unknown") +
+                                      ", current " + std::to_string(row->fencing_token));
+  }
+  return Status::OK();
+}
+
+// CheckFence, and the row must be held.
+Status CheckHeld(const std::optional<wtd::Lease>& row, std::string_view repo, std::string_view name,
+                 uint64_t token) {
+  WTD_RETURN_IF_ERROR(CheckFence(row, repo, name, token));
+  if (row->state != LeaseState::kHeld) {
+    return Status::FailedPrecondition(LeaseName(repo, name) + " is " +
+                                      std::string(LeaseStateName(row->state)) + ", not held");
+  }
+  return Status::OK();
+}
+
+// Refuses unless `token` is the one run `r` holds (0 for a run without a
+// lease).
+Status CheckRunToken(const Run& r, uint64_t token) {
+  if (r.lease_token == token) return Status::OK();
+  if (r.lease_token == 0) {
+    return Status::FailedPrecondition(RunName(r.id) + " holds no lease (token " +
+                                      std::to_string(token) + " given)");
+  }
+  return Status::FailedPrecondition(
+      LeaseName(r.key.repo, LockName(r.key)) + " fenced: token " + std::to_string(token) + " is " +
+      (token < r.lease_token ? "stale" : "unknown") + ", current " + std::to_string(r.lease_token));
+}
+
+void PutLease(WriteBatch* b, const wtd::Lease& l) {
+  b->Put(Family::kLocks, EncodeLeaseKey(l.repo, l.name), EncodeLease(l));
+}
+
+// Moves the ref blob as a renewal does; "" keeps it.
+void MoveRefBlob(Lease* l, const std::string& new_ref_blob) {
+  if (new_ref_blob.empty()) return;
+  l->prev_ref_blob = l->ref_blob;
+  l->ref_blob = new_ref_blob;
+}
+
 }  // namespace
+
+bool IsLeaseHoldingState(RunState s) {
+  return s == S::kLeased || s == S::kPreparing || s == S::kReady || s == S::kRunning ||
+         s == S::kFinishing;
+}
 
 bool IsLegalTransition(RunState from, RunState to) {
   auto f = static_cast<size_t>(from), t = static_cast<size_t>(to);
@@ -56,6 +139,14 @@ Status RunStore::Init() {
   if (!last_event.empty()) {
     WTD_ASSIGN_OR_RETURN(uint64_t seq, DecodeU64Key(last_event));
     next_event_ = seq + 1;
+  }
+  Result<std::string> token = store_->Get(Family::kMeta, kMetaFencingToken);
+  if (!token.ok() && !token.status().IsNotFound()) return token.status();
+  if (token.ok()) {
+    Result<uint64_t> last = DecodeU64Key(*token);
+    if (!last.ok()) return last.status().WithContext("meta/fencing_token");
+    MutexLock lock(&token_mu_);
+    next_token_ = *last + 1;
   }
   return Status::OK();
 }
@@ -153,18 +244,56 @@ Result<uint64_t> RunStore::FindByKey(const RunKey& key) const {
   return id;
 }
 
-Result<Run> RunStore::Apply(uint64_t id, const std::function<Result<RunState>(Run&)>& decide) {
+Result<std::optional<wtd::Lease>> RunStore::ReadLease(const std::string& key) const {
+  Result<std::string> v = store_->Get(Family::kLocks, key);
+  if (!v.ok()) {
+    if (v.status().IsNotFound()) return std::optional<wtd::Lease>();
+    return v.status();
+  }
+  Result<wtd::Lease> l = DecodeLease(*v);
+  if (!l.ok()) {
+    std::vector<std::string_view> parts = SplitKey(key);
+    return l.status().WithContext("locks/" + std::string(parts.back()));
+  }
+  return std::optional<wtd::Lease>(std::move(*l));
+}
+
+Status RunStore::ReleaseIfLeaving(const Run& before, Run& after,
+                                  const std::optional<wtd::Lease>& row, WriteBatch* b) {
+  if (before.lease_token == 0 || IsLeaseHoldingState(after.state)) return Status::OK();
+  after.lease_token = 0;
+  // Only the run's own row; one of another token is not this run's to touch.
+  if (row && row->fencing_token == before.lease_token && row->state == LeaseState::kHeld) {
+    wtd::Lease l = *row;
+    l.state = LeaseState::kReleasing;
+    PutLease(b, l);
+  }
+  return Status::OK();
+}
+
+Result<Run> RunStore::Apply(uint64_t id, const std::function<Result<RunState>(Run&)>& decide,
+                            const LeaseFn& lease) {
   std::lock_guard<std::mutex> lock(StripeFor(id));
   WTD_ASSIGN_OR_RETURN(Run r, Get(id));
+  const Run before = r;
   RunState from = r.state;
   WTD_ASSIGN_OR_RETURN(RunState to, decide(r));
   if (!IsLegalTransition(from, to)) return Illegal(id, from, to);
   int64_t now = clock_->NowMs();
   r.id = id;
+  r.key = before.key;
   r.state = to;
   r.updated_at_ms = now;
   if (IsTerminal(to)) r.finished_at_ms = now;
   WriteBatch b;
+  // The lease row is read and written under its own stripe, so that a
+  // renewal or drop of the same row cannot slip between check and commit.
+  std::string lease_key = EncodeLeaseKey(before.key.repo, LockName(before.key));
+  std::lock_guard<std::mutex> lease_lock(LeaseStripeFor(lease_key));
+  if (lease || before.lease_token != 0) {
+    WTD_ASSIGN_OR_RETURN(std::optional<wtd::Lease> row, ReadLease(lease_key));
+    WTD_RETURN_IF_ERROR(lease ? lease(before, r, row, &b) : ReleaseIfLeaving(before, r, row, &b));
+  }
   PutRun(&b, r, /*was_active=*/!IsTerminal(from));
   AddEvent(&b, r, from, now);
   WTD_RETURN_IF_ERROR(store_->Commit(b));
@@ -189,24 +318,69 @@ Result<Run> RunStore::MarkReady(uint64_t id, RunState from) {
   return Transition(id, from, S::kReady);
 }
 
+namespace {
+
+// A new attempt: ready -> running with `process`.
+void StartAttempt(Run& r, const ProcessIdentity& process, uint64_t incarnation,
+                  const std::string& log_path, int64_t now) {
+  r.attempt += 1;
+  r.pid = process.pid;
+  r.pid_start_time = process.start_time;
+  r.boot_id = process.boot_id;
+  r.incarnation = incarnation;
+  r.started_at_ms = now;
+  r.log_path = log_path;
+  r.exit_code = -1;
+  r.term_signal = 0;
+  r.duration_ms = 0;
+  r.log_bytes = 0;
+  r.log_truncated = false;
+  r.error.clear();
+}
+
+Status RefuseLeaseHolder(const Run& r, std::string_view what) {
+  return Status::FailedPrecondition(RunName(r.id) + " holds " +
+                                    LeaseName(r.key.repo, LockName(r.key)) + " (token " +
+                                    std::to_string(r.lease_token) + "): " + std::string(what));
+}
+
+}  // namespace
+
 Result<Run> RunStore::MarkRunning(uint64_t id, const ProcessIdentity& process, uint64_t incarnation,
                                   const std::string& log_path) {
   int64_t now = clock_->NowMs();
-  return Transition(id, S::kReady, S::kRunning, [&](Run& r) {
-    r.attempt += 1;
-    r.pid = process.pid;
-    r.pid_start_time = process.start_time;
-    r.boot_id = process.boot_id;
-    r.incarnation = incarnation;
-    r.started_at_ms = now;
-    r.log_path = log_path;
-    r.exit_code = -1;
-    r.term_signal = 0;
-    r.duration_ms = 0;
-    r.log_bytes = 0;
-    r.log_truncated = false;
-    r.error.clear();
+  return Apply(id, [&](Run& r) -> Result<RunState> {
+    if (r.state != S::kReady) return WrongState(r, S::kReady);
+    if (r.lease_token != 0) return RefuseLeaseHolder(r, "start it with its lease token");
+    StartAttempt(r, process, incarnation, log_path, now);
+    return S::kRunning;
   });
+}
+
+Result<Run> RunStore::MarkRunning(uint64_t id, const ProcessIdentity& process, uint64_t incarnation,
+                                  const std::string& log_path, const LeaseUpdate& update) {
+  int64_t now = clock_->NowMs();
+  return Apply(
+      id,
+      [&](Run& r) -> Result<RunState> {
+        if (r.state != S::kReady) return WrongState(r, S::kReady);
+        if (update.token == 0) {
+          return Status::InvalidArgument(RunName(id) + ": a lease token of 0 names no lease");
+        }
+        WTD_RETURN_IF_ERROR(CheckRunToken(r, update.token));
+        StartAttempt(r, process, incarnation, log_path, now);
+        return S::kRunning;
+      },
+      [&](const Run& before, Run&, const std::optional<wtd::Lease>& row, WriteBatch* b) -> Status {
+        WTD_RETURN_IF_ERROR(
+            CheckHeld(row, before.key.repo, LockName(before.key), before.lease_token));
+        wtd::Lease l = *row;
+        l.job_pid = process.pid;
+        l.job_start_time = process.start_time;
+        MoveRefBlob(&l, update.new_ref_blob);
+        PutLease(b, l);
+        return Status::OK();
+      });
 }
 
 RunState RunStore::AfterFailedAttempt(Run& r, RunState final_state, int64_t now) const {
@@ -217,19 +391,83 @@ RunState RunStore::AfterFailedAttempt(Run& r, RunState final_state, int64_t now)
   return final_state;
 }
 
+RunState RunStore::RecordOutcome(Run& r, const AttemptOutcome& o, int64_t now) const {
+  r.exit_code = o.exit_code;
+  r.term_signal = o.term_signal;
+  r.duration_ms = o.duration_ms;
+  r.log_bytes = o.log_bytes;
+  r.log_truncated = o.log_truncated;
+  r.error = o.error;
+  if (!o.timed_out && o.term_signal == 0 && o.exit_code == 0) return S::kSucceeded;
+  return AfterFailedAttempt(r, o.timed_out ? S::kTimedOut : S::kFailed, now);
+}
+
 Result<Run> RunStore::Finish(uint64_t id, const AttemptOutcome& o) {
   int64_t now = clock_->NowMs();
   return Apply(id, [&](Run& r) -> Result<RunState> {
     if (r.state != S::kRunning) return WrongState(r, S::kRunning);
-    r.exit_code = o.exit_code;
-    r.term_signal = o.term_signal;
-    r.duration_ms = o.duration_ms;
-    r.log_bytes = o.log_bytes;
-    r.log_truncated = o.log_truncated;
-    r.error = o.error;
-    if (!o.timed_out && o.term_signal == 0 && o.exit_code == 0) return S::kSucceeded;
-    return AfterFailedAttempt(r, o.timed_out ? S::kTimedOut : S::kFailed, now);
+    if (r.lease_token != 0) {
+      return RefuseLeaseHolder(r, "finish it with BeginFinish and CompleteFinish");
+    }
+    return RecordOutcome(r, o, now);
   });
+}
+
+Result<Run> RunStore::BeginFinish(uint64_t id, uint64_t token, const AttemptOutcome& o) {
+  int64_t now = clock_->NowMs();
+  Result<Run> r = Apply(
+      id,
+      [&](Run& r) -> Result<RunState> {
+        if (r.state != S::kRunning) return WrongState(r, S::kRunning);
+        WTD_RETURN_IF_ERROR(CheckRunToken(r, token));
+        r.finish_state = RecordOutcome(r, o, now);
+        return S::kFinishing;
+      },
+      [&](const Run& before, Run&, const std::optional<wtd::Lease>& row, WriteBatch*) -> Status {
+        if (before.lease_token == 0) return Status::OK();
+        return CheckHeld(row, before.key.repo, LockName(before.key), before.lease_token);
+      });
+  if (r.ok()) WTD_CRASH_POINT("after_finishing_commit");
+  return r;
+}
+
+Result<Run> RunStore::EndLease(uint64_t id, uint64_t token, const std::vector<RunState>& from,
+                               const std::function<RunState(Run&)>& target) {
+  return Apply(
+      id,
+      [&](Run& r) -> Result<RunState> {
+        if (std::find(from.begin(), from.end(), r.state) == from.end()) {
+          std::string names;
+          for (RunState f : from)
+            names += (names.empty() ? "" : " or ") + std::string(RunStateName(f));
+          return Status::FailedPrecondition(RunName(r.id) + " is " +
+                                            std::string(RunStateName(r.state)) + ", not " + names);
+        }
+        WTD_RETURN_IF_ERROR(CheckRunToken(r, token));
+        return target(r);
+      },
+      [&](const Run& before, Run& after, const std::optional<wtd::Lease>& row,
+          WriteBatch* b) -> Status {
+        if (before.lease_token == 0) return Status::OK();
+        WTD_RETURN_IF_ERROR(
+            CheckHeld(row, before.key.repo, LockName(before.key), before.lease_token));
+        return ReleaseIfLeaving(before, after, row, b);
+      });
+}
+
+Result<Run> RunStore::CompleteFinish(uint64_t id, uint64_t token) {
+  Result<Run> r = EndLease(id, token, {S::kFinishing}, [](Run& r) { return r.finish_state; });
+  if (r.ok()) WTD_CRASH_POINT("after_finish_complete_commit");
+  return r;
+}
+
+Result<Run> RunStore::SkipDone(uint64_t id, uint64_t token, const std::string& by) {
+  Result<Run> r = EndLease(id, token, {S::kLeased, S::kFinishing}, [&](Run& r) {
+    r.error = "done by " + by;
+    return S::kSkipped;
+  });
+  if (r.ok()) WTD_CRASH_POINT("after_skip_commit");
+  return r;
 }
 
 Result<Run> RunStore::SpawnFailed(uint64_t id, const std::string& error) {
@@ -387,6 +625,229 @@ Status RunStore::TrimEvents(uint64_t keep) {
   }));
   if (b.empty()) return Status::OK();
   return store_->Commit(b);
+}
+
+Result<LeasedRun> RunStore::AcquireLease(uint64_t id, const LeaseRequest& q) {
+  MutexLock token_lock(&token_mu_);
+  const uint64_t token = next_token_;
+  int64_t now = clock_->NowMs();
+  wtd::Lease lease;
+  Result<Run> r = Apply(
+      id,
+      [&](Run& r) -> Result<RunState> {
+        if (r.state != S::kPending) return WrongState(r, S::kPending);
+        r.lease_token = token;
+        return S::kLeased;
+      },
+      [&](const Run& before, Run&, const std::optional<wtd::Lease>& row, WriteBatch* b) -> Status {
+        std::string name = LockName(before.key);
+        if (row) {
+          std::string why = row->run_id == id && row->state == LeaseState::kReleasing
+                                ? " is still releasing this run's earlier lease: delete its "
+                                  "ref and drop it first"
+                                : " is held in this store by run " + std::to_string(row->run_id);
+          return Status::FailedPrecondition(LeaseName(before.key.repo, name) + why + " (token " +
+                                            std::to_string(row->fencing_token) + ")");
+        }
+        lease = wtd::Lease();
+        lease.host = q.host;
+        lease.boot_id = q.boot_id;
+        lease.pid = q.pid;
+        lease.pid_start_time = q.pid_start_time;
+        lease.incarnation = q.incarnation;
+        lease.acquired_at_ms = now;
+        lease.expires_at_ms = now + q.ttl_ms;
+        lease.fencing_token = token;
+        lease.run_id = id;
+        lease.repo = before.key.repo;
+        lease.name = std::move(name);
+        lease.ref_blob = q.ref_blob;
+        PutLease(b, lease);
+        b->Put(Family::kMeta, kMetaFencingToken, EncodeU64Key(token));
+        return Status::OK();
+      });
+  if (!r.ok()) return r.status();
+  next_token_ = token + 1;
+  WTD_CRASH_POINT("after_lease_acquire_commit");
+  return LeasedRun{std::move(*r), std::move(lease)};
+}
+
+Result<Run> RunStore::LockContended(uint64_t id, uint64_t token, int64_t not_before_ms,
+                                    const std::string& reason) {
+  MutexLock contention_lock(&contention_mu_);
+  Result<Run> r = Apply(
+      id,
+      [&](Run& r) -> Result<RunState> {
+        if (r.state != S::kLeased) return WrongState(r, S::kLeased);
+        if (token == 0)
+          return Status::InvalidArgument(RunName(id) + ": a lease token of 0 names no lease");
+        WTD_RETURN_IF_ERROR(CheckRunToken(r, token));
+        r.lease_token = 0;
+        r.lock_waits += 1;
+        r.not_before_ms = not_before_ms;
+        r.error = reason;
+        return S::kRetryWait;
+      },
+      [&](const Run& before, Run&, const std::optional<wtd::Lease>& row, WriteBatch* b) -> Status {
+        std::string name = LockName(before.key);
+        WTD_RETURN_IF_ERROR(CheckHeld(row, before.key.repo, name, token));
+        b->Delete(Family::kLocks, EncodeLeaseKey(before.key.repo, name));
+        WTD_ASSIGN_OR_RETURN(uint64_t waits, GetJobLockWaits(before.key.repo, before.key.job));
+        b->Put(Family::kMeta, LockWaitsKey(before.key.repo, before.key.job),
+               EncodeU64Key(waits + 1));
+        return Status::OK();
+      });
+  if (r.ok()) WTD_CRASH_POINT("after_lock_contended_commit");
+  return r;
+}
+
+Result<wtd::Lease> RunStore::RenewLease(const std::string& repo, const std::string& name,
+                                        uint64_t token, int64_t new_expires_ms,
+                                        const std::string& new_ref_blob) {
+  std::string key = EncodeLeaseKey(repo, name);
+  std::lock_guard<std::mutex> lock(LeaseStripeFor(key));
+  WTD_ASSIGN_OR_RETURN(std::optional<wtd::Lease> row, ReadLease(key));
+  WTD_RETURN_IF_ERROR(CheckHeld(row, repo, name, token));
+  wtd::Lease l = *row;
+  l.expires_at_ms = new_expires_ms;
+  MoveRefBlob(&l, new_ref_blob);
+  WriteBatch b;
+  PutLease(&b, l);
+  WTD_RETURN_IF_ERROR(store_->Commit(b));
+  WTD_CRASH_POINT("after_lease_renew_commit");
+  return l;
+}
+
+Status RunStore::CheckNotHeldByRun(const wtd::Lease& row) const {
+  Result<Run> run = Get(row.run_id);
+  if (!run.ok() && !run.status().IsNotFound()) return run.status();
+  if (run.ok() && run->lease_token == row.fencing_token) {
+    return Status::FailedPrecondition(LeaseName(row.repo, row.name) + " is held by " +
+                                      RunName(row.run_id) + " (" +
+                                      std::string(RunStateName(run->state)) + ")");
+  }
+  return Status::OK();
+}
+
+Status RunStore::DropLease(const std::string& repo, const std::string& name, uint64_t token) {
+  std::string key = EncodeLeaseKey(repo, name);
+  std::lock_guard<std::mutex> lock(LeaseStripeFor(key));
+  WTD_ASSIGN_OR_RETURN(std::optional<wtd::Lease> row, ReadLease(key));
+  if (!row) return Status::OK();
+  WTD_RETURN_IF_ERROR(CheckFence(row, repo, name, token));
+  if (row->state == LeaseState::kHeld) WTD_RETURN_IF_ERROR(CheckNotHeldByRun(*row));
+  WriteBatch b;
+  b.Delete(Family::kLocks, key);
+  WTD_RETURN_IF_ERROR(store_->Commit(b));
+  WTD_CRASH_POINT("after_lease_drop_commit");
+  return Status::OK();
+}
+
+Result<wtd::Lease> RunStore::ReleaseOrphanLease(const std::string& repo, const std::string& name,
+                                                uint64_t token) {
+  std::string key = EncodeLeaseKey(repo, name);
+  std::lock_guard<std::mutex> lock(LeaseStripeFor(key));
+  WTD_ASSIGN_OR_RETURN(std::optional<wtd::Lease> row, ReadLease(key));
+  WTD_RETURN_IF_ERROR(CheckFence(row, repo, name, token));
+  if (row->state == LeaseState::kReleasing) return *row;
+  WTD_RETURN_IF_ERROR(CheckNotHeldByRun(*row));
+  wtd::Lease l = *row;
+  l.state = LeaseState::kReleasing;
+  WriteBatch b;
+  PutLease(&b, l);
+  WTD_RETURN_IF_ERROR(store_->Commit(b));
+  return l;
+}
+
+Result<std::optional<wtd::Lease>> RunStore::GetLease(const std::string& repo,
+                                                     const std::string& name) const {
+  return ReadLease(EncodeLeaseKey(repo, name));
+}
+
+Result<std::vector<wtd::Lease>> RunStore::ListLeases() const {
+  std::vector<wtd::Lease> out;
+  Status damaged;
+  WTD_RETURN_IF_ERROR(store_->Scan(Family::kLocks, "", [&](std::string_view k, std::string_view v) {
+    Result<wtd::Lease> l = DecodeLease(v);
+    if (!l.ok()) {
+      std::vector<std::string_view> parts = SplitKey(k);
+      damaged = l.status().WithContext("locks/" + std::string(parts.back()));
+      return false;
+    }
+    out.push_back(std::move(*l));
+    return true;
+  }));
+  WTD_RETURN_IF_ERROR(damaged);
+  return out;
+}
+
+Result<std::optional<wtd::Lease>> RunStore::LeaseOfRun(uint64_t id) const {
+  WTD_ASSIGN_OR_RETURN(Run r, Get(id));
+  WTD_ASSIGN_OR_RETURN(std::optional<wtd::Lease> row, GetLease(r.key.repo, LockName(r.key)));
+  if (row && row->run_id != id) return std::optional<wtd::Lease>();
+  return row;
+}
+
+uint64_t RunStore::LastFencingToken() const {
+  MutexLock lock(&token_mu_);
+  return next_token_ - 1;
+}
+
+Result<uint64_t> RunStore::GetJobLockWaits(const std::string& repo, const std::string& job) const {
+  Result<std::string> v = store_->Get(Family::kMeta, LockWaitsKey(repo, job));
+  if (!v.ok()) {
+    if (v.status().IsNotFound()) return uint64_t{0};
+    return v.status();
+  }
+  Result<uint64_t> n = DecodeU64Key(*v);
+  if (!n.ok()) return n.status().WithContext("meta/lock_waits/" + repo + "/" + job);
+  return n;
+}
+
+Result<std::vector<JobLockWaits>> RunStore::ListJobLockWaits() const {
+  std::vector<JobLockWaits> out;
+  Status damaged;
+  WTD_RETURN_IF_ERROR(store_->Scan(
+      Family::kMeta, kMetaLockWaitsPrefix, [&](std::string_view k, std::string_view v) {
+        std::vector<std::string_view> parts = SplitKey(k);
+        Result<uint64_t> n = DecodeU64Key(v);
+        if (parts.size() != 3 || !n.ok()) {
+          damaged = Status::Corruption("meta: undecodable lock_waits entry");
+          return false;
+        }
+        out.push_back(JobLockWaits{std::string(parts[1]), std::string(parts[2]), *n});
+        return true;
+      }));
+  WTD_RETURN_IF_ERROR(damaged);
+  return out;
+}
+
+Result<bool> RunStore::RecordWatchedRepos(const std::vector<std::string>& paths) {
+  wtd::WatchedRepos want{paths};
+  std::sort(want.paths.begin(), want.paths.end());
+  want.paths.erase(std::unique(want.paths.begin(), want.paths.end()), want.paths.end());
+  for (const std::string& p : want.paths)
+    WTD_RETURN_IF_ERROR(CheckKeyPart("watched repository", p));
+  MutexLock lock(&watched_mu_);
+  WTD_ASSIGN_OR_RETURN(std::vector<std::string> stored, WatchedRepos());
+  Result<std::string> present = store_->Get(Family::kMeta, kMetaWatchedRepos);
+  if (present.ok() && stored == want.paths) return false;
+  WriteBatch b;
+  b.Put(Family::kMeta, kMetaWatchedRepos, EncodeWatchedRepos(want));
+  WTD_RETURN_IF_ERROR(store_->Commit(b));
+  WTD_CRASH_POINT("after_watched_repos_commit");
+  return true;
+}
+
+Result<std::vector<std::string>> RunStore::WatchedRepos() const {
+  Result<std::string> v = store_->Get(Family::kMeta, kMetaWatchedRepos);
+  if (!v.ok()) {
+    if (v.status().IsNotFound()) return std::vector<std::string>();
+    return v.status();
+  }
+  Result<wtd::WatchedRepos> w = DecodeWatchedRepos(*v);
+  if (!w.ok()) return w.status().WithContext("meta/watched_repos");
+  return std::move(w->paths);
 }
 
 }  // namespace wtd

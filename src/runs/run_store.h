@@ -11,11 +11,25 @@
 // runs together with the cursor advance past them, so a crash can neither
 // skip a commit nor enqueue it twice.
 //
+// Lock leases (docs/design/store.md, "Lock leases"): a run that holds the
+// lock `<worktree-id>/<job>/<sha>` of its repository has a lease row in the
+// `locks` family, written in the batch that moves it pending -> leased, with
+// a fencing token from a store-wide counter that is never reset or reused.
+// Every later write about the lease is given that token and checks it
+// against the row in the batch that applies it; a stale token is refused
+// (FailedPrecondition "lease NAME in REPO fenced: token T is stale, current
+// C") and nothing is written. Every transition that ends or abandons the
+// run's hold on the lock marks the row `releasing` in the same batch; the
+// caller deletes the lock ref, then DropLease deletes the row.
+//
 // Thread-safety: all methods may be called concurrently. A transition's
 // read-check-write is serialized per run (striped mutexes); an enqueue's
-// check-then-insert is serialized per run key (striped by key hash). No
-// lock is held around unrelated writes. Cursor updates of one worktree must
-// come from one thread (the poller).
+// check-then-insert is serialized per run key (striped by key hash); a lease
+// row's read-check-write per lock (striped by lease key hash), taken after
+// the run's stripe when both are needed. AcquireLease calls are serialized
+// with each other (the token counter), LockContended calls likewise (the
+// per-job counter). No lock is held around unrelated writes. Cursor updates
+// of one worktree must come from one thread (the poller).
 #ifndef WTD_RUNS_RUN_STORE_H_
 #define WTD_RUNS_RUN_STORE_H_
 
@@ -30,6 +44,7 @@
 
 #include "base/attempt_outcome.h"
 #include "base/clock.h"
+#include "base/mutex.h"
 #include "base/process_table.h"
 #include "runs/retry_policy.h"
 #include "store/records.h"
@@ -40,6 +55,10 @@ namespace wtd {
 
 // Whether the state machine allows from -> to.
 bool IsLegalTransition(RunState from, RunState to);
+
+// Whether a run in state `s` may hold its lock lease: leased, preparing,
+// ready, running, finishing.
+bool IsLeaseHoldingState(RunState s);
 
 // How many interrupted attempts a run may have beyond max_attempts.
 inline constexpr uint32_t kInterruptAllowance = 3;
@@ -71,6 +90,35 @@ struct CursorUpdate {
   std::string worktree;
   std::string branch;
   Cursor cursor;
+};
+
+// The owner a lease is acquired for, and the blob its ref will point at.
+struct LeaseRequest {
+  std::string host;
+  std::string boot_id;
+  int32_t pid = 0;  // the daemon
+  uint64_t pid_start_time = 0;
+  uint64_t incarnation = 0;
+  int64_t ttl_ms = 0;    // expires_at = now + ttl_ms
+  std::string ref_blob;  // hex id of the owner blob, computed by the caller
+};
+
+struct LeasedRun {
+  Run run;
+  wtd::Lease lease;
+};
+
+// What MarkRunning does to the lease of a run that holds one.
+struct LeaseUpdate {
+  uint64_t token = 0;        // the run's fencing token
+  std::string new_ref_blob;  // the owner blob with the job's identity; "" keeps ref_blob
+};
+
+// How often runs of one job found their lock held by another owner.
+struct JobLockWaits {
+  std::string repo;
+  std::string job;
+  uint64_t waits = 0;
 };
 
 struct RunFilter {
@@ -109,9 +157,17 @@ class RunStore {
   Result<Run> MarkReady(uint64_t id, RunState from);  // leased|preparing -> ready
   // ready -> running: a new attempt with the given process, before the
   // process may exec the job.
+  // Refused for a run that holds a lease: use the overload below.
   Result<Run> MarkRunning(uint64_t id, const ProcessIdentity& process, uint64_t incarnation,
                           const std::string& log_path);
-  // running -> succeeded | retry_wait | failed | timed_out.
+  // The same for a run holding a lease: in the same batch, checks the
+  // lease's token and records the process as the lease's job_pid and
+  // job_start_time (and moves its ref blob, as RenewLease does).
+  Result<Run> MarkRunning(uint64_t id, const ProcessIdentity& process, uint64_t incarnation,
+                          const std::string& log_path, const LeaseUpdate& lease);
+  // running -> succeeded | retry_wait | failed | timed_out, for a run
+  // without a lease (one holding a lease goes through BeginFinish and
+  // CompleteFinish, so that its receipt is written in between).
   Result<Run> Finish(uint64_t id, const AttemptOutcome& outcome);
   // ready -> retry_wait | failed when the process could not be started.
   Result<Run> SpawnFailed(uint64_t id, const std::string& error);
@@ -124,6 +180,65 @@ class RunStore {
   // retry_wait -> pending once now >= not_before.
   Result<Run> Wake(uint64_t id);
   Result<Run> Cancel(uint64_t id, RunState from, const std::string& reason);
+
+  // --- Lock leases. Each call below that changes something commits one
+  // synced batch; a refusal (FailedPrecondition) writes nothing. ---
+
+  // pending -> leased, with a `held` lease row at the run's lock name under a
+  // fresh fencing token. Refused when a row exists there already (another
+  // run of this store holds it, or this run's earlier lease is still
+  // releasing: drop it first).
+  Result<LeasedRun> AcquireLease(uint64_t id, const LeaseRequest& request);
+  // leased -> retry_wait without using an attempt: the lock is held by
+  // another owner. Deletes the lease row (its ref was never made), counts
+  // the wait on the run (lock_waits) and on its job (JobLockWaits), and sets
+  // not_before_ms and error = reason.
+  Result<Run> LockContended(uint64_t id, uint64_t token, int64_t not_before_ms,
+                            const std::string& reason);
+  // Moves a held lease's expiry and ref blob: prev_ref_blob = the old
+  // ref_blob, ref_blob = new_ref_blob ("" keeps both).
+  Result<wtd::Lease> RenewLease(const std::string& repo, const std::string& name, uint64_t token,
+                                int64_t new_expires_ms, const std::string& new_ref_blob);
+  // running -> finishing with the attempt's outcome and the state it will
+  // end in, decided as Finish decides; the lease stays held. `token` is the
+  // run's lease token (0 for a run without a lease).
+  Result<Run> BeginFinish(uint64_t id, uint64_t token, const AttemptOutcome& outcome);
+  // finishing -> the state BeginFinish recorded; the lease becomes
+  // `releasing` in the same batch.
+  Result<Run> CompleteFinish(uint64_t id, uint64_t token);
+  // leased | finishing -> skipped: another daemon's receipt says the job is
+  // done; error = "done by " + by ("HOST pid N run R"); the lease becomes
+  // `releasing`.
+  Result<Run> SkipDone(uint64_t id, uint64_t token, const std::string& by);
+  // Deletes a lease row that is `releasing`, or held for a run that no
+  // longer holds it. OK when there is no row; refused for another token or
+  // while the run still holds it.
+  Status DropLease(const std::string& repo, const std::string& name, uint64_t token);
+  // Marks a held row `releasing` when its run no longer holds it (missing,
+  // terminal, or holding nothing or another token): what recovery does with
+  // an orphaned lease. Refused while the run holds it.
+  Result<wtd::Lease> ReleaseOrphanLease(const std::string& repo, const std::string& name,
+                                        uint64_t token);
+
+  Result<std::optional<wtd::Lease>> GetLease(const std::string& repo,
+                                             const std::string& name) const;
+  // Every lease row, in key order (repo, then name). An undecodable row
+  // fails the listing, naming it.
+  Result<std::vector<wtd::Lease>> ListLeases() const;
+  // The row at run `id`'s lock name when it belongs to that run.
+  Result<std::optional<wtd::Lease>> LeaseOfRun(uint64_t id) const;
+  // The last fencing token handed out (0: none yet).
+  uint64_t LastFencingToken() const EXCLUDES(token_mu_);
+  Result<uint64_t> GetJobLockWaits(const std::string& repo, const std::string& job) const;
+  Result<std::vector<JobLockWaits>> ListJobLockWaits() const;
+
+  // --- Watched repositories (meta/watched_repos). ---
+
+  // Records the set of `paths` (sorted, duplicates dropped) unless it is
+  // what the store holds already; returns whether it wrote.
+  Result<bool> RecordWatchedRepos(const std::vector<std::string>& paths) EXCLUDES(watched_mu_);
+  // The recorded set; empty when none was recorded.
+  Result<std::vector<std::string>> WatchedRepos() const;
 
   // Every non-terminal run, by id. Scans `active`, never history. A run that
   // cannot be read fails the whole listing with its Status, unless `damaged`
@@ -149,16 +264,38 @@ class RunStore {
  private:
   static constexpr size_t kStripes = 64;
   std::mutex& StripeFor(uint64_t id) const { return stripes_[id % kStripes]; }
+  std::mutex& LeaseStripeFor(const std::string& lease_key) const {
+    return lease_stripes_[std::hash<std::string>()(lease_key) % kStripes];
+  }
+  // What a transition does to the run's lease row, in its batch: `row` is
+  // the row at the run's lock name (read under the lease stripe). Refuses,
+  // or adds its writes to `b`.
+  using LeaseFn = std::function<Status(const Run& before, Run& after,
+                                       const std::optional<wtd::Lease>& row, WriteBatch* b)>;
+  // The default: a run that stops holding its lease (leaves the holding
+  // states) marks its row releasing and forgets the token.
+  static Status ReleaseIfLeaving(const Run& before, Run& after,
+                                 const std::optional<wtd::Lease>& row, WriteBatch* b);
+  Result<std::optional<wtd::Lease>> ReadLease(const std::string& key) const;
   void AddEvent(WriteBatch* b, const Run& run, RunState from, int64_t now);
   // The run record, and its `active` key when it enters (was_active false)
   // or leaves (terminal) the active set.
   static void PutRun(WriteBatch* b, const Run& run, bool was_active);
   // Reads run `id` under its stripe lock, lets `decide` mutate it and name
   // the target state (or refuse), checks legality and commits.
-  Result<Run> Apply(uint64_t id, const std::function<Result<RunState>(Run&)>& decide);
+  Result<Run> Apply(uint64_t id, const std::function<Result<RunState>(Run&)>& decide,
+                    const LeaseFn& lease = nullptr);
   // A failed attempt: retry_wait with backoff while attempts remain, else
   // `final_state`.
   RunState AfterFailedAttempt(Run& r, RunState final_state, int64_t now) const;
+  // Records an attempt's outcome in `r` and returns the state it ends in.
+  RunState RecordOutcome(Run& r, const AttemptOutcome& o, int64_t now) const;
+  // A run in one of `from` that holds `token` (0: none) leaves its lease:
+  // to `target(r)`, its held row marked releasing in the same batch.
+  Result<Run> EndLease(uint64_t id, uint64_t token, const std::vector<RunState>& from,
+                       const std::function<RunState(Run&)>& target);
+  // Refuses while the run named by `row` still holds it.
+  Status CheckNotHeldByRun(const wtd::Lease& row) const;
 
   StateStore* store_;
   Clock* clock_;
@@ -170,7 +307,15 @@ class RunStore {
   // GUARDED_BY them; Enqueue holds a set of stripes chosen at run time, which
   // the thread-safety analysis cannot express. Hence plain std::mutex.
   mutable std::array<std::mutex, kStripes> stripes_;
-  mutable std::array<std::mutex, kStripes> key_stripes_;  // by hash of the run key
+  mutable std::array<std::mutex, kStripes> key_stripes_;    // by hash of the run key
+  mutable std::array<std::mutex, kStripes> lease_stripes_;  // by hash of the lease key
+  // Held across an AcquireLease's commit, so that the stored counter only
+  // grows and a token is never handed out twice.
+  mutable Mutex token_mu_;
+  uint64_t next_token_ GUARDED_BY(token_mu_) = 1;
+  // Held across LockContended's read-modify-write of the per-job counter.
+  Mutex contention_mu_;
+  Mutex watched_mu_;  // RecordWatchedRepos' read-compare-write
 };
 
 }  // namespace wtd

@@ -70,6 +70,12 @@ std::string CursorKeyPrefix(std::string_view repo, std::string_view worktree) {
 
 std::string CursorRepoPrefix(std::string_view repo) { return Join({repo, ""}); }
 
+std::string LockName(const RunKey& k) { return k.worktree + "/" + k.job + "/" + k.sha; }
+
+std::string EncodeLeaseKey(std::string_view repo, std::string_view name) {
+  return Join({repo, name});
+}
+
 Status CheckKeyPart(std::string_view what, std::string_view part) {
   if (part.empty()) return Status::InvalidArgument(std::string(what) + " is empty");
   if (part.find('\0') != std::string_view::npos) {

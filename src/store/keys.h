@@ -30,6 +30,11 @@ std::string CursorKeyPrefix(std::string_view repo, std::string_view worktree);
 // Prefix of every cursor of one repository (repo \0).
 std::string CursorRepoPrefix(std::string_view repo);
 
+// The lock name of a run: <worktree-id>/<job>/<sha>.
+std::string LockName(const RunKey& k);
+// locks: repo \0 lock name
+std::string EncodeLeaseKey(std::string_view repo, std::string_view name);
+
 // Splits a NUL-joined key.
 std::vector<std::string_view> SplitKey(std::string_view key);
 

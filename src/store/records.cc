@@ -79,6 +79,7 @@ void serialize(Archive& ar, Run& r, const std::uint32_t version) {
     SerializePairs(ar, r.env);
     ar(r.commit_subject, r.commit_author, r.commit_time_s);
   }
+  if (version >= 4) ar(r.lock_waits, r.lease_token, r.finish_state);
 }
 
 // A vector of strings as a count, then each string. The count is checked
@@ -105,9 +106,17 @@ void serialize(Archive& ar, Cursor& c, const std::uint32_t version) {
 }
 
 template <class Archive>
-void serialize(Archive& ar, Lease& l, const std::uint32_t /*version*/) {
+void serialize(Archive& ar, Lease& l, const std::uint32_t version) {
   ar(l.host, l.boot_id, l.pid, l.pid_start_time, l.incarnation, l.acquired_at_ms, l.expires_at_ms,
      l.fencing_token, l.run_id);
+  if (version >= 2) {
+    ar(l.repo, l.name, l.state, l.ref_blob, l.prev_ref_blob, l.job_pid, l.job_start_time);
+  }
+}
+
+template <class Archive>
+void serialize(Archive& ar, WatchedRepos& w, const std::uint32_t /*version*/) {
+  SerializeStrings(ar, w.paths);
 }
 
 template <class Archive>
@@ -123,9 +132,10 @@ void serialize(Archive& ar, Event& e, const std::uint32_t /*version*/) {
 
 }  // namespace wtd
 
-CEREAL_CLASS_VERSION(wtd::Run, 3)
+CEREAL_CLASS_VERSION(wtd::Run, 4)
 CEREAL_CLASS_VERSION(wtd::Cursor, 2)
-CEREAL_CLASS_VERSION(wtd::Lease, 1)
+CEREAL_CLASS_VERSION(wtd::Lease, 2)
+CEREAL_CLASS_VERSION(wtd::WatchedRepos, 1)
 CEREAL_CLASS_VERSION(wtd::IdemRecord, 1)
 CEREAL_CLASS_VERSION(wtd::Event, 1)
 
@@ -133,9 +143,10 @@ namespace wtd {
 namespace {
 
 constexpr std::string_view kStateNames[kRunStateCount] = {
-    "pending",    "leased",    "preparing", "ready",     "running",
-    "retry_wait", "succeeded", "failed",    "timed_out", "cancelled",
+    "pending",   "leased", "preparing", "ready",     "running",   "retry_wait",
+    "succeeded", "failed", "timed_out", "cancelled", "finishing", "skipped",
 };
+constexpr std::string_view kLeaseStateNames[kLeaseStateCount] = {"held", "releasing"};
 
 std::string_view KindName(RecordKind kind) {
   switch (kind) {
@@ -149,6 +160,8 @@ std::string_view KindName(RecordKind kind) {
       return "idempotency record";
     case RecordKind::kEvent:
       return "event";
+    case RecordKind::kWatchedRepos:
+      return "watched repositories";
   }
   return "record";
 }
@@ -214,7 +227,12 @@ Result<RunState> ParseRunState(std::string_view name) {
 
 bool IsTerminal(RunState s) {
   return s == RunState::kSucceeded || s == RunState::kFailed || s == RunState::kTimedOut ||
-         s == RunState::kCancelled;
+         s == RunState::kCancelled || s == RunState::kSkipped;
+}
+
+std::string_view LeaseStateName(LeaseState s) {
+  auto i = static_cast<size_t>(s);
+  return i < kLeaseStateCount ? kLeaseStateNames[i] : "invalid";
 }
 
 std::string SealRecord(RecordKind kind, std::string_view payload) {
@@ -251,16 +269,32 @@ std::string EncodeCursor(const Cursor& c) { return Encode(RecordKind::kCursor, c
 std::string EncodeLease(const Lease& l) { return Encode(RecordKind::kLease, l); }
 std::string EncodeIdem(const IdemRecord& r) { return Encode(RecordKind::kIdem, r); }
 std::string EncodeEvent(const Event& e) { return Encode(RecordKind::kEvent, e); }
+std::string EncodeWatchedRepos(const WatchedRepos& w) {
+  return Encode(RecordKind::kWatchedRepos, w);
+}
 
 Result<Run> DecodeRun(std::string_view v) {
   WTD_ASSIGN_OR_RETURN(Run r, Decode<Run>(RecordKind::kRun, v));
   if (static_cast<size_t>(r.state) >= kRunStateCount) {
     return Status::Corruption("run: invalid state " + std::to_string(static_cast<int>(r.state)));
   }
+  if (static_cast<size_t>(r.finish_state) >= kRunStateCount) {
+    return Status::Corruption("run: invalid finish state " +
+                              std::to_string(static_cast<int>(r.finish_state)));
+  }
   return r;
 }
 Result<Cursor> DecodeCursor(std::string_view v) { return Decode<Cursor>(RecordKind::kCursor, v); }
-Result<Lease> DecodeLease(std::string_view v) { return Decode<Lease>(RecordKind::kLease, v); }
+Result<Lease> DecodeLease(std::string_view v) {
+  WTD_ASSIGN_OR_RETURN(Lease l, Decode<Lease>(RecordKind::kLease, v));
+  if (static_cast<size_t>(l.state) >= kLeaseStateCount) {
+    return Status::Corruption("lease: invalid state " + std::to_string(static_cast<int>(l.state)));
+  }
+  return l;
+}
+Result<WatchedRepos> DecodeWatchedRepos(std::string_view v) {
+  return Decode<WatchedRepos>(RecordKind::kWatchedRepos, v);
+}
 Result<IdemRecord> DecodeIdem(std::string_view v) {
   return Decode<IdemRecord>(RecordKind::kIdem, v);
 }

@@ -31,9 +31,10 @@ inline constexpr size_t kRecordHeaderSize = 6;
 enum class RecordKind : uint8_t {
   kRun = 1,
   kCursor = 2,
-  kLease = 3,  // not written yet (lock leases)
-  kIdem = 4,   // not written yet (idempotency records)
+  kLease = 3,
+  kIdem = 4,  // not written yet (idempotency records)
   kEvent = 5,
+  kWatchedRepos = 6,
 };
 
 // The states of a run; see docs/design/state-machine.md. Values are stored:
@@ -49,8 +50,13 @@ enum class RunState : uint8_t {
   kFailed = 7,
   kTimedOut = 8,
   kCancelled = 9,
+  // The attempt's outcome is recorded (with the state it will end in); its
+  // receipt is being written and its lock released.
+  kFinishing = 10,
+  // Terminal: another daemon's receipt says the job is done for this key.
+  kSkipped = 11,
 };
-inline constexpr int kRunStateCount = 10;
+inline constexpr int kRunStateCount = 12;
 
 std::string_view RunStateName(RunState s);
 Result<RunState> ParseRunState(std::string_view name);
@@ -104,6 +110,10 @@ struct Run {
   std::string commit_subject;
   std::string commit_author;  // "Name <email>"
   int64_t commit_time_s = 0;  // committer time
+  // Class version 4.
+  uint32_t lock_waits = 0;   // times its lock was found held by another (no attempt used)
+  uint64_t lease_token = 0;  // fencing token of its current or last lease; 0: never leased
+  RunState finish_state = RunState::kPending;  // finishing: the state it ends in
 
   friend bool operator==(const Run&, const Run&) = default;
 };
@@ -123,19 +133,45 @@ struct Cursor {
   friend bool operator==(const Cursor&, const Cursor&) = default;
 };
 
-// A lock lease (locks family). Owner identity + expiry + fencing token.
+// The states of a lease row. Values are stored: never renumber.
+enum class LeaseState : uint8_t {
+  kHeld = 0,       // the run holds the lock; its ref exists or is about to
+  kReleasing = 1,  // the run let go: its ref is to be deleted, then the row
+};
+inline constexpr int kLeaseStateCount = 2;
+std::string_view LeaseStateName(LeaseState s);
+
+// A lock lease (locks family, keyed by repo and lock name): who holds the
+// lock `<worktree-id>/<job>/<sha>` of one repository, until when, under
+// which fencing token, and which owner blob its ref should point at.
 struct Lease {
   std::string host;
   std::string boot_id;
-  int32_t pid = 0;
+  int32_t pid = 0;  // the daemon
   uint64_t pid_start_time = 0;
   uint64_t incarnation = 0;
   int64_t acquired_at_ms = 0;
   int64_t expires_at_ms = 0;
   uint64_t fencing_token = 0;
   uint64_t run_id = 0;
+  // Class version 2.
+  std::string repo;  // RunKey.repo
+  std::string name;  // <worktree-id>/<job>/<sha>
+  LeaseState state = LeaseState::kHeld;
+  std::string ref_blob;       // hex id of the owner blob the ref should point at
+  std::string prev_ref_blob;  // the one before the last renewal (a crash may leave it)
+  int32_t job_pid = 0;        // the job's process once it runs; 0 before
+  uint64_t job_start_time = 0;
 
   friend bool operator==(const Lease&, const Lease&) = default;
+};
+
+// The repositories the daemon watches (meta/watched_repos), so that
+// operator commands can find their locks while the daemon is down.
+struct WatchedRepos {
+  std::vector<std::string> paths;  // sorted, no duplicates
+
+  friend bool operator==(const WatchedRepos&, const WatchedRepos&) = default;
 };
 
 // An idempotency record (idem family), keyed by sha256(op, params).
@@ -168,6 +204,7 @@ std::string EncodeCursor(const Cursor& c);
 std::string EncodeLease(const Lease& l);
 std::string EncodeIdem(const IdemRecord& r);
 std::string EncodeEvent(const Event& e);
+std::string EncodeWatchedRepos(const WatchedRepos& w);
 
 // Corruption (naming the record kind) on any damage.
 Result<Run> DecodeRun(std::string_view value);
@@ -175,6 +212,7 @@ Result<Cursor> DecodeCursor(std::string_view value);
 Result<Lease> DecodeLease(std::string_view value);
 Result<IdemRecord> DecodeIdem(std::string_view value);
 Result<Event> DecodeEvent(std::string_view value);
+Result<WatchedRepos> DecodeWatchedRepos(std::string_view value);
 
 // Wraps a cereal payload in the record envelope (exposed for tests that
 // write records of an older class version).

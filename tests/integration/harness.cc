@@ -323,7 +323,8 @@ std::vector<RunRow> ParseRuns(const json& array) {
 }
 
 bool IsTerminalState(const std::string& state) {
-  return state == "succeeded" || state == "failed" || state == "timed_out" || state == "cancelled";
+  return state == "succeeded" || state == "failed" || state == "timed_out" ||
+         state == "cancelled" || state == "skipped";
 }
 
 std::string Short(const std::string& sha) { return sha.substr(0, 12); }

@@ -16,19 +16,48 @@ using S = RunState;
 // each op of run_model.h, recovery's interrupt and requeue, and cancel.
 bool IsStateMachineEdge(RunState from, RunState to) {
   static const std::set<std::pair<S, S>> kEdges = {
-      {S::kPending, S::kLeased},    {S::kLeased, S::kPreparing},  {S::kLeased, S::kReady},
-      {S::kPreparing, S::kReady},   {S::kReady, S::kRunning},     {S::kReady, S::kRetryWait},
-      {S::kReady, S::kFailed},      {S::kRunning, S::kSucceeded}, {S::kRunning, S::kRetryWait},
-      {S::kRunning, S::kFailed},    {S::kRunning, S::kTimedOut},  {S::kRetryWait, S::kPending},
-      {S::kLeased, S::kPending},    {S::kPreparing, S::kPending}, {S::kReady, S::kPending},
-      {S::kPending, S::kCancelled}, {S::kLeased, S::kCancelled},  {S::kPreparing, S::kCancelled},
-      {S::kReady, S::kCancelled},   {S::kRunning, S::kCancelled}, {S::kRetryWait, S::kCancelled},
+      {S::kPending, S::kLeased},
+      {S::kLeased, S::kPreparing},
+      {S::kLeased, S::kReady},
+      {S::kPreparing, S::kReady},
+      {S::kReady, S::kRunning},
+      {S::kReady, S::kRetryWait},
+      {S::kReady, S::kFailed},
+      {S::kRunning, S::kSucceeded},
+      {S::kRunning, S::kRetryWait},
+      {S::kRunning, S::kFailed},
+      {S::kRunning, S::kTimedOut},
+      {S::kRetryWait, S::kPending},
+      {S::kLeased, S::kPending},
+      {S::kPreparing, S::kPending},
+      {S::kReady, S::kPending},
+      {S::kPending, S::kCancelled},
+      {S::kLeased, S::kCancelled},
+      {S::kPreparing, S::kCancelled},
+      {S::kReady, S::kCancelled},
+      {S::kRunning, S::kCancelled},
+      {S::kRetryWait, S::kCancelled},
+      // Lock leases: finishing, skipped, and a contended lock.
+      {S::kRunning, S::kFinishing},
+      {S::kFinishing, S::kSucceeded},
+      {S::kFinishing, S::kFailed},
+      {S::kFinishing, S::kTimedOut},
+      {S::kFinishing, S::kRetryWait},
+      {S::kFinishing, S::kSkipped},
+      {S::kLeased, S::kSkipped},
+      {S::kLeased, S::kRetryWait},
   };
   return kEdges.count({from, to}) > 0;
 }
 
 bool IsFinal(RunState s) {
-  return s == S::kSucceeded || s == S::kFailed || s == S::kTimedOut || s == S::kCancelled;
+  return s == S::kSucceeded || s == S::kFailed || s == S::kTimedOut || s == S::kCancelled ||
+         s == S::kSkipped;
+}
+
+bool HoldsLease(RunState s) {
+  return s == S::kLeased || s == S::kPreparing || s == S::kReady || s == S::kRunning ||
+         s == S::kFinishing;
 }
 
 std::string Name(uint64_t id) { return "run " + std::to_string(id); }
@@ -117,6 +146,59 @@ void CheckProcesses(const std::map<uint64_t, Run>& runs, ProcessTable* processes
   }
 }
 
+// Lock leases: a held row belongs to a run that holds it (same token, a
+// holding state), every run in a holding state (in this model every leased
+// run took a lease) has its held row with the token it was given, and no
+// token is above the store's counter or on two rows.
+void CheckLeases(const StateStore& store, const std::map<uint64_t, Run>& runs,
+                 std::vector<std::string>* errors) {
+  uint64_t counter = 0;
+  if (Result<std::string> v = store.Get(Family::kMeta, "fencing_token"); v.ok()) {
+    counter = DecodeU64Key(*v).value_or(0);
+  }
+  std::map<std::string, Lease> rows;  // by lease key
+  std::set<uint64_t> tokens;
+  Status s = store.Scan(Family::kLocks, "", [&](std::string_view k, std::string_view v) {
+    Result<Lease> l = DecodeLease(v);
+    if (!l.ok()) {
+      errors->push_back("locks: undecodable row");
+      return true;
+    }
+    std::string what = "lease " + l->name + " (token " + std::to_string(l->fencing_token) + ")";
+    if (EncodeLeaseKey(l->repo, l->name) != k) errors->push_back(what + " under another key");
+    if (l->fencing_token == 0 || l->fencing_token > counter) {
+      errors->push_back(what + " above the counter " + std::to_string(counter));
+    }
+    if (!tokens.insert(l->fencing_token).second) errors->push_back(what + ": token reused");
+    auto run = runs.find(l->run_id);
+    if (l->state == LeaseState::kHeld &&
+        (run == runs.end() || run->second.lease_token != l->fencing_token ||
+         !HoldsLease(run->second.state))) {
+      errors->push_back(what + " is held for " + Name(l->run_id) + ", which " +
+                        (run == runs.end()
+                             ? std::string("does not exist")
+                             : "is " + std::string(RunStateName(run->second.state)) +
+                                   " with token " + std::to_string(run->second.lease_token)));
+    }
+    rows[std::string(k)] = std::move(*l);
+    return true;
+  });
+  if (!s.ok()) errors->push_back(s.ToString());
+  for (const auto& [id, run] : runs) {
+    if (HoldsLease(run.state) != (run.lease_token != 0)) {
+      errors->push_back(Name(id) + " is " + std::string(RunStateName(run.state)) +
+                        " with lease token " + std::to_string(run.lease_token));
+    }
+    if (run.lease_token == 0) continue;
+    auto row = rows.find(EncodeLeaseKey(run.key.repo, LockName(run.key)));
+    if (row == rows.end() || row->second.state != LeaseState::kHeld ||
+        row->second.fencing_token != run.lease_token || row->second.run_id != id) {
+      errors->push_back(Name(id) + " (" + std::string(RunStateName(run.state)) +
+                        ") lacks its held lease with token " + std::to_string(run.lease_token));
+    }
+  }
+}
+
 // Checks one run's events, oldest first.
 void CheckHistory(const Run& run, const std::vector<Event>& events,
                   std::vector<std::string>* errors) {
@@ -159,6 +241,7 @@ std::vector<std::string> CheckInvariants(const StateStore& store, ProcessTable* 
   CheckRunKeys(store, runs, &errors);
   CheckActive(store, runs, &errors);
   CheckProcesses(runs, processes, incarnation, &errors);
+  CheckLeases(store, runs, &errors);
   std::map<uint64_t, std::vector<Event>> history;
   for (const auto& [seq, e] : events) history[e.run_id].push_back(e);
   for (const auto& [id, run] : runs) CheckHistory(run, history[id], &errors);

@@ -14,13 +14,21 @@ using S = RunState;
 constexpr uint32_t kInterruptAllowance = 3;
 
 constexpr std::string_view kOpNames[kOpKindCount] = {
-    "enqueue",      "lease",  "prepare", "ready",   "running",
-    "spawn_failed", "finish", "wake",    "requeue", "cancel",
+    "enqueue", "lease",  "prepare",  "ready", "running",   "spawn_failed", "finish",      "wake",
+    "requeue", "cancel", "complete", "skip",  "contended", "renew",        "stale_renew",
 };
 constexpr std::string_view kOutcomeNames[] = {"success", "failure", "timeout"};
 
 bool IsFinal(RunState s) {
-  return s == S::kSucceeded || s == S::kFailed || s == S::kTimedOut || s == S::kCancelled;
+  return s == S::kSucceeded || s == S::kFailed || s == S::kTimedOut || s == S::kCancelled ||
+         s == S::kSkipped;
+}
+
+// The states in which a run holds its lock lease: every run leased here
+// took one, so each of these states has one.
+bool HoldsLease(RunState s) {
+  return s == S::kLeased || s == S::kPreparing || s == S::kReady || s == S::kRunning ||
+         s == S::kFinishing;
 }
 
 std::vector<std::string_view> Split(std::string_view text, char sep) {
@@ -98,9 +106,10 @@ std::vector<Op> StepsFrom(RunState state, int key, const ProcessIdentity& fresh)
       return {MakeOp(OpKind::kLease, key), MakeOp(OpKind::kLease, key), MakeOp(OpKind::kLease, key),
               MakeOp(OpKind::kCancel, key, S::kPending)};
     case S::kLeased:
-      return {MakeOp(OpKind::kReady, key, S::kLeased), MakeOp(OpKind::kReady, key, S::kLeased),
-              MakeOp(OpKind::kPrepare, key), MakeOp(OpKind::kRequeue, key, S::kLeased),
-              MakeOp(OpKind::kCancel, key, S::kLeased)};
+      return {MakeOp(OpKind::kReady, key, S::kLeased),   MakeOp(OpKind::kReady, key, S::kLeased),
+              MakeOp(OpKind::kReady, key, S::kLeased),   MakeOp(OpKind::kPrepare, key),
+              MakeOp(OpKind::kRequeue, key, S::kLeased), MakeOp(OpKind::kCancel, key, S::kLeased),
+              MakeOp(OpKind::kContended, key),           MakeOp(OpKind::kSkip, key)};
     case S::kPreparing:
       return {MakeOp(OpKind::kReady, key, S::kPreparing),
               MakeOp(OpKind::kReady, key, S::kPreparing),
@@ -116,9 +125,13 @@ std::vector<Op> StepsFrom(RunState state, int key, const ProcessIdentity& fresh)
               MakeOp(OpKind::kCancel, key, S::kReady)};
     }
     case S::kRunning:
-      return {MakeFinish(key, Outcome::kSuccess), MakeFinish(key, Outcome::kFailure),
-              MakeFinish(key, Outcome::kFailure), MakeFinish(key, Outcome::kTimeout),
-              MakeOp(OpKind::kCancel, key, S::kRunning)};
+      return {MakeFinish(key, Outcome::kSuccess),        MakeFinish(key, Outcome::kFailure),
+              MakeFinish(key, Outcome::kFailure),        MakeFinish(key, Outcome::kTimeout),
+              MakeOp(OpKind::kCancel, key, S::kRunning), MakeOp(OpKind::kRenew, key)};
+    case S::kFinishing:
+      return {MakeOp(OpKind::kComplete, key), MakeOp(OpKind::kComplete, key),
+              MakeOp(OpKind::kComplete, key), MakeOp(OpKind::kSkip, key),
+              MakeOp(OpKind::kRenew, key)};
     case S::kRetryWait:
       return {MakeOp(OpKind::kWake, key), MakeOp(OpKind::kWake, key),
               MakeOp(OpKind::kRequeue, key, S::kRetryWait),
@@ -233,7 +246,17 @@ bool IsAccepted(const Model& model, const Op& op) {
       return s == op.from &&
              (s == S::kLeased || s == S::kPreparing || s == S::kReady || s == S::kRetryWait);
     case OpKind::kCancel:
-      return s == op.from && !IsFinal(s);
+      return s == op.from && !IsFinal(s) && s != S::kFinishing;
+    case OpKind::kComplete:
+      return s == S::kFinishing;
+    case OpKind::kSkip:
+      return s == S::kLeased || s == S::kFinishing;
+    case OpKind::kContended:
+      return s == S::kLeased;
+    case OpKind::kRenew:
+      return HoldsLease(s);
+    case OpKind::kStaleRenew:
+      return false;
     case OpKind::kEnqueue:
       break;
   }
@@ -272,10 +295,24 @@ void ApplyOp(Model* model, const Op& op, uint64_t incarnation) {
       r.state = AfterFailedAttempt(r, S::kFailed);
       break;
     case OpKind::kFinish:
-      r.state =
+      r.finish_state =
           op.outcome == Outcome::kSuccess
               ? S::kSucceeded
               : AfterFailedAttempt(r, op.outcome == Outcome::kTimeout ? S::kTimedOut : S::kFailed);
+      r.state = S::kFinishing;
+      break;
+    case OpKind::kComplete:
+      r.state = r.finish_state;
+      break;
+    case OpKind::kSkip:
+      r.state = S::kSkipped;
+      break;
+    case OpKind::kContended:
+      r.state = S::kRetryWait;
+      r.lock_waits += 1;
+      break;
+    case OpKind::kRenew:
+    case OpKind::kStaleRenew:
       break;
     case OpKind::kWake:
     case OpKind::kRequeue:
@@ -300,6 +337,10 @@ bool RecoverRun(ExpectedRun* run, uint64_t incarnation) {
     case S::kPreparing:
     case S::kReady:
       run->state = S::kPending;
+      return true;
+    case S::kFinishing:  // its receipt, then the state its outcome decided
+      if (run->incarnation == incarnation) return false;
+      run->state = run->finish_state;
       return true;
     default:
       return false;
@@ -332,6 +373,10 @@ std::string DiffRun(const ExpectedRun& want, const Run& got) {
   Compare(&diff, "pid_start_time", want.process.start_time, got.pid_start_time);
   Compare(&diff, "boot_id", want.process.boot_id, got.boot_id);
   Compare(&diff, "incarnation", want.incarnation, got.incarnation);
+  Compare(&diff, "lock_waits", want.lock_waits, got.lock_waits);
+  if (want.state == S::kFinishing) {
+    Compare(&diff, "finish_state", RunStateName(want.finish_state), RunStateName(got.finish_state));
+  }
   return diff;
 }
 

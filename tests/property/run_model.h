@@ -41,17 +41,22 @@ inline constexpr int64_t kWakeAdvanceMs = kRetryCapMs + 1;
 
 enum class OpKind : uint8_t {
   kEnqueue,      // RunStore::Enqueue of `keys`, with a cursor when with_cursor
-  kLease,        // pending -> leased
+  kLease,        // pending -> leased, with a lock lease (AcquireLease)
   kPrepare,      // leased -> preparing
   kReady,        // `from` (leased | preparing) -> ready
-  kRunning,      // ready -> running with `process`
+  kRunning,      // ready -> running with `process`, under the run's lease token
   kSpawnFailed,  // ready -> retry_wait | failed
-  kFinish,       // running -> `outcome`
+  kFinish,       // running -> finishing with `outcome` (BeginFinish)
   kWake,         // retry_wait -> pending (the clock is moved past not_before)
   kRequeue,      // `from` (leased | preparing | ready | retry_wait) -> pending
   kCancel,       // `from` -> cancelled
+  kComplete,     // finishing -> the state its outcome decided (CompleteFinish)
+  kSkip,         // leased | finishing -> skipped (SkipDone)
+  kContended,    // leased -> retry_wait, no attempt used (LockContended)
+  kRenew,        // RenewLease with the run's token: accepted while it holds its lease
+  kStaleRenew,   // RenewLease with a token that is not the lease's: always refused
 };
-inline constexpr int kOpKindCount = 10;
+inline constexpr int kOpKindCount = 15;
 
 enum class Outcome : uint8_t { kSuccess, kFailure, kTimeout };
 
@@ -78,8 +83,10 @@ struct ExpectedRun {
   RunState state = RunState::kPending;
   uint32_t attempt = 0;
   uint32_t max_attempts = 1;
-  ProcessIdentity process;   // of the last attempt
-  uint64_t incarnation = 0;  // that started the last attempt
+  ProcessIdentity process;                     // of the last attempt
+  uint64_t incarnation = 0;                    // that started the last attempt
+  RunState finish_state = RunState::kPending;  // finishing: where it ends
+  uint32_t lock_waits = 0;
 };
 
 struct Model {
@@ -106,7 +113,8 @@ void RecoverAll(Model* model, uint64_t incarnation);
 // The operation a scheduler could do next on `key`, picked by `choice` among
 // those its state allows (mostly the step forward, sometimes a requeue, a
 // cancel or a failure); `fresh` is the process a kRunning step gets. None
-// when the run is terminal.
+// when the run is terminal. Never an op the store must refuse (a stale
+// renewal comes only from PokeCommand).
 std::optional<Op> PlanStep(const Model& model, int key, int choice, const ProcessIdentity& fresh);
 
 // "" when `got` is what `want` says (the id is compared only once known),

@@ -1,6 +1,9 @@
 #include "property/run_ops.h"
 
+#include <algorithm>
+
 #include "base/crash_point.h"
+#include "store/keys.h"
 
 namespace wtd::property {
 namespace {
@@ -45,11 +48,52 @@ Result<Run> Then(Result<Run> r, const char* name) {
   return r;
 }
 
+// The owner blob a ref would point at: any 40 hex digits that change with
+// every write about the lease.
+std::string Blob(uint64_t id, uint64_t n) {
+  std::string hex = std::to_string(id) + "b" + std::to_string(n);
+  return hex + std::string(40 - std::min<size_t>(hex.size(), 40), '0');
+}
+
+// As the scheduler will: a lease left releasing by an earlier attempt is
+// dropped (its ref deleted) before the lock is taken again.
+Result<Run> AcquireLease(RunStore* runs, FakeClock* clock, uint64_t id) {
+  WTD_ASSIGN_OR_RETURN(std::optional<Lease> left, runs->LeaseOfRun(id));
+  if (left && left->state == LeaseState::kReleasing) {
+    WTD_RETURN_IF_ERROR(runs->DropLease(left->repo, left->name, left->fencing_token));
+  }
+  LeaseRequest request{"host-a",
+                       "boot-a",
+                       4000,
+                       1,
+                       runs->store()->incarnation(),
+                       60'000,
+                       Blob(id, static_cast<uint64_t>(clock->NowMs()))};
+  WTD_ASSIGN_OR_RETURN(LeasedRun leased, runs->AcquireLease(id, request));
+  return leased.run;
+}
+
+uint64_t TokenOf(RunStore* runs, uint64_t id) {
+  Result<Run> r = runs->Get(id);
+  return r.ok() ? r->lease_token : 0;
+}
+
+Result<Run> Renew(RunStore* runs, FakeClock* clock, uint64_t id, bool stale) {
+  WTD_ASSIGN_OR_RETURN(Run r, runs->Get(id));
+  uint64_t token = r.lease_token;
+  if (stale) token = token == 0 ? runs->LastFencingToken() + 1 : token - 1;
+  WTD_RETURN_IF_ERROR(runs->RenewLease(r.key.repo, LockName(r.key), token, clock->NowMs() + 60'000,
+                                       Blob(id, token + 7))
+                          .status());
+  return runs->Get(id);
+}
+
 Result<Run> MarkRunning(RunStore* runs, uint64_t id, const Op& op) {
   WTD_CRASH_POINT("after_spawn");
   WTD_CRASH_POINT("before_running_commit");
   Result<Run> r = Then(runs->MarkRunning(id, op.process, runs->store()->incarnation(),
-                                         "/logs/" + std::to_string(id) + ".log"),
+                                         "/logs/" + std::to_string(id) + ".log",
+                                         LeaseUpdate{TokenOf(runs, id), Blob(id, 1)}),
                        "after_running_commit");
   if (r.ok()) WTD_CRASH_POINT("after_release");
   return r;
@@ -58,7 +102,7 @@ Result<Run> MarkRunning(RunStore* runs, uint64_t id, const Op& op) {
 Result<Run> Transit(RunStore* runs, FakeClock* clock, uint64_t id, const Op& op) {
   switch (op.kind) {
     case OpKind::kLease:
-      return Then(runs->Lease(id), "after_lease_commit");
+      return Then(AcquireLease(runs, clock, id), "after_lease_commit");
     case OpKind::kPrepare:
       return runs->Transition(id, S::kLeased, S::kPreparing);
     case OpKind::kReady:
@@ -69,7 +113,17 @@ Result<Run> Transit(RunStore* runs, FakeClock* clock, uint64_t id, const Op& op)
       return runs->SpawnFailed(id, "cannot start the job");
     case OpKind::kFinish:
       WTD_CRASH_POINT("before_outcome_commit");
-      return Then(runs->Finish(id, OutcomeOf(op.outcome)), "after_outcome_commit");
+      return runs->BeginFinish(id, TokenOf(runs, id), OutcomeOf(op.outcome));
+    case OpKind::kComplete:
+      return runs->CompleteFinish(id, TokenOf(runs, id));
+    case OpKind::kSkip:
+      return runs->SkipDone(id, TokenOf(runs, id), "host-b pid 7 run 3");
+    case OpKind::kContended:
+      return runs->LockContended(id, TokenOf(runs, id), clock->NowMs() + kRetryBackoffMs,
+                                 "lock held by host-b");
+    case OpKind::kRenew:
+    case OpKind::kStaleRenew:
+      return Renew(runs, clock, id, op.kind == OpKind::kStaleRenew);
     case OpKind::kWake:
       clock->AdvanceMs(kWakeAdvanceMs);
       return runs->Wake(id);
@@ -97,13 +151,21 @@ std::vector<std::string_view> CrashPointsOf(const Op& op) {
     case OpKind::kEnqueue:
       return {"after_enqueue_commit"};
     case OpKind::kLease:
-      return {"after_lease_commit"};
+      return {"after_lease_acquire_commit", "after_lease_commit"};
     case OpKind::kReady:
       return {"after_ready_commit"};
     case OpKind::kRunning:
       return {"after_spawn", "before_running_commit", "after_running_commit", "after_release"};
     case OpKind::kFinish:
-      return {"before_outcome_commit", "after_outcome_commit"};
+      return {"before_outcome_commit", "after_finishing_commit"};
+    case OpKind::kComplete:
+      return {"after_finish_complete_commit"};
+    case OpKind::kSkip:
+      return {"after_skip_commit"};
+    case OpKind::kContended:
+      return {"after_lock_contended_commit"};
+    case OpKind::kRenew:
+      return {"after_lease_renew_commit"};
     default:
       return {};
   }

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <stdexcept>
+#include <utility>
 
 #include "base/crash_point.h"
 #include "fakes/fake_clock.h"
@@ -56,6 +57,34 @@ class RecoveryTest : public ::testing::Test {
   }
 
   RunState StateOf(uint64_t id) { return runs_->Get(id)->state; }
+
+  // A run with a lock lease, driven to `target` (leased, ready, running or
+  // finishing) by incarnation `incarnation`; returns its id and token.
+  std::pair<uint64_t, uint64_t> MakeLeased(RunState target, ProcessIdentity proc = {},
+                                           uint64_t incarnation = 1, int exit_code = 0) {
+    uint64_t id = Make(S::kPending);
+    Result<LeasedRun> l = runs_->AcquireLease(
+        id, LeaseRequest{"host-a", "boot-A", 10, 20, incarnation, 60'000, std::string(40, 'a')});
+    EXPECT_TRUE(l.ok()) << l.status().ToString();
+    uint64_t token = l->lease.fencing_token;
+    if (target == S::kLeased) return {id, token};
+    EXPECT_TRUE(runs_->MarkReady(id, S::kLeased).ok());
+    if (target == S::kReady) return {id, token};
+    EXPECT_TRUE(runs_->MarkRunning(id, proc, incarnation, "/log", LeaseUpdate{token, ""}).ok());
+    if (target == S::kRunning) return {id, token};
+    AttemptOutcome o;
+    o.exit_code = exit_code;
+    EXPECT_TRUE(runs_->BeginFinish(id, token, o).ok());
+    return {id, token};
+  }
+
+  LeaseState LeaseStateOf(uint64_t id) { return (*runs_->LeaseOfRun(id))->state; }
+
+  std::vector<std::string> Kinds(const RecoveryReport& r) {
+    std::vector<std::string> kinds;
+    for (const RecoveryAction& a : r.actions) kinds.push_back(a.kind);
+    return kinds;
+  }
 
   TempDir dir_;
   FakeClock clock_;
@@ -262,6 +291,96 @@ TEST_F(RecoveryTest, AFailingHookLeavesThatRunForTheNextPassAndGoesOn) {
   EXPECT_EQ(StateOf(stuck), S::kPending);
 }
 
+TEST_F(RecoveryTest, RunsOfAnEarlierIncarnationReleaseTheirLeasesAndTheReportListsThem) {
+  auto [leased, t1] = MakeLeased(S::kLeased);
+  auto [ready, t2] = MakeLeased(S::kReady);
+  auto [running, t3] = MakeLeased(S::kRunning, {100, 5, "boot-A"});  // pid 100 is gone
+  Result<RecoveryReport> r = Recover();
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->errors.empty());
+  EXPECT_EQ(Kinds(*r), (std::vector<std::string>{"requeue_run", "requeue_run", "interrupt_run"}));
+  EXPECT_EQ(r->actions[0].lock, LockName(runs_->Get(leased)->key));
+  for (uint64_t id : {leased, ready, running}) {
+    EXPECT_EQ(LeaseStateOf(id), LeaseState::kReleasing) << id;
+    EXPECT_EQ(runs_->Get(id)->lease_token, 0u);
+  }
+  ASSERT_EQ(r->releasing.size(), 3u);
+  EXPECT_EQ(StateOf(running), S::kRetryWait);
+  // Idempotent: a second pass does nothing and lists the same leases.
+  Result<RecoveryReport> again = Recover();
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->actions.empty());
+  EXPECT_EQ(again->releasing, r->releasing);
+  // The caller deletes the refs, then the rows.
+  for (const Lease& l : r->releasing)
+    ASSERT_TRUE(runs_->DropLease(l.repo, l.name, l.fencing_token).ok());
+  EXPECT_TRUE(Recover()->releasing.empty());
+  (void)t1, (void)t2, (void)t3;
+}
+
+TEST_F(RecoveryTest, AFinishingRunIsCompletedAfterItsReceiptOrSkippedForAnothers) {
+  auto [done, t1] = MakeLeased(S::kFinishing, {100, 5, "boot-A"}, 1, /*exit_code=*/0);
+  auto [other, t2] = MakeLeased(S::kFinishing, {101, 5, "boot-A"}, 1, /*exit_code=*/1);
+  auto [stuck, t3] = MakeLeased(S::kFinishing, {102, 5, "boot-A"}, 1, /*exit_code=*/0);
+  auto [ours, t4] = MakeLeased(S::kFinishing, {103, 5, "boot-A"}, 2, /*exit_code=*/0);
+  std::vector<uint64_t> receipts;
+  hooks_.write_receipt = [&](const wtd::Run& r) -> Result<std::string> {
+    receipts.push_back(r.id);
+    if (r.id == stuck) return Status::IOError("notes ref busy");
+    return r.id == other ? std::string("host-b pid 7 run 3") : std::string();
+  };
+  Result<RecoveryReport> r = Recover(/*incarnation=*/2);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(receipts, (std::vector<uint64_t>{done, other, stuck}));  // not incarnation 2's own
+  EXPECT_EQ(Kinds(*r), (std::vector<std::string>{"finish_release", "finish_release"}));
+  EXPECT_EQ(StateOf(done), S::kSucceeded);
+  EXPECT_EQ(LeaseStateOf(done), LeaseState::kReleasing);
+  EXPECT_EQ(StateOf(other), S::kSkipped);
+  EXPECT_EQ(runs_->Get(other)->error, "done by host-b pid 7 run 3");
+  EXPECT_EQ(LeaseStateOf(other), LeaseState::kReleasing);
+  ASSERT_EQ(r->errors.size(), 1u);
+  EXPECT_NE(r->errors[0].find("notes ref busy"), std::string::npos);
+  EXPECT_EQ(StateOf(stuck), S::kFinishing);
+  EXPECT_EQ(LeaseStateOf(stuck), LeaseState::kHeld);
+  EXPECT_EQ(StateOf(ours), S::kFinishing);
+  EXPECT_EQ(LeaseStateOf(ours), LeaseState::kHeld);
+  hooks_.write_receipt = nullptr;  // no receipts: completed as recorded
+  Result<RecoveryReport> again = Recover(/*incarnation=*/2);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->actions.size(), 1u);
+  EXPECT_EQ(StateOf(stuck), S::kSucceeded);
+  (void)t1, (void)t2, (void)t3, (void)t4;
+}
+
+TEST_F(RecoveryTest, AHeldLeaseWhoseRunDoesNotHoldItIsReleased) {
+  uint64_t terminal = Make(S::kPending);
+  ASSERT_TRUE(runs_->Cancel(terminal, S::kPending, "x").ok());
+  auto [held, token] = MakeLeased(S::kRunning, {100, 5, "boot-A"}, /*incarnation=*/2);
+  WriteBatch b;
+  for (auto [run_id, name] :
+       {std::pair<uint64_t, std::string>{terminal, "main/job/t"}, {9999, "main/job/missing"}}) {
+    Lease l;
+    l.repo = "/repo";
+    l.name = name;
+    l.run_id = run_id;
+    l.fencing_token = 500 + run_id;
+    b.Put(Family::kLocks, EncodeLeaseKey(l.repo, l.name), EncodeLease(l));
+  }
+  ASSERT_TRUE(store_->Commit(b).ok());
+  Result<RecoveryReport> r = Recover(/*incarnation=*/2);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->errors.empty());
+  ASSERT_EQ(Kinds(*r), (std::vector<std::string>{"release_lease", "release_lease"}));
+  EXPECT_EQ(r->actions[0].lock, "main/job/missing");
+  EXPECT_NE(r->actions[0].detail.find("run 9999 is missing"), std::string::npos);
+  EXPECT_EQ(r->actions[1].lock, "main/job/t");
+  EXPECT_NE(r->actions[1].detail.find("is cancelled"), std::string::npos);
+  EXPECT_EQ(r->releasing.size(), 2u);
+  EXPECT_EQ(LeaseStateOf(held), LeaseState::kHeld);  // incarnation 2's running run keeps it
+  EXPECT_TRUE(Recover(/*incarnation=*/2)->actions.empty());
+  (void)token;
+}
+
 struct Crashed : std::runtime_error {
   Crashed() : std::runtime_error("crash") {}
 };
@@ -284,6 +403,27 @@ TEST_F(RecoveryTest, ACrashInsideRecoveryIsFinishedByTheNextPass) {
     EXPECT_EQ(StateOf(id), S::kRetryWait);
     EXPECT_EQ(runs_->Get(id)->attempt, 1u);  // each interruption counted once
   }
+}
+
+TEST_F(RecoveryTest, ACrashBetweenLeaseReleasesIsFinishedByTheNextPass) {
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(MakeLeased(S::kRunning, {1000 + i, 1, "boot-A"}).first);
+  for (int nth = 1; nth <= 2; ++nth) {
+    SetCrashAction([](std::string_view) { throw Crashed(); });
+    ASSERT_TRUE(ArmCrashPoint("during_recovery", 2).ok());
+    EXPECT_THROW((void)Recover(), Crashed);
+    SetCrashAction(nullptr);
+    DisarmCrashPoints();
+  }
+  Result<RecoveryReport> r = Recover();
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->errors.empty());
+  for (uint64_t id : ids) {
+    EXPECT_EQ(StateOf(id), S::kRetryWait);
+    EXPECT_EQ(LeaseStateOf(id), LeaseState::kReleasing);  // released with the interrupt
+    EXPECT_EQ(runs_->Get(id)->attempt, 1u);
+  }
+  EXPECT_EQ(r->releasing.size(), 4u);
 }
 
 }  // namespace

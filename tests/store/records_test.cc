@@ -43,6 +43,36 @@ struct RunV2 {
   }
 };
 
+// A Run at class version 3 (before lock_waits, lease_token, finish_state).
+struct RunV3 {
+  RunV2 v2;
+
+  template <class Archive>
+  void serialize(Archive& ar, const std::uint32_t /*version*/) {
+    Run& r = v2.v1.r;
+    ar(r.id, r.key.repo, r.key.worktree, r.key.job, r.key.sha, r.branch, r.worktree_path,
+       v2.v1.state, r.attempt, r.max_attempts, r.retry_backoff_ms, r.timeout_ms, r.created_at_ms,
+       r.updated_at_ms, r.started_at_ms, r.finished_at_ms, r.not_before_ms, r.pid, r.pid_start_time,
+       r.boot_id, r.incarnation, r.exit_code, r.term_signal, r.duration_ms, r.log_path, r.error,
+       r.log_bytes);
+    uint8_t b = r.log_truncated ? 1 : 0;
+    ar(b, r.command, uint64_t{r.env.size()});
+    for (auto& [name, value] : r.env) ar(name, value);
+    ar(r.commit_subject, r.commit_author, r.commit_time_s);
+  }
+};
+
+// A Lease at class version 1 (before repo, name, state, ref blobs, job).
+struct LeaseV1 {
+  Lease l;
+
+  template <class Archive>
+  void serialize(Archive& ar, const std::uint32_t /*version*/) {
+    ar(l.host, l.boot_id, l.pid, l.pid_start_time, l.incarnation, l.acquired_at_ms, l.expires_at_ms,
+       l.fencing_token, l.run_id);
+  }
+};
+
 // A Cursor at class version 1 (before frontier and skipped).
 struct CursorV1 {
   Cursor c;
@@ -67,6 +97,8 @@ struct ForgedCursor {
 CEREAL_CLASS_VERSION(wtd::ForgedCursor, 2)
 CEREAL_CLASS_VERSION(wtd::RunV1, 1)
 CEREAL_CLASS_VERSION(wtd::RunV2, 2)
+CEREAL_CLASS_VERSION(wtd::RunV3, 3)
+CEREAL_CLASS_VERSION(wtd::LeaseV1, 1)
 CEREAL_CLASS_VERSION(wtd::CursorV1, 1)
 
 namespace wtd {
@@ -104,7 +136,31 @@ Run SampleRun() {
   r.commit_subject = "Fix the build";
   r.commit_author = "Ada <ada@example.com>";
   r.commit_time_s = 1'699'999'000;
+  r.lock_waits = 4;
+  r.lease_token = 0x1122334455;
+  r.finish_state = RunState::kTimedOut;
   return r;
+}
+
+Lease SampleLease() {
+  Lease l;
+  l.host = "host-a";
+  l.boot_id = "boot";
+  l.pid = 77;
+  l.pid_start_time = 12345;
+  l.incarnation = 3;
+  l.acquired_at_ms = 1000;
+  l.expires_at_ms = 61000;
+  l.fencing_token = 9;
+  l.run_id = 42;
+  l.repo = "/srv/repo";
+  l.name = "main/build/" + std::string(40, 'c');
+  l.state = LeaseState::kReleasing;
+  l.ref_blob = std::string(40, '1');
+  l.prev_ref_blob = std::string(40, '2');
+  l.job_pid = 4242;
+  l.job_start_time = 99;
+  return l;
 }
 
 Cursor SampleCursor() {
@@ -147,7 +203,7 @@ TEST(RecordsTest, EveryRecordKindRoundTrips) {
   ASSERT_TRUE(cursor.ok());
   EXPECT_EQ(*cursor, SampleCursor());
 
-  Lease lease{"host-a", "boot", 77, 12345, 3, 1000, 61000, 9, 42};
+  Lease lease = SampleLease();
   Result<Lease> l = DecodeLease(EncodeLease(lease));
   ASSERT_TRUE(l.ok());
   EXPECT_EQ(*l, lease);
@@ -160,6 +216,11 @@ TEST(RecordsTest, EveryRecordKindRoundTrips) {
   Result<Event> e = DecodeEvent(EncodeEvent(SampleEvent()));
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(*e, SampleEvent());
+
+  WatchedRepos repos{{"/srv/a", "/srv/b"}};
+  Result<WatchedRepos> w = DecodeWatchedRepos(EncodeWatchedRepos(repos));
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_EQ(*w, repos);
 
   Result<wtd::Run> empty = DecodeRun(EncodeRun(wtd::Run()));
   ASSERT_TRUE(empty.ok());
@@ -180,7 +241,48 @@ TEST(RecordsTest, RunOfClassVersionOneDecodesWithNewFieldsDefaulted) {
   expected.commit_subject.clear();
   expected.commit_author.clear();
   expected.commit_time_s = 0;
+  expected.lock_waits = 0;
+  expected.lease_token = 0;
+  expected.finish_state = RunState::kPending;
   EXPECT_EQ(*decoded, expected);
+}
+
+TEST(RecordsTest, RunOfClassVersionThreeDecodesWithNoLockWaitsAndNoLease) {
+  RunV3 v3;
+  v3.v2.v1.r = SampleRun();
+  v3.v2.v1.state = static_cast<uint8_t>(v3.v2.v1.r.state);
+  Result<wtd::Run> decoded = DecodeRun(EncodeOld(RecordKind::kRun, v3));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  wtd::Run expected = SampleRun();
+  expected.lock_waits = 0;
+  expected.lease_token = 0;
+  expected.finish_state = RunState::kPending;
+  EXPECT_EQ(*decoded, expected);
+}
+
+TEST(RecordsTest, LeaseOfClassVersionOneDecodesHeldWithNoNameOrBlob) {
+  LeaseV1 v1{SampleLease()};
+  Result<Lease> decoded = DecodeLease(EncodeOld(RecordKind::kLease, v1));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->fencing_token, 9u);
+  EXPECT_EQ(decoded->run_id, 42u);
+  EXPECT_EQ(decoded->state, LeaseState::kHeld);
+  EXPECT_TRUE(decoded->repo.empty());
+  EXPECT_TRUE(decoded->ref_blob.empty());
+  EXPECT_EQ(decoded->job_pid, 0);
+}
+
+TEST(RecordsTest, LeaseWithInvalidStateAndRunWithInvalidFinishStateAreCorruption) {
+  Lease l = SampleLease();
+  l.state = static_cast<LeaseState>(kLeaseStateCount);
+  Result<Lease> lease = DecodeLease(EncodeLease(l));
+  ASSERT_FALSE(lease.ok());
+  EXPECT_EQ(lease.status().message(), "lease: invalid state 2");
+  wtd::Run r = SampleRun();
+  r.finish_state = static_cast<RunState>(kRunStateCount);
+  Result<wtd::Run> run = DecodeRun(EncodeRun(r));
+  ASSERT_FALSE(run.ok());
+  EXPECT_EQ(run.status().message(), "run: invalid finish state 12");
 }
 
 TEST(RecordsTest, RunOfClassVersionTwoDecodesWithoutItsJob) {
@@ -295,6 +397,19 @@ TEST(RecordsTest, EveryTruncationAndByteFlipOfAnEventIsCorruption) {
   ExpectDamagedPayloadNeverCrashes(RecordKind::kEvent, EncodeEvent(SampleEvent()), decode);
 }
 
+TEST(RecordsTest, EveryTruncationAndByteFlipOfALeaseIsCorruption) {
+  auto decode = [](std::string_view v) { return DecodeLease(v).status(); };
+  ExpectEveryDamageIsCorruption(EncodeLease(SampleLease()), decode);
+  ExpectDamagedPayloadNeverCrashes(RecordKind::kLease, EncodeLease(SampleLease()), decode);
+}
+
+TEST(RecordsTest, EveryTruncationAndByteFlipOfWatchedReposIsCorruption) {
+  auto decode = [](std::string_view v) { return DecodeWatchedRepos(v).status(); };
+  std::string encoded = EncodeWatchedRepos(WatchedRepos{{"/srv/a", "/srv/b"}});
+  ExpectEveryDamageIsCorruption(encoded, decode);
+  ExpectDamagedPayloadNeverCrashes(RecordKind::kWatchedRepos, encoded, decode);
+}
+
 TEST(RecordsTest, ForgedStringLengthIsRefusedBeforeAllocating) {
   // A cursor whose sha claims 2^62 bytes: refused, not a bad_alloc or a hang.
   std::ostringstream out;
@@ -315,6 +430,14 @@ TEST(RecordsTest, RunStateNamesRoundTrip) {
     ASSERT_TRUE(parsed.ok()) << RunStateName(s);
     EXPECT_EQ(*parsed, s);
   }
+  EXPECT_EQ(ParseRunState("finishing").value(), RunState::kFinishing);
+  EXPECT_EQ(ParseRunState("skipped").value(), RunState::kSkipped);
+  EXPECT_EQ(static_cast<int>(RunState::kFinishing), 10);  // stored: never renumbered
+  EXPECT_EQ(static_cast<int>(RunState::kSkipped), 11);
+  EXPECT_FALSE(IsTerminal(RunState::kFinishing));
+  EXPECT_TRUE(IsTerminal(RunState::kSkipped));
+  EXPECT_EQ(LeaseStateName(LeaseState::kHeld), "held");
+  EXPECT_EQ(LeaseStateName(LeaseState::kReleasing), "releasing");
   EXPECT_TRUE(ParseRunState("sleeping").status().IsInvalidArgument());
   EXPECT_EQ(RunStateName(static_cast<RunState>(200)), "invalid");
 }
