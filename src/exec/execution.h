@@ -1,5 +1,5 @@
-// Execution: one job process from spawn to reap, with the spawn handshake of
-// design brief §4.
+// Execution: one job process from spawn to reap, with the spawn handshake
+// (docs/design/loop.md, "Dispatch and the spawn handshake").
 //
 // Start() posix_spawns the shim `wtd-exec` (tools/wtd_exec_main.cc) as the
 // leader of a new process group. The shim blocks reading one byte from fd 3
