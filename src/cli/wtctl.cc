@@ -9,6 +9,7 @@
 #include "base/file_util.h"
 #include "base/paths.h"
 #include "commands/command.h"
+#include "daemon/pid_file.h"
 #include "report/table.h"
 #include "runs/run_store.h"
 #include "store/state_store.h"
@@ -30,10 +31,13 @@ class CliSession : public Session {
     Result<std::unique_ptr<Client>> client = Client::Connect(socket_, kConnectTimeoutMs);
     if (client.ok()) return (*client)->Call(std::string(command), args, kCallTimeoutMs);
     const CommandDef* def = FindCommand(command);
-    if (def == nullptr || def->access != Access::kReadOnly || def->handle == nullptr) {
+    if (def == nullptr || def->access == Access::kDaemon || def->handle == nullptr) {
       return Status::FailedPrecondition("no daemon answers on " + socket_ + " (" +
                                         client.status().message() + ")");
     }
+    bool writes =
+        def->access == Access::kStoreWrite && (def->writes == nullptr || def->writes(args));
+    if (writes) return CallStoreWritable(*def, args);
     return CallStore(*def, args);
   }
 
@@ -74,9 +78,40 @@ class CliSession : public Session {
     return def.handle(ctx, args);
   }
 
+  // A command that changes the store with no daemon: under the PID-file
+  // lock (a wtd started meanwhile refuses: "state dir busy: held by wtctl
+  // pid N"), on the store opened read-write. The lock is held until wtctl
+  // exits.
+  Result<json> CallStoreWritable(const CommandDef& def, const json& args) {
+    if (!pid_file_) {
+      Result<PidFile> lock = PidFile::Acquire(PidFile::DefaultPath(state_dir_), "wtctl");
+      if (!lock.ok()) {
+        return Status::FailedPrecondition("no daemon answers on " + socket_ + ", and " +
+                                          lock.status().message());
+      }
+      pid_file_.emplace(std::move(*lock));
+      runs_.reset();  // a read-only store opened by an earlier call
+      store_.reset();
+      std::cerr << "wtctl: no daemon answers on " << socket_ << "; working on the state store "
+                << JoinPath(state_dir_, "db") << " directly (holding "
+                << PidFile::DefaultPath(state_dir_) << ")\n";
+      StoreOptions o;
+      o.dir = JoinPath(state_dir_, "db");
+      o.create_if_missing = false;
+      WTD_ASSIGN_OR_RETURN(store_, StateStore::Open(o));
+      runs_ = std::make_unique<RunStore>(store_.get(), SystemClock());
+      WTD_RETURN_IF_ERROR(runs_->Init());
+    }
+    CommandContext ctx;
+    ctx.runs = runs_.get();
+    ctx.state_dir = state_dir_;
+    return def.handle(ctx, args);
+  }
+
   std::string state_dir_;
   std::string socket_;
   bool json_;
+  std::optional<PidFile> pid_file_;  // held in direct read-write mode; released last
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<RunStore> runs_;
 };

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/process_table.h"
 #include "report/daemon_status.h"
 #include "runs/run_store.h"
 #include "wtd/status.h"
@@ -65,10 +66,23 @@ class DaemonControl {
   virtual Result<ReloadResult> Reload() = 0;
 };
 
+// Where the lock commands (locks, recover) look for locks: the daemon's
+// --locks-root, --notes-ref and --lock-grace-s (their defaults until the
+// daemon passes its own), and this host's name ("" = gethostname(2)).
+struct LockCommandsConfig {
+  std::string locks_root = "refs/wtd/locks";
+  std::string notes_ref = "refs/notes/wtd";
+  int64_t grace_ms = 60'000;
+  std::string host;
+};
+
 struct CommandContext {
   RunStore* runs = nullptr;  // never null
   std::string state_dir;
   DaemonControl* daemon = nullptr;  // null in wtctl's direct (store) mode
+  // This host's processes (null: SystemProcessTable()).
+  ProcessTable* processes = nullptr;
+  LockCommandsConfig locks;
 };
 
 // A command's own arguments on wtctl's command line.
@@ -105,6 +119,9 @@ struct FlagDef {
 enum class Access {
   kReadOnly,  // the store alone answers it: works with the daemon down
   kDaemon,    // needs the running daemon
+  // Works with the daemon down too: wtctl then takes the PID-file lock (so
+  // no wtd can start meanwhile) and opens the store read-write.
+  kStoreWrite,
 };
 
 struct CommandDef {
@@ -124,6 +141,10 @@ struct CommandDef {
   // wtctl's behaviour when it is more than one call, printed; returns the
   // exit code. Null: Call, then Print.
   int (*run)(Session& session, const json& request) = nullptr;
+  // For kStoreWrite: whether this request changes anything. When it does
+  // not, wtctl's direct mode opens the store read-only without the PID-file
+  // lock. Null: every request writes.
+  bool (*writes)(const json& request) = nullptr;
 };
 
 // Every command, in --help order.

@@ -154,6 +154,11 @@ Status Daemon::Start(StartProgress* progress) {
 
   poller_ = std::make_unique<Poller>(runs_.get(), clock, config.poller);
   poller_->SetRepos(RepoSpecs(config));
+  // The lock commands find the repositories' lock refs through this record,
+  // also while the daemon is down.
+  std::vector<std::string> watched;
+  for (const RepoSpec& r : RepoSpecs(config)) watched.push_back(r.path);
+  WTD_RETURN_IF_ERROR(runs_->RecordWatchedRepos(watched).status());
   WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config.daemon.inotify));
   launcher_ = NewShimLauncher(SystemProcessTable());
   scheduler_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), clock,

@@ -57,7 +57,7 @@ Result<int> OpenPidFile(const std::string& path, int flags) {
 
 }  // namespace
 
-Result<PidFile> PidFile::Acquire(const std::string& path) {
+Result<PidFile> PidFile::Acquire(const std::string& path, const std::string& holder) {
   WTD_RETURN_IF_ERROR(MakeDirs(DirName(path), 0700));
   // Not O_TRUNC: the file is only rewritten once its lock is held, so a
   // refused second wtd leaves the running one's pid in place.
@@ -68,12 +68,17 @@ Result<PidFile> PidFile::Acquire(const std::string& path) {
     close(fd);
     if (err == EWOULDBLOCK) {
       while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      size_t space = pid.find(' ');
+      if (space != std::string::npos) {  // "PID HOLDER": not a daemon
+        return Status::Busy("state dir busy: held by " + pid.substr(space + 1) + " pid " +
+                            pid.substr(0, space) + " (pid file " + path + ")");
+      }
       return Status::Busy("another wtd (pid " + (pid.empty() ? "unknown" : pid) +
                           ") is running with pid file " + path);
     }
     return Status::FromErrno("lock pid file " + path, err);
   }
-  PidFile f(path, fd);
+  PidFile f(path, fd, holder);
   WTD_RETURN_IF_ERROR(f.UpdatePid());
   return f;
 }
@@ -91,7 +96,8 @@ Result<int> PidFile::ReadLive(const std::string& path) {
   }
 }
 
-PidFile::PidFile(PidFile&& other) noexcept : path_(std::move(other.path_)), fd_(other.fd_) {
+PidFile::PidFile(PidFile&& other) noexcept
+    : path_(std::move(other.path_)), fd_(other.fd_), holder_(std::move(other.holder_)) {
   other.fd_ = -1;
 }
 
@@ -100,7 +106,8 @@ PidFile::~PidFile() {
 }
 
 Status PidFile::UpdatePid() {
-  std::string text = std::to_string(getpid()) + "\n";
+  std::string text =
+      std::to_string(getpid()) + (holder_ == "wtd" ? std::string() : " " + holder_) + "\n";
   // Written over the old content, then cut to length: the file is never
   // empty (a reader never sees no pid).
   if (pwrite(fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {

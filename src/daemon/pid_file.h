@@ -18,11 +18,14 @@ namespace wtd {
 
 class PidFile {
  public:
-  // Locks `path` (creating it) and writes the calling process's pid. Busy,
-  // naming the running pid, when another process holds it; FailedPrecondition
-  // naming the path when it is a symlink, not a regular file, hard-linked or
-  // another user's.
-  static Result<PidFile> Acquire(const std::string& path);
+  // Locks `path` (creating it) and writes the calling process's pid, then
+  // `holder` when it is not "wtd" ("4242 wtctl": wtctl holds the state dir
+  // while it works on the store with no daemon). Busy when another process
+  // holds it: "another wtd (pid N) is running with pid file P", or "state dir
+  // busy: held by wtctl pid N (pid file P)"; FailedPrecondition naming the
+  // path when it is a symlink, not a regular file, hard-linked or another
+  // user's.
+  static Result<PidFile> Acquire(const std::string& path, const std::string& holder = "wtd");
   // Reads the pid in a PID file held by a live daemon; NotFound when the file
   // is absent or not locked (FailedPrecondition, as above, for a symlink).
   static Result<int> ReadLive(const std::string& path);
@@ -33,13 +36,17 @@ class PidFile {
 
   // Rewrites the pid (after daemonizing forks).
   Status UpdatePid();
+  // The PID file of `state_dir` when --pid-file is not given.
+  static std::string DefaultPath(const std::string& state_dir) { return state_dir + "/wtd.pid"; }
   // Removes the file, then releases the lock.
   void Remove();
 
  private:
-  PidFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  PidFile(std::string path, int fd, std::string holder)
+      : path_(std::move(path)), fd_(fd), holder_(std::move(holder)) {}
   std::string path_;
   int fd_ = -1;
+  std::string holder_;
 };
 
 }  // namespace wtd

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "base/crash_point.h"
 #include "store/keys.h"
@@ -44,26 +45,38 @@ std::string Unprovable(const Run& r, ProcessTable* processes) {
          " cannot be proved to be this run's; nothing signalled";
 }
 
+// What KillSurvivors did (or, planning, would do).
+struct Kills {
+  std::map<uint64_t, std::string> detail;  // run id -> for the run's interrupt_run
+  std::vector<RecoveryAction> actions;     // one kill_orphan_group per group
+};
+
+RecoveryAction KillAction(const Run& r, std::string detail) {
+  return RecoveryAction{"kill_orphan_group", r.id, r.key, r.state, r.state, "", std::move(detail)};
+}
+
 // SIGKILLs the groups of every orphaned run whose process is still alive,
 // all first, then waits (bounded, once for all) for them to go. Returns, per
 // run id, what was done, and why nothing was for a run whose process cannot
-// be identified.
-std::map<uint64_t, std::string> KillSurvivors(const std::vector<Run>& active, uint64_t incarnation,
-                                              ProcessTable* processes,
-                                              const RecoveryOptions& options) {
-  std::map<uint64_t, std::string> done;
+// be identified. Planning, signals nothing and says what it would kill.
+Kills KillSurvivors(const std::vector<Run>& active, uint64_t incarnation, ProcessTable* processes,
+                    const RecoveryOptions& options) {
+  Kills k;
   std::vector<const Run*> killed;
   for (const Run& r : active) {
     if (!Orphaned(r, incarnation)) continue;
     if (std::string why = Unprovable(r, processes); !why.empty()) {
-      done[r.id] = why;
+      k.detail[r.id] = why;
       continue;
     }
     if (!processes->IsAlive(IdentityOf(r))) continue;
-    if (processes->SignalGroup(IdentityOf(r), SIGKILL).ok()) {
+    if (options.plan_only) {
+      k.detail[r.id] = "would kill surviving process group " + std::to_string(r.pid);
+      k.actions.push_back(KillAction(r, k.detail[r.id]));
+    } else if (processes->SignalGroup(IdentityOf(r), SIGKILL).ok()) {
       killed.push_back(&r);
     } else {
-      done[r.id] = "process " + std::to_string(r.pid) + " gone before kill";
+      k.detail[r.id] = "process " + std::to_string(r.pid) + " gone before kill";
     }
   }
   auto any_alive = [&] {
@@ -72,13 +85,14 @@ std::map<uint64_t, std::string> KillSurvivors(const std::vector<Run>& active, ui
   };
   for (int64_t waited = 0; any_alive() && waited < options.kill_wait_ms; waited += 10) SleepMs(10);
   for (const Run* r : killed) {
-    done[r->id] = processes->IsAlive(IdentityOf(*r))
-                      ? "killed process group " + std::to_string(r->pid) +
-                            " but it did not exit within " + std::to_string(options.kill_wait_ms) +
-                            " ms"
-                      : "killed surviving process group " + std::to_string(r->pid);
+    k.detail[r->id] = processes->IsAlive(IdentityOf(*r))
+                          ? "killed process group " + std::to_string(r->pid) +
+                                " but it did not exit within " +
+                                std::to_string(options.kill_wait_ms) + " ms"
+                          : "killed surviving process group " + std::to_string(r->pid);
+    k.actions.push_back(KillAction(*r, k.detail[r->id]));
   }
-  return done;
+  return k;
 }
 
 // What is left of a gone process's group (its background children) is
@@ -95,11 +109,12 @@ std::string KillLeftovers(const Run& r, ProcessTable* processes) {
 class Pass {
  public:
   Pass(RunStore* runs, ProcessTable* processes, const RecoveryHooks& hooks,
-       std::map<uint64_t, std::string> killed, RecoveryReport* report)
+       std::map<uint64_t, std::string> killed, bool plan, RecoveryReport* report)
       : runs_(runs),
         processes_(processes),
         hooks_(hooks),
         killed_(std::move(killed)),
+        plan_(plan),
         report_(report) {}
 
   void Recover(const Run& r) {
@@ -121,22 +136,34 @@ class Pass {
   }
 
   // Marks `releasing` every held lease whose run no longer holds it, then
-  // lists the releasing ones in the report.
+  // lists the releasing ones in the report. Planning, lists the rows that
+  // would then be releasing: those already, those of runs the pass moves,
+  // and the orphans.
   void ReleaseOrphanLeases() {
     Result<std::vector<Lease>> leases = runs_->ListLeases();
     if (!leases.ok()) {
       return report_->errors.push_back(leases.status().ToString() + " (lock leases not recovered)");
     }
+    std::vector<Lease> planned_releasing;
     for (const Lease& l : *leases) {
       if (l.state == LeaseState::kHeld) {
         Result<Run> run = runs_->Get(l.run_id);
-        if (run.ok() && run->lease_token == l.fencing_token) continue;  // still its run's
+        if (run.ok() && run->lease_token == l.fencing_token) {  // still its run's
+          if (plan_ && moved_.count(run->id) > 0) planned_releasing.push_back(Releasing(l));
+          continue;
+        }
         if (!run.ok() && !run.status().IsNotFound()) {
           report_->errors.push_back("lease " + l.name + ": " + run.status().ToString());
           continue;
         }
-        ReleaseOrphan(l, run);
+        if (ReleaseOrphan(l, run) && plan_) planned_releasing.push_back(Releasing(l));
+      } else if (plan_) {
+        planned_releasing.push_back(l);
       }
+    }
+    if (plan_) {
+      report_->releasing = std::move(planned_releasing);
+      return;
     }
     leases = runs_->ListLeases();
     if (!leases.ok()) return report_->errors.push_back(leases.status().ToString());
@@ -149,18 +176,23 @@ class Pass {
   void RecoverRunning(const Run& r) {
     if (!Orphaned(r, report_->incarnation)) return;  // ours: the scheduler owns it
     auto killed = killed_.find(r.id);
-    std::string detail = killed != killed_.end() ? killed->second : KillLeftovers(r, processes_);
-    if (hooks_.release_finished) {
-      Status s = hooks_.release_finished(r);
-      if (!s.ok()) return Error(r, s);
-    }
-    Record("interrupt_run", r,
-           runs_->Interrupt(r.id, "interrupted: daemon stopped while running (" + detail + ")"),
-           detail);
+    std::string detail = killed != killed_.end() ? killed->second
+                         : plan_                 ? "process " + std::to_string(r.pid) + " gone"
+                                                 : KillLeftovers(r, processes_);
+    Act("interrupt_run", r, InterruptTarget(r), detail, [&]() -> Result<Run> {
+      if (hooks_.release_finished) WTD_RETURN_IF_ERROR(hooks_.release_finished(r));
+      return runs_->Interrupt(r.id, "interrupted: daemon stopped while running (" + detail + ")");
+    });
   }
 
   void RecoverFinishing(const Run& r) {
     if (r.incarnation == report_->incarnation) return;  // ours: the scheduler finishes it
+    std::string finished_as = "outcome recorded before the stop; finished as " +
+                              std::string(RunStateName(r.finish_state));
+    if (plan_) {
+      return Act("finish_release", r, r.finish_state,
+                 finished_as + " (skipped if another daemon's receipt is there)", nullptr);
+    }
     std::string by;
     if (hooks_.write_receipt) {
       Result<std::string> receipt = hooks_.write_receipt(r);
@@ -168,22 +200,31 @@ class Pass {
       by = *receipt;
     }
     if (!by.empty()) {
-      return Record("finish_release", r, runs_->SkipDone(r.id, r.lease_token, by),
-                    "another daemon's receipt is there: done by " + by);
+      return Act("finish_release", r, RunState::kSkipped,
+                 "another daemon's receipt is there: done by " + by,
+                 [&] { return runs_->SkipDone(r.id, r.lease_token, by); });
     }
-    Record("finish_release", r, runs_->CompleteFinish(r.id, r.lease_token),
-           "outcome recorded before the stop; finished as " +
-               std::string(RunStateName(r.finish_state)));
+    Act("finish_release", r, r.finish_state, finished_as,
+        [&] { return runs_->CompleteFinish(r.id, r.lease_token); });
   }
 
-  void ReleaseOrphan(const Lease& l, const Result<Run>& run) {
+  static Lease Releasing(Lease l) {
+    l.state = LeaseState::kReleasing;
+    return l;
+  }
+
+  // Whether the lease was (planning: would be) released.
+  bool ReleaseOrphan(const Lease& l, const Result<Run>& run) {
     std::string why = run.ok()
                           ? "run " + std::to_string(l.run_id) + " is " +
                                 std::string(RunStateName(run->state)) + " and no longer holds it"
                           : "run " + std::to_string(l.run_id) + " is missing";
-    Result<Lease> released = runs_->ReleaseOrphanLease(l.repo, l.name, l.fencing_token);
-    if (!released.ok()) {
-      return report_->errors.push_back("lease " + l.name + ": " + released.status().ToString());
+    if (!plan_) {
+      Result<Lease> released = runs_->ReleaseOrphanLease(l.repo, l.name, l.fencing_token);
+      if (!released.ok()) {
+        report_->errors.push_back("lease " + l.name + ": " + released.status().ToString());
+        return false;
+      }
     }
     RecoveryAction a;
     a.kind = "release_lease";
@@ -195,22 +236,32 @@ class Pass {
     a.lock = l.name;
     a.detail = "lease token " + std::to_string(l.fencing_token) + " released: " + why;
     report_->actions.push_back(std::move(a));
-    WTD_CRASH_POINT("during_recovery");
+    if (!plan_) WTD_CRASH_POINT("during_recovery");
+    return true;
   }
 
   void RecoverUnstarted(const Run& r) {
-    if (hooks_.release_unstarted) {
-      Status s = hooks_.release_unstarted(r);
-      if (!s.ok()) return Error(r, s);
-    }
-    std::string detail = "no process started; back to pending";
-    Record("requeue_run", r, runs_->Requeue(r.id, r.state, "requeued by recovery"), detail);
+    Act("requeue_run", r, RunState::kPending, "no process started; back to pending",
+        [&]() -> Result<Run> {
+          if (hooks_.release_unstarted) WTD_RETURN_IF_ERROR(hooks_.release_unstarted(r));
+          return runs_->Requeue(r.id, r.state, "requeued by recovery");
+        });
   }
 
-  void Record(const char* kind, const Run& before, const Result<Run>& after,
-              const std::string& detail) {
-    if (!after.ok()) return Error(before, after.status());
+  // One decided action on run `before`, ending in `to`: planning, only
+  // reported; otherwise `apply` (hooks, then the transition) is called and
+  // the action reported with the state it reached, or the error.
+  void Act(const char* kind, const Run& before, RunState to, const std::string& detail,
+           const std::function<Result<Run>()>& apply) {
     std::string lock = before.lease_token != 0 ? LockName(before.key) : "";
+    if (plan_) {
+      moved_.insert(before.id);
+      report_->actions.push_back(
+          RecoveryAction{kind, before.id, before.key, before.state, to, std::move(lock), detail});
+      return;
+    }
+    Result<Run> after = apply();
+    if (!after.ok()) return Error(before, after.status());
     report_->actions.push_back(RecoveryAction{kind, before.id, before.key, before.state,
                                               after->state, std::move(lock), detail});
     WTD_CRASH_POINT("during_recovery");
@@ -224,6 +275,8 @@ class Pass {
   ProcessTable* processes_;
   const RecoveryHooks& hooks_;
   const std::map<uint64_t, std::string> killed_;  // run id -> what KillSurvivors did
+  const bool plan_;
+  std::set<uint64_t> moved_;  // planning: the runs an action would move
   RecoveryReport* report_;
 };
 
@@ -235,14 +288,16 @@ Result<RecoveryReport> RunRecovery(RunStore* runs, ProcessTable* processes, Cloc
   int64_t start = clock->MonotonicUs();
   RecoveryReport report;
   report.incarnation = incarnation;
+  report.planned = options.plan_only;
   std::vector<Status> damaged;
   WTD_ASSIGN_OR_RETURN(std::vector<Run> active, runs->ListActive(&damaged));
   for (const Status& d : damaged) {
     report.errors.push_back(d.ToString() + " (left in active; the other runs are recovered)");
   }
   report.active_scanned = active.size() + damaged.size();
-  Pass pass(runs, processes, hooks, KillSurvivors(active, incarnation, processes, options),
-            &report);
+  Kills kills = KillSurvivors(active, incarnation, processes, options);
+  report.actions = std::move(kills.actions);
+  Pass pass(runs, processes, hooks, std::move(kills.detail), options.plan_only, &report);
   for (const Run& r : active) pass.Recover(r);
   pass.ReleaseOrphanLeases();
   report.duration_us = clock->MonotonicUs() - start;

@@ -60,12 +60,21 @@ struct RecoveryHooks {
 struct RecoveryOptions {
   // How long to wait for a killed process group's leader to disappear.
   int64_t kill_wait_ms = 5000;
+  // Plan mode: decide every action exactly as the pass would, and report
+  // them, but change nothing: no commit, no hook called, no signal sent.
+  // The actions are those the pass would then take, in the same order, with
+  // `to` the state it would reach (a hook or commit that fails then turns
+  // an action into an error instead). `releasing` lists the leases that
+  // would be releasing after it.
+  bool plan_only = false;
 };
 
 struct RecoveryAction {
-  // "interrupt_run", "requeue_run", "finish_release" (a finishing run
-  // completed or skipped), "release_lease" (an orphaned held lease marked
-  // releasing; from and to are its run's state, or pending when it has none).
+  // "kill_orphan_group" (the live process group of a run of an earlier
+  // incarnation SIGKILLed; from = to = running), "interrupt_run",
+  // "requeue_run", "finish_release" (a finishing run completed or skipped),
+  // "release_lease" (an orphaned held lease marked releasing; from and to
+  // are its run's state, or pending when it has none).
   std::string kind;
   uint64_t run_id = 0;
   RunKey key;
@@ -77,6 +86,7 @@ struct RecoveryAction {
 
 struct RecoveryReport {
   uint64_t incarnation = 0;
+  bool planned = false;  // plan mode: nothing was done
   size_t active_scanned = 0;
   std::vector<RecoveryAction> actions;
   std::vector<std::string> errors;  // runs that could not be recovered now

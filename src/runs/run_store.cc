@@ -485,15 +485,18 @@ Result<Run> RunStore::Interrupt(uint64_t id, const std::string& reason) {
   return Apply(id, [&](Run& r) -> Result<RunState> {
     if (r.state != S::kRunning) return WrongState(r, S::kRunning);
     r.error = reason;
-    // The job did not fail: it lost its daemon. Retry at once, beyond
-    // max_attempts by a small allowance, so that a job that keeps killing
-    // its daemon still ends.
-    if (r.attempt < r.max_attempts + kInterruptAllowance) {
-      r.not_before_ms = now;
-      return S::kRetryWait;
-    }
-    return S::kFailed;
+    RunState to = InterruptTarget(r);
+    if (to == S::kRetryWait) r.not_before_ms = now;
+    return to;
   });
+}
+
+RunState InterruptTarget(const Run& r) {
+  // The job did not fail: it lost its daemon. Retry at once, beyond
+  // max_attempts by a small allowance, so that a job that keeps killing
+  // its daemon still ends.
+  return r.attempt < r.max_attempts + kInterruptAllowance ? RunState::kRetryWait
+                                                          : RunState::kFailed;
 }
 
 Result<Run> RunStore::Requeue(uint64_t id, RunState from, const std::string& reason) {

@@ -63,6 +63,10 @@ bool IsLeaseHoldingState(RunState s);
 // How many interrupted attempts a run may have beyond max_attempts.
 inline constexpr uint32_t kInterruptAllowance = 3;
 
+// Where RunStore::Interrupt takes running run `r`: retry_wait while
+// attempt < max_attempts + kInterruptAllowance, else failed.
+RunState InterruptTarget(const Run& r);
+
 struct NewRun {
   RunKey key;
   std::string branch;

@@ -32,6 +32,21 @@ TEST(PidFileTest, SecondHolderIsRefusedNamingTheRunningPid) {
   EXPECT_EQ(ReadFile(path).value_or(""), std::to_string(getpid()) + "\n");
 }
 
+TEST(PidFileTest, AWtdStartedWhileWtctlHoldsTheStateDirSaysSo) {
+  TempDir dir;
+  std::string path = dir.Sub("wtd.pid");
+  Result<PidFile> wtctl = PidFile::Acquire(path, "wtctl");
+  ASSERT_TRUE(wtctl.ok()) << wtctl.status().ToString();
+  EXPECT_EQ(ReadFile(path).value_or(""), std::to_string(getpid()) + " wtctl\n");
+  Result<PidFile> wtd = PidFile::Acquire(path);
+  ASSERT_TRUE(wtd.status().IsBusy()) << wtd.status().ToString();
+  EXPECT_EQ(wtd.status().message(), "state dir busy: held by wtctl pid " +
+                                        std::to_string(getpid()) + " (pid file " + path + ")");
+  Result<int> live = PidFile::ReadLive(path);
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  EXPECT_EQ(*live, getpid());
+}
+
 TEST(PidFileTest, ASymlinkIsRefusedAndItsTargetLeftAlone) {
   TempDir dir;
   std::string target = dir.Sub("precious");

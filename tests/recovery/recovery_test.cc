@@ -221,7 +221,8 @@ TEST_F(RecoveryTest, SurvivorsThatDoNotDieAreReportedAndEveryOneIsSignalled) {
   ASSERT_TRUE(r.ok());
   std::vector<std::pair<int32_t, int>> expected = {{200, SIGKILL}, {300, SIGKILL}};
   EXPECT_EQ(procs_.signals(), expected);
-  ASSERT_EQ(r->actions.size(), 2u);
+  EXPECT_EQ(Kinds(*r), (std::vector<std::string>{"kill_orphan_group", "kill_orphan_group",
+                                                 "interrupt_run", "interrupt_run"}));
   for (const RecoveryAction& a : r->actions) {
     EXPECT_NE(a.detail.find("did not exit within 100 ms"), std::string::npos) << a.detail;
   }
@@ -424,6 +425,72 @@ TEST_F(RecoveryTest, ACrashBetweenLeaseReleasesIsFinishedByTheNextPass) {
     EXPECT_EQ(runs_->Get(id)->attempt, 1u);
   }
   EXPECT_EQ(r->releasing.size(), 4u);
+}
+
+}  // namespace
+}  // namespace wtd
+
+namespace wtd {
+namespace {
+
+// Plan mode: the same decisions, nothing done; then the pass does exactly
+// what was planned.
+TEST_F(RecoveryTest, PlanChangesNothingAndApplyThenDoesWhatWasPlanned) {
+  procs_.Start(200, 2);
+  uint64_t alive = Make(S::kRunning, 3, {200, 2, "boot-A"});
+  uint64_t gone = Make(S::kRunning, 1, {300, 3, "boot-A"});
+  auto [ready, ready_token] = MakeLeased(S::kReady);
+  auto [finishing, fin_token] = MakeLeased(S::kFinishing, {400, 4, "boot-A"});
+  uint64_t pending = Make(S::kPending);
+  std::vector<std::pair<uint64_t, RunState>> before;
+  for (uint64_t id : {alive, gone, ready, finishing, pending}) before.push_back({id, StateOf(id)});
+  uint64_t commits = store_->commits();
+
+  RecoveryOptions plan{/*kill_wait_ms=*/100};
+  plan.plan_only = true;
+  Result<RecoveryReport> planned =
+      RunRecovery(runs_.get(), &procs_, &clock_, hooks_, /*incarnation=*/2, plan);
+  ASSERT_TRUE(planned.ok()) << planned.status().ToString();
+  EXPECT_TRUE(planned->planned);
+  EXPECT_EQ(store_->commits(), commits) << "planning committed something";
+  EXPECT_TRUE(procs_.signals().empty()) << "planning signalled";
+  for (auto [id, state] : before) EXPECT_EQ(StateOf(id), state) << "run " << id;
+  EXPECT_EQ(LeaseStateOf(ready), LeaseState::kHeld);
+  EXPECT_EQ(LeaseStateOf(finishing), LeaseState::kHeld);
+  EXPECT_EQ(planned->releasing.size(), 2u);
+
+  Result<RecoveryReport> applied = Recover();
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  ASSERT_EQ(Kinds(*planned), Kinds(*applied));
+  for (size_t i = 0; i < planned->actions.size(); ++i) {
+    const RecoveryAction &p = planned->actions[i], &a = applied->actions[i];
+    EXPECT_EQ(p.run_id, a.run_id) << i;
+    EXPECT_EQ(p.lock, a.lock) << i;
+    EXPECT_EQ(p.from, a.from) << i;
+    EXPECT_EQ(p.to, a.to) << i << " " << p.kind;
+  }
+  ASSERT_EQ(planned->releasing.size(), applied->releasing.size());
+  for (size_t i = 0; i < planned->releasing.size(); ++i) {
+    EXPECT_EQ(planned->releasing[i], applied->releasing[i]) << i;
+  }
+  EXPECT_EQ(StateOf(gone), S::kRetryWait);
+  EXPECT_EQ(StateOf(ready), S::kPending);
+  EXPECT_EQ(StateOf(pending), S::kPending);
+}
+
+TEST_F(RecoveryTest, PlanListsOrphanLeasesWithoutReleasingThem) {
+  auto [id, token] = MakeLeased(S::kReady);
+  ASSERT_TRUE(runs_->Requeue(id, S::kReady, "x").ok());  // the row becomes releasing
+  RecoveryOptions plan;
+  plan.plan_only = true;
+  Result<RecoveryReport> planned = RunRecovery(runs_.get(), &procs_, &clock_, hooks_, 2, plan);
+  ASSERT_TRUE(planned.ok());
+  ASSERT_EQ(planned->releasing.size(), 1u);
+  EXPECT_EQ(planned->releasing[0].fencing_token, token);
+  Result<RecoveryReport> applied = Recover();
+  ASSERT_TRUE(applied.ok());
+  EXPECT_EQ(Kinds(*planned), Kinds(*applied));
+  EXPECT_EQ(planned->releasing, applied->releasing);
 }
 
 }  // namespace

@@ -1,0 +1,162 @@
+// `recover`: the recovery pass (src/recovery) on demand, or with --dry-run
+// its plan, then the lock refs it leaves to release and the stale locks.
+//
+// With the daemon down, wtctl runs the whole pass on the store (opened
+// read-write under the PID-file lock; --dry-run opens it read-only and plans
+// as the next incarnation would). With the daemon up, the daemon has
+// recovered its runs at start and owns every run since, so a pass there
+// could only disturb them: `recover` then only reaps stale lock refs, as
+// `locks reap` does (docs/design/wtctl.md).
+#include <map>
+#include <set>
+
+#include "commands/defs.h"
+#include "commands/lock_ops.h"
+#include "locks/lock_name.h"
+#include "locks/lock_refs.h"
+#include "recovery/recovery.h"
+#include "report/table.h"
+
+namespace wtd {
+namespace {
+
+Result<json> Request(const CliArgs& a) {
+  if (!a.positional.empty()) return Status::InvalidArgument("recover takes no arguments");
+  return json{{"dry_run", a.Has("dry-run")}};
+}
+
+bool Writes(const json& args) { return !args.value("dry_run", false); }
+
+json Action(const std::string& kind, uint64_t run_id, const std::string& lock,
+            const std::string& detail) {
+  return {{"kind", kind},
+          {"run_id", run_id == 0 ? json(nullptr) : json(run_id)},
+          {"lock", lock.empty() ? json(nullptr) : json(lock)},
+          {"detail", detail}};
+}
+
+// Deletes the ref of a releasing lease (CAS on ref_blob, else on
+// prev_ref_blob: a renewal's ref update may not have happened), then drops
+// the row.
+Result<std::string> DropReleasing(const CommandContext& c, const Lease& l) {
+  WTD_ASSIGN_OR_RETURN(locks::LockName name, locks::ParseLockName(c.locks.locks_root, l.name));
+  WTD_ASSIGN_OR_RETURN(std::unique_ptr<locks::LockRefs> refs,
+                       locks::LockRefs::Open(l.repo, {c.locks.locks_root}));
+  Status s = refs->Delete(name, l.ref_blob);
+  if (s.IsAborted() && !l.prev_ref_blob.empty()) s = refs->Delete(name, l.prev_ref_blob);
+  std::string done = s.ok() ? "ref deleted" : "ref already gone";
+  if (s.IsAborted()) done = "ref left: another owner's blob is there now";
+  if (!s.ok() && !s.IsNotFound() && !s.IsAborted()) return s;
+  WTD_RETURN_IF_ERROR(c.runs->DropLease(l.repo, l.name, l.fencing_token));
+  return done + "; lease token " + std::to_string(l.fencing_token) + " dropped";
+}
+
+// The stale refs, reaped unless planning, except those of `skip` (repo
+// \x1f name: leases the pass releases itself).
+void ReapStale(const CommandContext& c, bool dry_run, const std::set<std::string>& skip,
+               json* actions, json* errors) {
+  Result<LockListing> all = CollectLocks(c);
+  if (!all.ok()) return errors->push_back(all.status().ToString());
+  for (const std::string& e : all->errors) errors->push_back(e);
+  for (const LockRow& r : all->locks) {
+    if (!r.verdict.stale || !r.ref_present || skip.count(r.repo + '\x1f' + r.name) > 0) continue;
+    std::string reason = std::string(locks::ReasonName(r.verdict.reason)) + ": " + r.verdict.detail;
+    std::string detail = "ref " + r.ref + " in " + r.repo + " is stale (" + reason + ")";
+    if (!dry_run) {
+      Result<std::string> done = ReapLock(c, r, reason, "recover");
+      if (!done.ok()) {
+        errors->push_back(r.name + " in " + r.repo + ": " + done.status().ToString());
+        continue;
+      }
+      detail += "; " + *done;
+    }
+    actions->push_back(Action("reap_lock", r.owner ? r.owner->run_id : 0, r.name, detail));
+  }
+}
+
+json RecoveryActionJson(const RecoveryAction& a) {
+  json j = Action(a.kind, a.run_id, a.lock, a.detail);
+  j["from"] = std::string(RunStateName(a.from));
+  j["to"] = std::string(RunStateName(a.to));
+  return j;
+}
+
+// The whole pass, on a store no daemon holds.
+Result<json> RecoverStore(const CommandContext& c, bool dry_run) {
+  RecoveryOptions options;
+  options.plan_only = dry_run;
+  ProcessTable* processes = c.processes != nullptr ? c.processes : SystemProcessTable();
+  // Read-only (planning), the store's incarnation was not bumped: plan as
+  // the incarnation that opening it read-write would make.
+  uint64_t incarnation = c.runs->store()->incarnation() + (dry_run ? 1 : 0);
+  WTD_ASSIGN_OR_RETURN(RecoveryReport report, RunRecovery(c.runs, processes, c.runs->clock(),
+                                                          RecoveryHooks{}, incarnation, options));
+  json actions = json::array(), errors = json::array();
+  for (const RecoveryAction& a : report.actions) actions.push_back(RecoveryActionJson(a));
+  for (const std::string& e : report.errors) errors.push_back(e);
+  std::set<std::string> released;
+  for (const Lease& l : report.releasing) {
+    released.insert(l.repo + '\x1f' + l.name);
+    std::string detail = "lease token " + std::to_string(l.fencing_token) + " of run " +
+                         std::to_string(l.run_id) + " releasing: delete ref, drop row";
+    if (!dry_run) {
+      Result<std::string> done = DropReleasing(c, l);
+      if (!done.ok()) {
+        errors.push_back("lease " + l.name + " in " + l.repo + ": " + done.status().ToString());
+        continue;
+      }
+      detail = "lease token " + std::to_string(l.fencing_token) + " of run " +
+               std::to_string(l.run_id) + ": " + *done;
+    }
+    actions.push_back(Action("drop_lease", l.run_id, l.name, detail));
+  }
+  ReapStale(c, dry_run, released, &actions, &errors);
+  return json{{"dry_run", dry_run}, {"scope", "store"}, {"actions", actions}, {"errors", errors}};
+}
+
+Result<json> Handle(const CommandContext& c, const json& args) {
+  bool dry_run = args.value("dry_run", false);
+  if (c.daemon == nullptr) return RecoverStore(c, dry_run);
+  json actions = json::array(), errors = json::array();
+  ReapStale(c, dry_run, {}, &actions, &errors);
+  return json{{"dry_run", dry_run}, {"scope", "locks"}, {"actions", actions}, {"errors", errors}};
+}
+
+std::string Print(const json& result) {
+  bool dry = result.value("dry_run", false);
+  std::string out;
+  if (result.value("scope", "") == "locks") {
+    out = "the daemon is running and recovered its runs at start; only stale locks are " +
+          std::string(dry ? "listed" : "reaped") + "\n";
+  }
+  if (result["actions"].empty()) {
+    out += dry ? "nothing to do\n" : "nothing done\n";
+  } else {
+    std::vector<std::vector<std::string>> rows = {{dry ? "WOULD" : "DID", "RUN", "LOCK", "DETAIL"}};
+    for (const json& a : result["actions"]) {
+      rows.push_back({Cell(a["kind"]), Cell(a["run_id"]), Cell(a["lock"]), Cell(a["detail"])});
+    }
+    out += FormatTable(rows);
+  }
+  for (const json& e : result["errors"]) out += "error: " + Cell(e) + "\n";
+  return out;
+}
+
+}  // namespace
+
+const CommandDef& RecoverCommand() {
+  static const CommandDef kDef = {
+      .name = "recover",
+      .usage = "recover [--dry-run]",
+      .summary = "run (or only plan) the recovery pass and release what it leaves",
+      .flags = {{"dry-run", false}},
+      .access = Access::kStoreWrite,
+      .request = Request,
+      .handle = Handle,
+      .print = Print,
+      .writes = Writes,
+  };
+  return kDef;
+}
+
+}  // namespace wtd
