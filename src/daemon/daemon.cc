@@ -54,6 +54,17 @@ std::vector<RepoSpec> RepoSpecs(const Config& c) {
   return specs;
 }
 
+// Records the watched repositories in the store, so that the operator
+// commands find their locks while the daemon is down. A failure is logged:
+// it stops no run.
+void RecordRepos(RunStore* runs, const Config& c) {
+  std::vector<std::string> paths;
+  for (const RepoSpec& s : RepoSpecs(c)) paths.push_back(s.path);
+  Result<bool> wrote = runs->RecordWatchedRepos(paths);
+  if (!wrote.ok())
+    spdlog::error("cannot record the watched repositories: {}", wrote.status().ToString());
+}
+
 // Every configured repository must open at start (a typo should not start a
 // daemon that watches nothing); later failures are retried with backoff.
 Status CheckRepos(const Config& c) {
@@ -152,6 +163,7 @@ Status Daemon::Start(StartProgress* progress) {
                   " active run(s) checked, " + std::to_string(report.actions.size()) +
                   " action(s), " + std::to_string(report.errors.size()) + " error(s); first poll");
 
+  RecordRepos(runs_.get(), config);
   poller_ = std::make_unique<Poller>(runs_.get(), clock, config.poller);
   poller_->SetRepos(RepoSpecs(config));
   WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config.daemon.inotify));
@@ -195,6 +207,7 @@ Result<ReloadResult> Daemon::Reload() {
                  c.running, c.configured);
     result.needs_restart.push_back(c.option);
   }
+  RecordRepos(runs_.get(), config_);
   Poller* poller = poller_.get();
   Waker* waker = waker_.get();
   PollerOptions po = config_.poller;
