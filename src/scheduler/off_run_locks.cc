@@ -1,4 +1,5 @@
 // NewOffRunLocks: the lease-less path (run_locks.h), taken with --locks off.
+#include "base/crash_point.h"
 #include "scheduler/run_locks.h"
 
 namespace wtd {
@@ -20,7 +21,9 @@ class OffRunLocks : public RunLocks {
   }
   Status Renew(const Run&) override { return Status::OK(); }
   Result<Run> Finish(const Run& run, const AttemptOutcome& outcome) override {
-    return runs_->Finish(run.id, outcome);
+    Result<Run> done = runs_->Finish(run.id, outcome);
+    WTD_CRASH_POINT("after_outcome_commit");
+    return done;
   }
   Status Release(const Run&) override { return Status::OK(); }
   int64_t NextRenewalMs() const override { return -1; }
