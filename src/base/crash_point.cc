@@ -20,6 +20,7 @@ constexpr std::string_view kCrashPointNames[] = {
     "after_enqueue_commit",          // runs enqueued + cursor advanced
     "after_lease_acquire_commit",    // pending -> leased + held lease row; no ref yet
     "after_lock_contended_commit",   // leased -> retry_wait, lease row deleted
+    "after_ref_create",              // lock ref created, receipts not looked at yet
     "after_lease_commit",            // pending -> leased committed
     "after_ready_commit",            // -> ready committed
     "after_spawn",                   // child spawned, held behind the handshake pipe
@@ -30,8 +31,10 @@ constexpr std::string_view kCrashPointNames[] = {
     "after_outcome_commit",          // terminal or retry_wait committed
     "after_lease_renew_commit",      // a lease's expiry and ref blob moved
     "after_finishing_commit",        // running -> finishing: outcome recorded, no receipt yet
+    "after_receipt",                 // receipt appended, run still finishing
     "after_finish_complete_commit",  // finishing -> its target, lease releasing; ref not deleted
     "after_skip_commit",             // leased | finishing -> skipped, lease releasing
+    "after_ref_delete",              // lock ref deleted, lease row not dropped yet
     "after_lease_drop_commit",       // a releasing lease row deleted
     "after_watched_repos_commit",    // the watched repositories recorded
     "during_recovery",               // recovery pass, after each action it commits

@@ -3,7 +3,8 @@
 // wins over the file. Every option is defined once, in the table of
 // daemon/options.h, which parses, validates and documents it and says
 // whether a reload applies it; its default is the one of the module struct
-// it sets (PollerOptions, SchedulerOptions, LoggingOptions, DaemonOptions).
+// it sets (PollerOptions, SchedulerOptions, LoggingOptions, DaemonOptions,
+// RunLockOptions).
 // A bad value is refused with a message naming the option and the value.
 //
 // A reload (SIGHUP, `wtctl reload`) re-reads the file with the original
@@ -20,6 +21,7 @@
 
 #include "daemon/logging.h"
 #include "scheduler/poller.h"
+#include "scheduler/run_locks.h"
 #include "scheduler/scheduler.h"
 #include "wtd/status.h"
 
@@ -45,6 +47,7 @@ struct Config {
   SchedulerOptions scheduler;  // its state_dir is daemon.state_dir
   LoggingOptions logging;
   DaemonOptions daemon;
+  RunLockOptions locks;
 };
 
 struct ParsedArgs {

@@ -26,6 +26,7 @@
 #include "daemon/state_dir.h"
 #include "exec/execution.h"
 #include "git/repository.h"
+#include "leasing/git_run_locks.h"
 #include "recovery/recovery.h"
 #include "scheduler/poller.h"
 #include "server/server.h"
@@ -34,6 +35,12 @@ namespace wtd {
 namespace {
 
 const char* Env(const char* name) { return getenv(name); }
+
+std::string HostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
 
 std::string RealOr(const std::string& path) {
   char buf[PATH_MAX];
@@ -52,6 +59,17 @@ std::vector<RepoSpec> RepoSpecs(const Config& c) {
     specs.push_back(std::move(s));
   }
   return specs;
+}
+
+// Records the watched repositories in the store, so that the operator
+// commands find their locks while the daemon is down. A failure is logged:
+// it stops no run.
+void RecordRepos(RunStore* runs, const Config& c) {
+  std::vector<std::string> paths;
+  for (const RepoSpec& s : RepoSpecs(c)) paths.push_back(s.path);
+  Result<bool> wrote = runs->RecordWatchedRepos(paths);
+  if (!wrote.ok())
+    spdlog::error("cannot record the watched repositories: {}", wrote.status().ToString());
 }
 
 // Every configured repository must open at start (a typo should not start a
@@ -105,6 +123,9 @@ class Daemon {
   std::unique_ptr<RunStore> runs_;
   std::unique_ptr<Poller> poller_;
   std::unique_ptr<Launcher> launcher_;
+  // Releases recovery's leases, and is the scheduler's RunLocks with
+  // --locks on.
+  std::unique_ptr<GitRunLocks> leases_;
   std::unique_ptr<Waker> waker_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Server> server_;
@@ -135,23 +156,49 @@ Status Daemon::Start(StartProgress* progress) {
   runs_ = std::make_unique<RunStore>(store_.get(), clock);
   WTD_RETURN_IF_ERROR(runs_->Init());
 
+  GitRunLocksDeps lock_deps;
+  lock_deps.runs = runs_.get();
+  lock_deps.processes = SystemProcessTable();
+  lock_deps.clock = clock;
+  lock_deps.incarnation = store_->incarnation();
+  lock_deps.host = HostName();
+  lock_deps.options = config.locks;
+  leases_ = std::make_unique<GitRunLocks>(lock_deps);
+  RecoveryHooks hooks;
+  GitRunLocks* leases = leases_.get();
+  hooks.write_receipt = [leases](const wtd::Run& run) { return leases->WriteReceipt(run); };
+
   RecoveryOptions recovery_options;
   progress->Phase("recovering: checking the runs a previous wtd left unfinished",
                   static_cast<uint64_t>(recovery_options.kill_wait_ms) * 1000);
   WTD_ASSIGN_OR_RETURN(RecoveryReport report, RunRecovery(runs_.get(), SystemProcessTable(), clock,
-                                                          WithProgress(RecoveryHooks{}, progress),
+                                                          WithProgress(hooks, progress),
                                                           store_->incarnation(), recovery_options));
   for (const RecoveryAction& a : report.actions) {
     spdlog::info("recovery: run {} ({} on {}) {} -> {}: {}", a.run_id, a.key.job,
                  a.key.sha.substr(0, 12), RunStateName(a.from), RunStateName(a.to), a.detail);
   }
   for (const std::string& e : report.errors) spdlog::error("recovery: {}", e);
+  // Each lease left releasing: its ref deleted by CAS (one pointing
+  // elsewhere is another owner's and stays), then its row. A crash in
+  // between leaves the row releasing for the next pass.
+  for (const Lease& row : report.releasing) {
+    Status st = leases_->ReleaseLeaseRow(row);
+    if (st.ok()) {
+      spdlog::info("recovery: lock {} in {} released (run {}, token {})", row.name, row.repo,
+                   row.run_id, row.fencing_token);
+    } else {
+      spdlog::error("recovery: cannot release lock {} in {}: {}", row.name, row.repo,
+                    st.ToString());
+    }
+  }
   spdlog::info("recovery: {} active run(s) checked, {} action(s), {} us", report.active_scanned,
                report.actions.size(), report.duration_us);
   progress->Phase("recovered: " + std::to_string(report.active_scanned) +
                   " active run(s) checked, " + std::to_string(report.actions.size()) +
                   " action(s), " + std::to_string(report.errors.size()) + " error(s); first poll");
 
+  RecordRepos(runs_.get(), config);
   poller_ = std::make_unique<Poller>(runs_.get(), clock, config.poller);
   poller_->SetRepos(RepoSpecs(config));
   // The lock commands find the repositories' lock refs through this record,
@@ -163,6 +210,7 @@ Status Daemon::Start(StartProgress* progress) {
   launcher_ = NewShimLauncher(SystemProcessTable());
   scheduler_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), clock,
                                            waker_.get(), store_->incarnation(), config.scheduler);
+  if (config.locks.enabled) scheduler_->SetRunLocks(leases_.get());
   control_.runs = runs_.get();
   control_.scheduler = scheduler_.get();
   control_.state_dir = config.daemon.state_dir;
@@ -200,6 +248,7 @@ Result<ReloadResult> Daemon::Reload() {
                  c.running, c.configured);
     result.needs_restart.push_back(c.option);
   }
+  RecordRepos(runs_.get(), config_);
   Poller* poller = poller_.get();
   Waker* waker = waker_.get();
   PollerOptions po = config_.poller;

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "base/paths.h"
+#include "locks/lock_name.h"
 
 namespace wtd {
 namespace {
@@ -341,6 +342,36 @@ std::vector<OptionDef> BuildTable() {
   }
   t.push_back(Switch("no-inotify", &Config::daemon, &DaemonOptions::inotify, /*inverted=*/true,
                      R::kApplies, "poll only; do not wake early on ref changes"));
+  {
+    // Locks: every one needs a restart. The lease path is chosen, and the
+    // lock and notes refs named, once for the daemon's life: a run holding a
+    // lock under one root must be released under the same root.
+    OptionDef o = Bound("locks", OptionKind::kText, R::kNeedsRestart,
+                        "on | off: lock leases as git refs and receipts in git notes (off: no "
+                        "lock, no receipt)",
+                        Field<RunLockOptions, bool>{&Config::locks, &RunLockOptions::enabled});
+    o.shows_default = true;
+    o.choices = {"on", "off"};
+    o.set = [](const std::vector<std::string>& values, const std::string&, Config* c) {
+      if (values.back() != "on" && values.back() != "off") {
+        return Bad("locks", values.back(), "expected on or off");
+      }
+      c->locks.enabled = values.back() == "on";
+      return Status::OK();
+    };
+    o.show = [](const Config& c) { return std::string(c.locks.enabled ? "on" : "off"); };
+    t.push_back(std::move(o));
+  }
+  t.push_back(Text("locks-root", &Config::locks, &RunLockOptions::locks_root, R::kNeedsRestart,
+                   "ref prefix of the lock refs in each repository"));
+  t.push_back(Text("notes-ref", &Config::locks, &RunLockOptions::notes_ref, R::kNeedsRestart,
+                   "notes ref of the outcome receipts (git log --notes=NAME shows them)"));
+  t.push_back(Int("lease-ttl-s", &Config::locks, &RunLockOptions::lease_ttl_s, 3, 86'400,
+                  R::kNeedsRestart,
+                  "lifetime of a lock lease; renewed every third of it while the job runs"));
+  t.push_back(Int("lock-grace-s", &Config::locks, &RunLockOptions::lock_grace_s, 0, 86'400,
+                  R::kNeedsRestart,
+                  "a lock of another host is stale this long after its lease expired"));
   t.push_back(Path("exec-shim", &Config::scheduler, &SchedulerOptions::exec_shim, R::kNeedsRestart,
                    "path of wtd-exec", "beside wtd"));
   return t;
@@ -387,6 +418,12 @@ Status FinishConfig(Config* c) {
   if (c->daemon.pid_file.empty()) c->daemon.pid_file = c->daemon.state_dir + "/wtd.pid";
   if (c->poller.max_backoff_ms < c->poller.backoff_ms) {
     return Bad("max-backoff-ms", std::to_string(c->poller.max_backoff_ms), "is below --backoff-ms");
+  }
+  if (Status st = locks::ValidateLocksRoot(c->locks.locks_root); !st.ok()) {
+    return Bad("locks-root", c->locks.locks_root, st.message());
+  }
+  if (Status st = locks::ValidateNotesRef(c->locks.notes_ref); !st.ok()) {
+    return Bad("notes-ref", c->locks.notes_ref, st.message());
   }
   return Status::OK();
 }

@@ -665,6 +665,11 @@ Result<LeasedRun> RunStore::AcquireLease(uint64_t id, const LeaseRequest& q) {
         lease.repo = before.key.repo;
         lease.name = std::move(name);
         lease.ref_blob = q.ref_blob;
+        if (q.ref_blob_of) {
+          Result<std::string> blob = q.ref_blob_of(lease);
+          if (!blob.ok()) return blob.status();
+          lease.ref_blob = *blob;
+        }
         PutLease(b, lease);
         b->Put(Family::kMeta, kMetaFencingToken, EncodeU64Key(token));
         return Status::OK();

@@ -105,6 +105,11 @@ struct LeaseRequest {
   uint64_t incarnation = 0;
   int64_t ttl_ms = 0;    // expires_at = now + ttl_ms
   std::string ref_blob;  // hex id of the owner blob, computed by the caller
+  // When set, replaces ref_blob: called with the new row (its fencing token,
+  // acquired and expires filled) inside AcquireLease's serialized section,
+  // so that the blob can name the token the row gets. An error refuses the
+  // acquisition; nothing is written.
+  std::function<Result<std::string>(const wtd::Lease& row)> ref_blob_of;
 };
 
 struct LeasedRun {

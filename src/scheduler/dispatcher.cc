@@ -26,7 +26,18 @@ bool IsDaemonOnlyVariable(const std::string& name) {
 }  // namespace
 
 Status Scheduler::Dispatch(uint64_t id) {
-  WTD_ASSIGN_OR_RETURN(Run run, runs_->Lease(id));
+  WTD_ASSIGN_OR_RETURN(AcquireResult acquired, locks_->Acquire(id));
+  if (acquired.kind == AcquireResult::Kind::kContended) {
+    spdlog::info("run {}: job {} on {} waits: lock held by {}", id, acquired.run.key.job,
+                 acquired.run.key.sha.substr(0, 12), acquired.detail);
+    return Status::OK();
+  }
+  if (acquired.kind == AcquireResult::Kind::kDone) {
+    spdlog::info("run {} skipped: job {} on {} was done by {}", id, acquired.run.key.job,
+                 acquired.run.key.sha.substr(0, 12), acquired.detail);
+    return Status::OK();
+  }
+  Run run = std::move(acquired.run);
   WTD_CRASH_POINT("after_lease_commit");
   // The worktree may have moved since the run was queued: run it where it is
   // now. If it is gone, no attempt could ever start: the run ends cancelled,
@@ -39,6 +50,7 @@ Status Scheduler::Dispatch(uint64_t id) {
                  run.key.sha.substr(0, 12));
     Result<Run> r = runs_->Cancel(id, RunState::kLeased, why);
     if (!r.ok()) NoteStoreError(r.status());
+    if (r.ok()) ReleaseLock(*r);
     return Status::OK();
   }
   // A repository not watched now (dropped by a reload): the run carries
@@ -62,15 +74,24 @@ Status Scheduler::Dispatch(uint64_t id) {
     spdlog::warn("run {}: cannot start job {}: {}", id, run.key.job, spawned.ToString());
     Result<Run> r = runs_->SpawnFailed(id, spawned.ToString());
     if (!r.ok()) NoteStoreError(r.status());
+    if (r.ok()) ReleaseLock(*r);
     return Status::OK();
   }
   WTD_CRASH_POINT("after_spawn");
   WTD_CRASH_POINT("before_running_commit");
   std::string log_path = RunLogPath(options_.state_dir, id);
-  Result<Run> running = runs_->MarkRunning(id, exec->identity(), incarnation_, log_path);
+  Result<Run> running = locks_->Started(run, exec->identity(), incarnation_, log_path);
   if (!running.ok()) {
-    exec->Abort();  // the job never runs without its record
+    exec->Abort();  // the job never runs without its record and its lock
     NoteStoreError(running.status());
+    // Recorded running but its lock ref not updated: the attempt is
+    // interrupted (nothing ran) and the lock given back.
+    Result<Run> now = runs_->Get(id);
+    if (now.ok() && now->state == RunState::kRunning) {
+      Result<Run> r =
+          runs_->Interrupt(id, "cannot record the job on its lock: " + running.status().ToString());
+      if (r.ok()) ReleaseLock(*r);
+    }
     return running.status();
   }
   WTD_CRASH_POINT("after_running_commit");
@@ -88,6 +109,7 @@ Status Scheduler::Dispatch(uint64_t id) {
     exec->Abort();
     Result<Run> r = runs_->Interrupt(id, "cannot release the job: " + released.ToString());
     if (!r.ok()) NoteStoreError(r.status());
+    if (r.ok()) ReleaseLock(*r);
     return released;
   }
   WTD_CRASH_POINT("after_release");
@@ -97,6 +119,13 @@ Status Scheduler::Dispatch(uint64_t id) {
                exec->identity().pid);
   in_flight_[id] = InFlight{*running, std::move(exec)};
   return Status::OK();
+}
+
+void Scheduler::ReleaseLock(const Run& run) {
+  Status st = locks_->Release(run);
+  if (!st.ok()) {
+    spdlog::error("run {}: cannot release its lock (recovery will): {}", run.id, st.ToString());
+  }
 }
 
 Status Scheduler::Spawn(const Run& stored, std::unique_ptr<Launched>* out) {

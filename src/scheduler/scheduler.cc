@@ -16,7 +16,14 @@ Scheduler::Scheduler(RunStore* runs, CommitSource* source, Launcher* launcher, C
       clock_(clock),
       waker_(waker),
       incarnation_(incarnation),
-      options_(std::move(options)) {}
+      options_(std::move(options)),
+      owned_locks_(NewOffRunLocks(runs)),
+      locks_(owned_locks_.get()) {}
+
+void Scheduler::SetRunLocks(RunLocks* locks) {
+  locks_ = locks;
+  owned_locks_.reset();
+}
 
 Scheduler::~Scheduler() {
   // Executions still held here are aborted or waited for by their own
@@ -112,6 +119,7 @@ bool Scheduler::RunPosted() {
 int64_t Scheduler::Step(bool refs_changed) {
   if (RunPosted()) refs_changed = true;  // e.g. new repositories: poll now
   ReapCompletions();
+  RenewLocks();
   // A failed write anywhere (the poller's enqueue, a lease) left the store
   // read-only: say so once and stop polling and dispatching.
   if (store_error_.empty() && !runs_->store()->sticky_error().ok()) {
@@ -137,6 +145,7 @@ int64_t Scheduler::Step(bool refs_changed) {
     if (waker_->Watch(source_->WatchDirs()) > 0) next_poll_ms_ = now;
   }
   next = std::min(next, next_poll_ms_);
+  if (int64_t renew = locks_->NextRenewalMs(); renew >= 0) next = std::min(next, now + renew);
   if (store_error_.empty() && now >= next_trim_ms_) {
     Status trimmed = runs_->TrimEvents(opts.events_keep);
     if (!trimmed.ok()) NoteStoreError(trimmed);
@@ -200,12 +209,21 @@ void Scheduler::ReapCompletions() {
     auto it = in_flight_.find(c.id);
     if (it == in_flight_.end()) continue;
     WTD_CRASH_POINT("before_outcome_commit");
-    // Only a job our stop signalled is interrupted; one that ended on its
-    // own, even during the stop, has its own outcome.
-    Result<Run> r = c.outcome.stopped
-                        ? runs_->Interrupt(c.id, "interrupted: the daemon stopped while it ran")
-                        : runs_->Finish(c.id, c.outcome);
-    WTD_CRASH_POINT("after_outcome_commit");
+    // Only a job our stop signalled, or one whose lock was lost, is
+    // interrupted; one that ended on its own, even during the stop, has its
+    // own outcome (recorded, with a lock, receipt first: run_locks.h).
+    auto lost = lost_lock_.find(c.id);
+    Result<Run> r = Status::OK();
+    if (lost != lost_lock_.end() || c.outcome.stopped) {
+      r = runs_->Interrupt(c.id, lost != lost_lock_.end()
+                                     ? "interrupted: " + lost->second
+                                     : "interrupted: the daemon stopped while it ran");
+      WTD_CRASH_POINT("after_outcome_commit");
+      if (r.ok()) ReleaseLock(*r);
+      if (lost != lost_lock_.end()) lost_lock_.erase(lost);
+    } else {
+      r = locks_->Finish(it->second.run, c.outcome);
+    }
     if (!r.ok()) {
       NoteStoreError(r.status());
     } else {
@@ -214,6 +232,22 @@ void Scheduler::ReapCompletions() {
                    r->exit_code, r->duration_ms);
     }
     in_flight_.erase(it);  // joins the execution's finished worker
+  }
+}
+
+void Scheduler::RenewLocks() {
+  for (auto& [id, f] : in_flight_) {
+    if (lost_lock_.count(id)) continue;
+    Status st = locks_->Renew(f.run);
+    if (st.ok()) continue;
+    if (!st.IsAborted()) {
+      spdlog::error("run {}: cannot renew its lock (retried next step): {}", id, st.ToString());
+      continue;
+    }
+    // Someone else holds the lock now: the job must not go on.
+    spdlog::error("run {}: lock lost, stopping job {}: {}", id, f.run.key.job, st.ToString());
+    lost_lock_[id] = "its lock was lost: " + st.message();
+    f.exec->Terminate();
   }
 }
 

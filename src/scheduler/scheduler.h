@@ -3,16 +3,19 @@
 // moved), and dispatches pending runs up to the concurrency limit.
 //
 // Dispatching one run (docs/design/loop.md):
-//   Lease (pending -> leased)           committed      after_lease_commit
+//   RunLocks::Acquire (pending -> leased; with locks: row, then ref)
+//                                       committed      after_lease_commit
 //   MarkReady (leased -> ready)         committed      after_ready_commit
 //     at the worktree's current path; a worktree that no longer exists
 //     ends the run instead (leased -> cancelled, no attempt used)
 //   spawn wtd-exec, held on its pipe                   after_spawn
 //                                                      before_running_commit
-//   MarkRunning {pid, start, boot id}   committed      after_running_commit
+//   RunLocks::Started: MarkRunning {pid, start, boot id} (+ lock ref blob)
+//                                       committed      after_running_commit
 //   release: the shim may exec the job                 after_release
 //   ...job ends...                                     before_outcome_commit
-//   Finish (running -> terminal | retry_wait)          after_outcome_commit
+//   RunLocks::Finish (running -> terminal | retry_wait; with locks
+//     finishing, receipt, release: run_locks.h)        after_outcome_commit
 // So no job runs without a durable record naming its process.
 //
 // Stop() stops polling and dispatch, lets running jobs finish for a grace
@@ -47,6 +50,7 @@
 #include "exec/launcher.h"
 #include "runs/run_store.h"
 #include "scheduler/commit_source.h"
+#include "scheduler/run_locks.h"
 #include "scheduler/waker.h"
 
 namespace wtd {
@@ -102,6 +106,10 @@ class Scheduler {
   // Set before Loop starts. The counts are those of the last step that
   // listed the active runs (none while paused or read-only).
   void SetStepHook(StepHook hook) { step_hook_ = std::move(hook); }
+  // The lock seam (run_locks.h); set before Loop starts. Without one the
+  // scheduler takes the lease-less path (NewOffRunLocks). `locks` must
+  // outlive the Scheduler.
+  void SetRunLocks(RunLocks* locks);
 
   void RequestStop();
   bool stop_requested() const { return stop_.load(); }
@@ -143,6 +151,12 @@ class Scheduler {
   // Records the outcome of each finished job: Finish, or Interrupt for a
   // job stopped by Shutdown.
   void ReapCompletions() EXCLUDES(mu_);
+  // Gives back the lock of a run whose store call ended its hold (logged
+  // on failure: recovery finishes it).
+  void ReleaseLock(const Run& run);
+  // Renews the locks of running jobs that are due; a job whose lock was
+  // lost is terminated and recorded interrupted.
+  void RenewLocks();
   void NoteStoreError(const Status& st);
   void Publish() EXCLUDES(mu_);
   // The queue depths of heartbeat_ from the active runs listed this step.
@@ -166,7 +180,10 @@ class Scheduler {
   std::atomic<bool> stop_{false};
   // Loop thread only.
   SchedulerOptions options_;
+  std::unique_ptr<RunLocks> owned_locks_;  // the lease-less default
+  RunLocks* locks_;
   std::map<uint64_t, InFlight> in_flight_;
+  std::map<uint64_t, std::string> lost_lock_;  // in flight, lock lost: why
   int64_t next_poll_ms_ = 0;
   int64_t next_trim_ms_ = 0;
   uint64_t ticks_ = 0, enqueued_ = 0, started_ = 0;

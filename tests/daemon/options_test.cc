@@ -88,6 +88,8 @@ class OptionsTest : public ::testing::Test {
       if (c != d) return {c};
     }
     if (o.name == "jobs-root") return {"ci/jobs"};
+    if (o.name == "locks-root") return {"refs/other/locks"};
+    if (o.name == "notes-ref") return {"refs/notes/other"};
     return {"/x/" + o.name};
   }
   // Other options' values that a sample may need: the backoff's cap must not
@@ -124,8 +126,9 @@ TEST_F(OptionsTest, EveryOptionIsDefinedOnceWithHelpAndItsParts) {
   for (const OptionDef& o : AllOptions()) {
     if (!o.command_line_only && o.reload == Reload::kNeedsRestart) restart.insert(o.name);
   }
-  EXPECT_EQ(restart,
-            (std::set<std::string>{"state-dir", "socket", "pid-file", "daemonize", "exec-shim"}));
+  EXPECT_EQ(restart, (std::set<std::string>{"state-dir", "socket", "pid-file", "daemonize",
+                                            "exec-shim", "locks", "locks-root", "notes-ref",
+                                            "lease-ttl-s", "lock-grace-s"}));
 }
 
 TEST_F(OptionsTest, EveryDefaultParsesAndValidatesOnTheCommandLineAndInTheFile) {

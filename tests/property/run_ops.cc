@@ -68,7 +68,8 @@ Result<Run> AcquireLease(RunStore* runs, FakeClock* clock, uint64_t id) {
                        1,
                        runs->store()->incarnation(),
                        60'000,
-                       Blob(id, static_cast<uint64_t>(clock->NowMs()))};
+                       Blob(id, static_cast<uint64_t>(clock->NowMs())),
+                       {}};
   WTD_ASSIGN_OR_RETURN(LeasedRun leased, runs->AcquireLease(id, request));
   return leased.run;
 }

@@ -64,7 +64,8 @@ class RecoveryTest : public ::testing::Test {
                                            uint64_t incarnation = 1, int exit_code = 0) {
     uint64_t id = Make(S::kPending);
     Result<LeasedRun> l = runs_->AcquireLease(
-        id, LeaseRequest{"host-a", "boot-A", 10, 20, incarnation, 60'000, std::string(40, 'a')});
+        id,
+        LeaseRequest{"host-a", "boot-A", 10, 20, incarnation, 60'000, std::string(40, 'a'), {}});
     EXPECT_TRUE(l.ok()) << l.status().ToString();
     uint64_t token = l->lease.fencing_token;
     if (target == S::kLeased) return {id, token};

@@ -46,7 +46,7 @@ class LeaseTest : public ::testing::Test {
   }
 
   LeaseRequest Request(const std::string& blob = std::string(40, 'a')) {
-    return LeaseRequest{"host-a", "boot-a", 4000, 77, store_->incarnation(), 60'000, blob};
+    return LeaseRequest{"host-a", "boot-a", 4000, 77, store_->incarnation(), 60'000, blob, {}};
   }
 
   // A new run, leased with a lease; returns its id and token.
