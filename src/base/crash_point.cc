@@ -37,6 +37,7 @@ constexpr std::string_view kCrashPointNames[] = {
     "after_ref_delete",              // lock ref deleted, lease row not dropped yet
     "after_lease_drop_commit",       // a releasing lease row deleted
     "after_watched_repos_commit",    // the watched repositories recorded
+    "after_reap_record",             // a reap record committed, the stale ref not deleted yet
     "during_recovery",               // recovery pass, after each action it commits
     "during_shutdown",               // graceful stop: jobs past the grace; before the clean marker
 };

@@ -72,10 +72,7 @@ class CliSession : public Session {
       WTD_ASSIGN_OR_RETURN(store_, StateStore::Open(o));
       runs_ = std::make_unique<RunStore>(store_.get(), SystemClock());
     }
-    CommandContext ctx;
-    ctx.runs = runs_.get();
-    ctx.state_dir = state_dir_;
-    return def.handle(ctx, args);
+    return def.handle(DirectContext(), args);
   }
 
   // A command that changes the store with no daemon: under the PID-file
@@ -102,10 +99,22 @@ class CliSession : public Session {
       runs_ = std::make_unique<RunStore>(store_.get(), SystemClock());
       WTD_RETURN_IF_ERROR(runs_->Init());
     }
+    return def.handle(DirectContext(), args);
+  }
+
+  // The context of a handler run here: the lock settings are the daemon's
+  // as it recorded them in the store (the defaults before it ever ran).
+  CommandContext DirectContext() const {
     CommandContext ctx;
     ctx.runs = runs_.get();
     ctx.state_dir = state_dir_;
-    return def.handle(ctx, args);
+    Result<WatchedRepos> watched = runs_->WatchedRepos();
+    if (watched.ok()) {
+      ctx.locks.locks_root = watched->locks_root;
+      ctx.locks.notes_ref = watched->notes_ref;
+      ctx.locks.grace_ms = watched->lock_grace_ms;
+    }
+    return ctx;
   }
 
   std::string state_dir_;

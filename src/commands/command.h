@@ -67,8 +67,9 @@ class DaemonControl {
 };
 
 // Where the lock commands (locks, recover) look for locks: the daemon's
-// --locks-root, --notes-ref and --lock-grace-s (their defaults until the
-// daemon passes its own), and this host's name ("" = gethostname(2)).
+// --locks-root, --notes-ref and --lock-grace-s (from its options when it
+// answers, from the store's watched-repositories record when it is down),
+// and this host's name ("" = gethostname(2)).
 struct LockCommandsConfig {
   std::string locks_root = "refs/wtd/locks";
   std::string notes_ref = "refs/notes/wtd";

@@ -81,7 +81,8 @@ Status AddRefs(const CommandContext& ctx, const std::string& repo, const locks::
 }  // namespace
 
 Result<std::vector<std::string>> LockRepos(const CommandContext& ctx) {
-  WTD_ASSIGN_OR_RETURN(std::vector<std::string> repos, ctx.runs->WatchedRepos());
+  WTD_ASSIGN_OR_RETURN(WatchedRepos watched, ctx.runs->WatchedRepos());
+  std::vector<std::string> repos = std::move(watched.paths);
   WTD_ASSIGN_OR_RETURN(std::vector<Lease> leases, ctx.runs->ListLeases());
   for (const Lease& l : leases) repos.push_back(l.repo);
   std::sort(repos.begin(), repos.end());
@@ -181,17 +182,10 @@ Result<std::string> ReapLock(const CommandContext& ctx, const LockRow& row,
   if (row.ref_present) {
     WTD_ASSIGN_OR_RETURN(locks::LockName name,
                          locks::ParseLockName(ctx.locks.locks_root, row.name));
-    json record = {{"repo", row.repo},
-                   {"name", row.name},
-                   {"ref", row.ref},
-                   {"blob", row.blob},
-                   {"reason", reason},
-                   {"by", by},
-                   {"at_ms", ctx.runs->clock()->NowMs()}};
-    WriteBatch b;
-    b.Put(Family::kMeta, "lock_reap/" + row.repo + '\x1f' + row.name + '\x1f' + row.blob,
-          record.dump());
-    WTD_RETURN_IF_ERROR(ctx.runs->store()->Commit(b));
+    locks::ReapRecord record{row.repo, row.name, row.ref,
+                             row.blob, reason, by,
+                             ctx.runs->clock()->NowMs()};
+    WTD_RETURN_IF_ERROR(ctx.runs->RecordLockReap(row.repo, row.name, row.blob, record.ToJson()));
     WTD_ASSIGN_OR_RETURN(std::unique_ptr<locks::LockRefs> refs,
                          locks::LockRefs::Open(row.repo, {ctx.locks.locks_root}));
     Status s = refs->Delete(name, row.blob);

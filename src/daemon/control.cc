@@ -38,6 +38,7 @@ std::vector<CommandSpec> ControlCommands(ControlContext* ctx) {
   context->runs = ctx->runs;
   context->state_dir = ctx->state_dir;
   context->daemon = control.get();
+  context->locks = ctx->locks;
   std::vector<CommandSpec> table;
   for (const CommandDef& def : AllCommands()) {
     if (def.handle == nullptr) continue;  // wtctl-only

@@ -61,13 +61,16 @@ std::vector<RepoSpec> RepoSpecs(const Config& c) {
   return specs;
 }
 
-// Records the watched repositories in the store, so that the operator
-// commands find their locks while the daemon is down. A failure is logged:
-// it stops no run.
+// Records the watched repositories and the lock settings in the store, so
+// that the operator commands find the locks while the daemon is down. A
+// failure is logged: it stops no run.
 void RecordRepos(RunStore* runs, const Config& c) {
-  std::vector<std::string> paths;
-  for (const RepoSpec& s : RepoSpecs(c)) paths.push_back(s.path);
-  Result<bool> wrote = runs->RecordWatchedRepos(paths);
+  WatchedRepos w;
+  for (const RepoSpec& s : RepoSpecs(c)) w.paths.push_back(s.path);
+  w.locks_root = c.locks.locks_root;
+  w.notes_ref = c.locks.notes_ref;
+  w.lock_grace_ms = c.locks.lock_grace_s * 1000;
+  Result<bool> wrote = runs->RecordWatchedRepos(std::move(w));
   if (!wrote.ok())
     spdlog::error("cannot record the watched repositories: {}", wrote.status().ToString());
 }
@@ -201,11 +204,6 @@ Status Daemon::Start(StartProgress* progress) {
   RecordRepos(runs_.get(), config);
   poller_ = std::make_unique<Poller>(runs_.get(), clock, config.poller);
   poller_->SetRepos(RepoSpecs(config));
-  // The lock commands find the repositories' lock refs through this record,
-  // also while the daemon is down.
-  std::vector<std::string> watched;
-  for (const RepoSpec& r : RepoSpecs(config)) watched.push_back(r.path);
-  WTD_RETURN_IF_ERROR(runs_->RecordWatchedRepos(watched).status());
   WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config.daemon.inotify));
   launcher_ = NewShimLauncher(SystemProcessTable());
   scheduler_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), clock,
@@ -217,6 +215,9 @@ Status Daemon::Start(StartProgress* progress) {
   control_.socket_path = config.daemon.socket_path;
   control_.started_at_ms = clock->NowMs();
   control_.incarnation = store_->incarnation();
+  control_.locks.locks_root = config.locks.locks_root;
+  control_.locks.notes_ref = config.locks.notes_ref;
+  control_.locks.grace_ms = config.locks.lock_grace_s * 1000;
   control_.reload = [this] { return Reload(); };
   WTD_ASSIGN_OR_RETURN(server_,
                        Server::Start(config.daemon.socket_path, ControlCommands(&control_)));

@@ -121,10 +121,17 @@ Result<AcquireResult> GitRunLocks::OnHeld(const Run& run, const wtd::Lease& row,
                           deps_.processes->BootId(), deps_.options.lock_grace_s * 1000};
   locks::LockVerdict verdict = locks::JudgeLock(*seen, ctx);
   if (!verdict.stale) return Contended(run, row.fencing_token, Holder(*seen));
-  // Our lease row (committed) names the run that reaps; the reap itself is
-  // a CAS on the exact blob judged stale, so a repeat or a race is harmless.
-  spdlog::warn("run {}: reaping stale lock {} of {}: {} ({})", run.id, seen->ref, Holder(*seen),
-               locks::ReasonName(verdict.reason), verdict.detail);
+  // Write-ahead: the reap record first; the reap itself is a CAS on the
+  // exact blob judged stale, so a repeat or a race is harmless.
+  std::string reason =
+      std::string(locks::ReasonName(verdict.reason)) + " (" + verdict.detail + ")";
+  locks::ReapRecord record{run.key.repo,      NameOf(run).ToString(), seen->ref,
+                           seen->blob,        reason,
+                           "run " + std::to_string(run.id), deps_.clock->NowMs()};
+  WTD_RETURN_IF_ERROR(
+      deps_.runs->RecordLockReap(record.repo, record.name, record.blob, record.ToJson()));
+  spdlog::warn("run {}: reaping stale lock {} of {}: {}", run.id, seen->ref, Holder(*seen),
+               reason);
   Status deleted = refs->Delete(NameOf(run), seen->blob);
   if (!deleted.ok() && !deleted.IsNotFound()) {
     return Contended(run, row.fencing_token, Holder(*seen) + ": " + deleted.message());

@@ -1,5 +1,7 @@
 #include "locks/stale.h"
 
+#include <nlohmann/json.hpp>
+
 namespace wtd::locks {
 namespace {
 
@@ -63,6 +65,12 @@ LockVerdict JudgeLock(const std::optional<LockOwner>& owner, const JudgeContext&
             "expired " + std::to_string(static_cast<unsigned long long>(late)) + " ms ago"};
   }
   return {false, LockReason::kHeld, "owner " + o.host + " pid " + std::to_string(o.pid)};
+}
+
+std::string ReapRecord::ToJson() const {
+  return nlohmann::json{{"repo", repo}, {"name", name},     {"ref", ref},    {"blob", blob},
+                        {"reason", reason}, {"by", by}, {"at_ms", at_ms}}
+      .dump();
 }
 
 }  // namespace wtd::locks

@@ -62,6 +62,22 @@ inline LockVerdict JudgeLock(const LockEntry& entry, ProcessTable& processes, in
   return JudgeLock(entry.owner, JudgeContext{&processes, now_ms, my_host, my_boot_id, grace_ms});
 }
 
+// The write-ahead record of one reap or forced release, committed to the
+// store (RunStore::RecordLockReap) before the ref is deleted by
+// compare-and-swap on `blob`: who reaped which lock, seen at which blob, and
+// why. Its JSON form is the record's value (docs/design/wtctl.md).
+struct ReapRecord {
+  std::string repo;
+  std::string name;  // <worktree-id>/<job>/<sha>
+  std::string ref;
+  std::string blob;
+  std::string reason;  // "pid gone (daemon pid 12 gone)", "released by hand by ..."
+  std::string by;      // "locks reap", "recover", "run 42", "released by hand by ..."
+  int64_t at_ms = 0;
+
+  std::string ToJson() const;
+};
+
 }  // namespace wtd::locks
 
 #endif  // WTD_LOCKS_STALE_H_

@@ -830,16 +830,29 @@ Result<std::vector<JobLockWaits>> RunStore::ListJobLockWaits() const {
   return out;
 }
 
-Result<bool> RunStore::RecordWatchedRepos(const std::vector<std::string>& paths) {
-  wtd::WatchedRepos want{paths};
+Status RunStore::RecordLockReap(const std::string& repo, const std::string& name,
+                                const std::string& blob, const std::string& record) {
+  WTD_RETURN_IF_ERROR(CheckKeyPart("repository", repo));
+  WTD_RETURN_IF_ERROR(CheckKeyPart("lock name", name));
+  WriteBatch b;
+  b.Put(Family::kMeta, "lock_reap/" + repo + '\x1f' + name + '\x1f' + blob, record);
+  WTD_RETURN_IF_ERROR(store_->Commit(b));
+  WTD_CRASH_POINT("after_reap_record");
+  return Status::OK();
+}
+
+Result<bool> RunStore::RecordWatchedRepos(wtd::WatchedRepos want) {
   std::sort(want.paths.begin(), want.paths.end());
   want.paths.erase(std::unique(want.paths.begin(), want.paths.end()), want.paths.end());
   for (const std::string& p : want.paths)
     WTD_RETURN_IF_ERROR(CheckKeyPart("watched repository", p));
   MutexLock lock(&watched_mu_);
-  WTD_ASSIGN_OR_RETURN(std::vector<std::string> stored, WatchedRepos());
   Result<std::string> present = store_->Get(Family::kMeta, kMetaWatchedRepos);
-  if (present.ok() && stored == want.paths) return false;
+  if (!present.ok() && !present.status().IsNotFound()) return present.status();
+  if (present.ok()) {
+    Result<wtd::WatchedRepos> stored = DecodeWatchedRepos(*present);
+    if (stored.ok() && *stored == want) return false;
+  }
   WriteBatch b;
   b.Put(Family::kMeta, kMetaWatchedRepos, EncodeWatchedRepos(want));
   WTD_RETURN_IF_ERROR(store_->Commit(b));
@@ -847,15 +860,15 @@ Result<bool> RunStore::RecordWatchedRepos(const std::vector<std::string>& paths)
   return true;
 }
 
-Result<std::vector<std::string>> RunStore::WatchedRepos() const {
+Result<wtd::WatchedRepos> RunStore::WatchedRepos() const {
   Result<std::string> v = store_->Get(Family::kMeta, kMetaWatchedRepos);
   if (!v.ok()) {
-    if (v.status().IsNotFound()) return std::vector<std::string>();
+    if (v.status().IsNotFound()) return wtd::WatchedRepos();
     return v.status();
   }
   Result<wtd::WatchedRepos> w = DecodeWatchedRepos(*v);
   if (!w.ok()) return w.status().WithContext("meta/watched_repos");
-  return std::move(w->paths);
+  return w;
 }
 
 }  // namespace wtd

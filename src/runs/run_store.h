@@ -229,6 +229,13 @@ class RunStore {
   Result<wtd::Lease> ReleaseOrphanLease(const std::string& repo, const std::string& name,
                                         uint64_t token);
 
+  // Commits the write-ahead record of a reap (meta
+  // "lock_reap/<repo>\x1f<name>\x1f<blob>" = `record`, JSON), before the
+  // lock ref `name` of `repo` is deleted by compare-and-swap on `blob`. A
+  // crash after it leaves the ref at that blob, judged stale again later.
+  Status RecordLockReap(const std::string& repo, const std::string& name,
+                        const std::string& blob, const std::string& record);
+
   Result<std::optional<wtd::Lease>> GetLease(const std::string& repo,
                                              const std::string& name) const;
   // Every lease row, in key order (repo, then name). An undecodable row
@@ -243,11 +250,12 @@ class RunStore {
 
   // --- Watched repositories (meta/watched_repos). ---
 
-  // Records the set of `paths` (sorted, duplicates dropped) unless it is
-  // what the store holds already; returns whether it wrote.
-  Result<bool> RecordWatchedRepos(const std::vector<std::string>& paths) EXCLUDES(watched_mu_);
-  // The recorded set; empty when none was recorded.
-  Result<std::vector<std::string>> WatchedRepos() const;
+  // Records `w` (its paths sorted, duplicates dropped) unless it is what the
+  // store holds already; returns whether it wrote.
+  Result<bool> RecordWatchedRepos(wtd::WatchedRepos w) EXCLUDES(watched_mu_);
+  // The record; no paths and the default lock settings when none was
+  // recorded.
+  Result<wtd::WatchedRepos> WatchedRepos() const;
 
   // Every non-terminal run, by id. Scans `active`, never history. A run that
   // cannot be read fails the whole listing with its Status, unless `damaged`

@@ -115,8 +115,9 @@ void serialize(Archive& ar, Lease& l, const std::uint32_t version) {
 }
 
 template <class Archive>
-void serialize(Archive& ar, WatchedRepos& w, const std::uint32_t /*version*/) {
+void serialize(Archive& ar, WatchedRepos& w, const std::uint32_t version) {
   SerializeStrings(ar, w.paths);
+  if (version >= 2) ar(w.locks_root, w.notes_ref, w.lock_grace_ms);
 }
 
 template <class Archive>
@@ -135,7 +136,7 @@ void serialize(Archive& ar, Event& e, const std::uint32_t /*version*/) {
 CEREAL_CLASS_VERSION(wtd::Run, 4)
 CEREAL_CLASS_VERSION(wtd::Cursor, 2)
 CEREAL_CLASS_VERSION(wtd::Lease, 2)
-CEREAL_CLASS_VERSION(wtd::WatchedRepos, 1)
+CEREAL_CLASS_VERSION(wtd::WatchedRepos, 2)
 CEREAL_CLASS_VERSION(wtd::IdemRecord, 1)
 CEREAL_CLASS_VERSION(wtd::Event, 1)
 

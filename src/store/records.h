@@ -166,10 +166,15 @@ struct Lease {
   friend bool operator==(const Lease&, const Lease&) = default;
 };
 
-// The repositories the daemon watches (meta/watched_repos), so that
-// operator commands can find their locks while the daemon is down.
+// The repositories the daemon watches and where it keeps their locks
+// (meta/watched_repos), so that operator commands can find the locks while
+// the daemon is down. Version 1 held only the paths; the lock settings then
+// read as their defaults.
 struct WatchedRepos {
   std::vector<std::string> paths;  // sorted, no duplicates
+  std::string locks_root = "refs/wtd/locks";  // --locks-root
+  std::string notes_ref = "refs/notes/wtd";   // --notes-ref
+  int64_t lock_grace_ms = 60'000;             // --lock-grace-s, in ms
 
   friend bool operator==(const WatchedRepos&, const WatchedRepos&) = default;
 };

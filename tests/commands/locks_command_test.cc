@@ -27,7 +27,7 @@ class LocksCommandTest : public locks::LocksFixture {
     store_ = std::move(*s);
     runs_ = std::make_unique<RunStore>(store_.get(), &clock_);
     ASSERT_TRUE(runs_->Init().ok());
-    ASSERT_TRUE(runs_->RecordWatchedRepos({repo_}).ok());
+    ASSERT_TRUE(runs_->RecordWatchedRepos(WatchedRepos{{repo_}}).ok());
     ctx_.runs = runs_.get();
     ctx_.processes = &procs_;
     ctx_.locks.host = "ci-1";

@@ -4,12 +4,16 @@
 // and the watched repositories.
 #include <gtest/gtest.h>
 
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/types/string.hpp>
 #include <memory>
+#include <sstream>
 
 #include "fakes/fake_clock.h"
 #include "fakes/temp_dir.h"
 #include "runs/run_store.h"
 #include "store/keys.h"
+#include "store/records.h"
 
 namespace wtd {
 namespace {
@@ -515,29 +519,73 @@ TEST_F(LeaseTest, ListLeasesAndLeaseOfRun) {
   EXPECT_NE(listed.status().message().find("locks/main/bad/x"), std::string::npos);
 }
 
+WatchedRepos Watched(std::vector<std::string> paths) {
+  WatchedRepos w;
+  w.paths = std::move(paths);
+  return w;
+}
+
 TEST_F(LeaseTest, WatchedReposRoundTripAndAnUnchangedSetWritesNothing) {
-  EXPECT_TRUE(runs_->WatchedRepos()->empty());
-  Result<bool> wrote = runs_->RecordWatchedRepos({"/srv/b", "/srv/a", "/srv/b"});
+  EXPECT_TRUE(runs_->WatchedRepos()->paths.empty());
+  EXPECT_EQ(runs_->WatchedRepos()->locks_root, "refs/wtd/locks");
+  Result<bool> wrote = runs_->RecordWatchedRepos(Watched({"/srv/b", "/srv/a", "/srv/b"}));
   ASSERT_TRUE(wrote.ok());
   EXPECT_TRUE(*wrote);
-  EXPECT_EQ(*runs_->WatchedRepos(), (std::vector<std::string>{"/srv/a", "/srv/b"}));
+  EXPECT_EQ(runs_->WatchedRepos()->paths, (std::vector<std::string>{"/srv/a", "/srv/b"}));
   uint64_t commits = store_->commits();
-  wrote = runs_->RecordWatchedRepos({"/srv/a", "/srv/b"});
+  wrote = runs_->RecordWatchedRepos(Watched({"/srv/a", "/srv/b"}));
   ASSERT_TRUE(wrote.ok());
   EXPECT_FALSE(*wrote);
   EXPECT_EQ(store_->commits(), commits);
-  EXPECT_TRUE(*runs_->RecordWatchedRepos({"/srv/a"}));
+  EXPECT_TRUE(*runs_->RecordWatchedRepos(Watched({"/srv/a"})));
   EXPECT_EQ(store_->commits(), commits + 1);
-  EXPECT_TRUE(runs_->RecordWatchedRepos({""}).status().IsInvalidArgument());
+  EXPECT_TRUE(runs_->RecordWatchedRepos(Watched({""})).status().IsInvalidArgument());
   Open();
-  EXPECT_EQ(*runs_->WatchedRepos(), std::vector<std::string>{"/srv/a"});
+  EXPECT_EQ(runs_->WatchedRepos()->paths, std::vector<std::string>{"/srv/a"});
   commits = store_->commits();
-  EXPECT_FALSE(*runs_->RecordWatchedRepos({"/srv/a"}));
+  EXPECT_FALSE(*runs_->RecordWatchedRepos(Watched({"/srv/a"})));
   EXPECT_EQ(store_->commits(), commits);
+  // Other lock settings are a change too.
+  WatchedRepos moved = Watched({"/srv/a"});
+  moved.locks_root = "refs/ci/locks";
+  moved.notes_ref = "refs/notes/ci";
+  moved.lock_grace_ms = 5'000;
+  EXPECT_TRUE(*runs_->RecordWatchedRepos(moved));
+  Open();
+  EXPECT_EQ(*runs_->WatchedRepos(), moved);
   // An empty set is recorded once too.
-  EXPECT_TRUE(*runs_->RecordWatchedRepos({}));
-  EXPECT_FALSE(*runs_->RecordWatchedRepos({}));
-  EXPECT_TRUE(runs_->WatchedRepos()->empty());
+  EXPECT_TRUE(*runs_->RecordWatchedRepos(Watched({})));
+  EXPECT_FALSE(*runs_->RecordWatchedRepos(Watched({})));
+  EXPECT_TRUE(runs_->WatchedRepos()->paths.empty());
+}
+
+TEST_F(LeaseTest, AVersionOneWatchedReposRecordReadsWithTheDefaultLockSettings) {
+  // Version 1 was the paths alone: a count, then each string.
+  std::ostringstream payload;
+  {
+    cereal::PortableBinaryOutputArchive ar(payload);
+    uint32_t version = 1;
+    ar(version, uint64_t{1}, std::string("/srv/a"));
+  }
+  WriteBatch b;
+  b.Put(Family::kMeta, "watched_repos", SealRecord(RecordKind::kWatchedRepos, payload.str()));
+  ASSERT_TRUE(store_->Commit(b).ok());
+  Result<WatchedRepos> w = runs_->WatchedRepos();
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  EXPECT_EQ(w->paths, std::vector<std::string>{"/srv/a"});
+  EXPECT_EQ(w->locks_root, "refs/wtd/locks");
+  EXPECT_EQ(w->notes_ref, "refs/notes/wtd");
+  EXPECT_EQ(w->lock_grace_ms, 60'000);
+}
+
+TEST_F(LeaseTest, AReapRecordIsCommittedUnderItsRepoNameAndBlob) {
+  ASSERT_TRUE(runs_->RecordLockReap(kRepo, "main/build/abc", "b10b", "{\"by\":\"test\"}").ok());
+  Result<std::string> v =
+      store_->Get(Family::kMeta, std::string("lock_reap/") + kRepo + '\x1f' + "main/build/abc" +
+                                     '\x1f' + "b10b");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(*v, "{\"by\":\"test\"}");
+  EXPECT_TRUE(runs_->RecordLockReap("", "main/build/abc", "b", "{}").IsInvalidArgument());
 }
 
 }  // namespace
