@@ -30,8 +30,14 @@ void IntegrationTest::TearDown() {
 
 DaemonProcess* IntegrationTest::StartDaemon(const std::vector<std::string>& extra,
                                             const std::vector<std::string>& env) {
-  std::vector<std::string> args = {"--repo",   repo_.dir(), "--state-dir",
-                                   state_dir_, "--poll-ms", "100"};
+  return StartDaemonIn(state_dir_, extra, env);
+}
+
+DaemonProcess* IntegrationTest::StartDaemonIn(const std::string& state_dir,
+                                              const std::vector<std::string>& extra,
+                                              const std::vector<std::string>& env) {
+  std::vector<std::string> args = {"--repo",  repo_.dir(), "--state-dir",
+                                   state_dir, "--poll-ms", "100"};
   args.insert(args.end(), extra.begin(), extra.end());
   std::string log = dir_.Sub("wtd-" + std::to_string(daemons_.size() + 1) + ".log");
   daemons_.push_back(std::make_unique<DaemonProcess>(args, env, log));
@@ -68,7 +74,13 @@ void IntegrationTest::StopDaemon(DaemonProcess* d) {
 
 CommandResult IntegrationTest::Wtctl(const std::vector<std::string>& args,
                                      int64_t timeout_ms) const {
-  std::vector<std::string> argv = {WTCTL_BIN, "--state-dir", state_dir_};
+  return WtctlIn(state_dir_, args, timeout_ms);
+}
+
+CommandResult IntegrationTest::WtctlIn(const std::string& state_dir,
+                                       const std::vector<std::string>& args,
+                                       int64_t timeout_ms) const {
+  std::vector<std::string> argv = {WTCTL_BIN, "--state-dir", state_dir};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv, {}, timeout_ms);
 }

@@ -25,6 +25,10 @@ class IntegrationTest : public ::testing::Test {
   // arguments; `env` adds variables (e.g. WTD_CRASH_AT=...). Does not wait.
   DaemonProcess* StartDaemon(const std::vector<std::string>& extra = {},
                              const std::vector<std::string>& env = {});
+  // The same with another state dir: a second daemon on the same repository.
+  DaemonProcess* StartDaemonIn(const std::string& state_dir,
+                               const std::vector<std::string>& extra = {},
+                               const std::vector<std::string>& env = {});
   // Starts one and waits until it answers `wtctl status`.
   DaemonProcess* StartReady(const std::vector<std::string>& extra = {});
   // Waits until `wtctl status` answers with d's pid; fails if d exits first.
@@ -33,6 +37,8 @@ class IntegrationTest : public ::testing::Test {
   void StopDaemon(DaemonProcess* d);
 
   CommandResult Wtctl(const std::vector<std::string>& args, int64_t timeout_ms = 60000) const;
+  CommandResult WtctlIn(const std::string& state_dir, const std::vector<std::string>& args,
+                        int64_t timeout_ms = 60000) const;
   // `wtctl --json status`; nullopt when no daemon answers.
   std::optional<json> Status() const;
   // `wtctl --json runs --limit 0` (from the daemon or the store), newest
