@@ -137,4 +137,10 @@ std::unique_ptr<ProcessTable> NewProcProcessTable(const std::string& boot_id_pat
   return std::make_unique<ProcProcessTable>(boot_id_path);
 }
 
+std::string HostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
 }  // namespace wtd

@@ -77,6 +77,10 @@ class ProcessTable {
 // The /proc-backed table. Never null; lives for the whole process.
 ProcessTable* SystemProcessTable();
 
+// This host's name as lock owners and receipts name it: gethostname(2), or
+// "localhost" when that fails or is empty.
+std::string HostName();
+
 // A /proc-backed table that reads its boot id from `boot_id_path` instead of
 // kBootIdPath (tests: an unreadable one makes the boot id unknown).
 std::unique_ptr<ProcessTable> NewProcProcessTable(const std::string& boot_id_path);

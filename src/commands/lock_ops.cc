@@ -16,12 +16,6 @@ namespace {
 
 using locks::LockOwner;
 
-std::string HostName() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
-  return buf;
-}
-
 locks::JudgeContext JudgeContextOf(const CommandContext& ctx) {
   ProcessTable* p = ctx.processes != nullptr ? ctx.processes : SystemProcessTable();
   return locks::JudgeContext{p, ctx.runs->clock()->NowMs(),
@@ -182,9 +176,8 @@ Result<std::string> ReapLock(const CommandContext& ctx, const LockRow& row,
   if (row.ref_present) {
     WTD_ASSIGN_OR_RETURN(locks::LockName name,
                          locks::ParseLockName(ctx.locks.locks_root, row.name));
-    locks::ReapRecord record{row.repo, row.name, row.ref,
-                             row.blob, reason, by,
-                             ctx.runs->clock()->NowMs()};
+    locks::ReapRecord record{
+        row.repo, row.name, row.ref, row.blob, reason, by, ctx.runs->clock()->NowMs()};
     WTD_RETURN_IF_ERROR(ctx.runs->RecordLockReap(row.repo, row.name, row.blob, record.ToJson()));
     WTD_ASSIGN_OR_RETURN(std::unique_ptr<locks::LockRefs> refs,
                          locks::LockRefs::Open(row.repo, {ctx.locks.locks_root}));

@@ -12,6 +12,7 @@
 
 #include "commands/defs.h"
 #include "commands/lock_ops.h"
+#include "leasing/git_run_locks.h"
 #include "locks/lock_name.h"
 #include "locks/lock_refs.h"
 #include "recovery/recovery.h"
@@ -33,22 +34,6 @@ json Action(const std::string& kind, uint64_t run_id, const std::string& lock,
           {"run_id", run_id == 0 ? json(nullptr) : json(run_id)},
           {"lock", lock.empty() ? json(nullptr) : json(lock)},
           {"detail", detail}};
-}
-
-// Deletes the ref of a releasing lease (CAS on ref_blob, else on
-// prev_ref_blob: a renewal's ref update may not have happened), then drops
-// the row.
-Result<std::string> DropReleasing(const CommandContext& c, const Lease& l) {
-  WTD_ASSIGN_OR_RETURN(locks::LockName name, locks::ParseLockName(c.locks.locks_root, l.name));
-  WTD_ASSIGN_OR_RETURN(std::unique_ptr<locks::LockRefs> refs,
-                       locks::LockRefs::Open(l.repo, {c.locks.locks_root}));
-  Status s = refs->Delete(name, l.ref_blob);
-  if (s.IsAborted() && !l.prev_ref_blob.empty()) s = refs->Delete(name, l.prev_ref_blob);
-  std::string done = s.ok() ? "ref deleted" : "ref already gone";
-  if (s.IsAborted()) done = "ref left: another owner's blob is there now";
-  if (!s.ok() && !s.IsNotFound() && !s.IsAborted()) return s;
-  WTD_RETURN_IF_ERROR(c.runs->DropLease(l.repo, l.name, l.fencing_token));
-  return done + "; lease token " + std::to_string(l.fencing_token) + " dropped";
 }
 
 // The stale refs, reaped unless planning, except those of `skip` (repo
@@ -89,8 +74,21 @@ Result<json> RecoverStore(const CommandContext& c, bool dry_run) {
   // Read-only (planning), the store's incarnation was not bumped: plan as
   // the incarnation that opening it read-write would make.
   uint64_t incarnation = c.runs->store()->incarnation() + (dry_run ? 1 : 0);
-  WTD_ASSIGN_OR_RETURN(RecoveryReport report, RunRecovery(c.runs, processes, c.runs->clock(),
-                                                          RecoveryHooks{}, incarnation, options));
+  // The daemon's own lock steps: receipts of finishing runs, and releases.
+  GitRunLocksDeps deps;
+  deps.runs = c.runs;
+  deps.processes = processes;
+  deps.clock = c.runs->clock();
+  deps.incarnation = incarnation;
+  deps.host = c.locks.host.empty() ? HostName() : c.locks.host;
+  deps.options.locks_root = c.locks.locks_root;
+  deps.options.notes_ref = c.locks.notes_ref;
+  deps.options.lock_grace_s = c.locks.grace_ms / 1000;
+  GitRunLocks leases(deps);
+  RecoveryHooks hooks;
+  hooks.write_receipt = [&leases](const Run& run) { return leases.WriteReceipt(run); };
+  WTD_ASSIGN_OR_RETURN(RecoveryReport report, RunRecovery(c.runs, processes, c.runs->clock(), hooks,
+                                                          incarnation, options));
   json actions = json::array(), errors = json::array();
   for (const RecoveryAction& a : report.actions) actions.push_back(RecoveryActionJson(a));
   for (const std::string& e : report.errors) errors.push_back(e);
@@ -100,13 +98,13 @@ Result<json> RecoverStore(const CommandContext& c, bool dry_run) {
     std::string detail = "lease token " + std::to_string(l.fencing_token) + " of run " +
                          std::to_string(l.run_id) + " releasing: delete ref, drop row";
     if (!dry_run) {
-      Result<std::string> done = DropReleasing(c, l);
+      Status done = leases.ReleaseLeaseRow(l);
       if (!done.ok()) {
-        errors.push_back("lease " + l.name + " in " + l.repo + ": " + done.status().ToString());
+        errors.push_back("lease " + l.name + " in " + l.repo + ": " + done.ToString());
         continue;
       }
       detail = "lease token " + std::to_string(l.fencing_token) + " of run " +
-               std::to_string(l.run_id) + ": " + *done;
+               std::to_string(l.run_id) + ": ref deleted (unless another owner's), row dropped";
     }
     actions.push_back(Action("drop_lease", l.run_id, l.name, detail));
   }

@@ -68,6 +68,13 @@ Result<AcquireResult> GitRunLocks::Acquire(uint64_t id) {
   // The ref name is checked before anything is written: a worktree id or job
   // that gives no valid ref is refused, never rewritten.
   WTD_RETURN_IF_ERROR(locks::LockRefName(deps_.options.locks_root, NameOf(pending)).status());
+  // A release that failed earlier (the repository failing) may have left
+  // this run's row releasing: finish it, or the new lease is refused.
+  WTD_ASSIGN_OR_RETURN(std::optional<wtd::Lease> earlier,
+                       deps_.runs->GetLease(pending.key.repo, NameOf(pending).ToString()));
+  if (earlier && earlier->run_id == id && earlier->state == LeaseState::kReleasing) {
+    WTD_RETURN_IF_ERROR(ReleaseLeaseRow(*earlier));
+  }
   WTD_ASSIGN_OR_RETURN(ProcessIdentity self, deps_.processes->Self());
   LeaseRequest q;
   q.host = deps_.host;
@@ -104,7 +111,7 @@ Result<AcquireResult> GitRunLocks::TakeRef(const Run& run, const wtd::Lease& row
   WTD_ASSIGN_OR_RETURN(std::optional<locks::Receipt> done,
                        locks::FindReceipt(*refs, deps_.options.notes_ref, run.key.sha,
                                           run.key.worktree, run.key.job));
-  if (done) return Skip(run, row, done->host + " run " + std::to_string(done->run_id));
+  if (done) return Skip(run, row, locks::DoneBy(*done));
   AcquireResult out;
   out.run = run;
   return out;
@@ -123,15 +130,13 @@ Result<AcquireResult> GitRunLocks::OnHeld(const Run& run, const wtd::Lease& row,
   if (!verdict.stale) return Contended(run, row.fencing_token, Holder(*seen));
   // Write-ahead: the reap record first; the reap itself is a CAS on the
   // exact blob judged stale, so a repeat or a race is harmless.
-  std::string reason =
-      std::string(locks::ReasonName(verdict.reason)) + " (" + verdict.detail + ")";
-  locks::ReapRecord record{run.key.repo,      NameOf(run).ToString(), seen->ref,
-                           seen->blob,        reason,
-                           "run " + std::to_string(run.id), deps_.clock->NowMs()};
+  std::string reason = std::string(locks::ReasonName(verdict.reason)) + " (" + verdict.detail + ")";
+  locks::ReapRecord record{
+      run.key.repo, NameOf(run).ToString(),          seen->ref,           seen->blob,
+      reason,       "run " + std::to_string(run.id), deps_.clock->NowMs()};
   WTD_RETURN_IF_ERROR(
       deps_.runs->RecordLockReap(record.repo, record.name, record.blob, record.ToJson()));
-  spdlog::warn("run {}: reaping stale lock {} of {}: {}", run.id, seen->ref, Holder(*seen),
-               reason);
+  spdlog::warn("run {}: reaping stale lock {} of {}: {}", run.id, seen->ref, Holder(*seen), reason);
   Status deleted = refs->Delete(NameOf(run), seen->blob);
   if (!deleted.ok() && !deleted.IsNotFound()) {
     return Contended(run, row.fencing_token, Holder(*seen) + ": " + deleted.message());
@@ -244,11 +249,17 @@ Result<std::string> GitRunLocks::WriteReceipt(const Run& run) {
   r.host = deps_.host;
   r.finished_at_ms = run.updated_at_ms;
   r.duration_ms = run.duration_ms;
+  WTD_ASSIGN_OR_RETURN(ProcessIdentity self, deps_.processes->Self());
+  r.pid = self.pid;
+  r.store = deps_.runs->store()->store_id();
   WTD_ASSIGN_OR_RETURN(locks::Receipt first,
                        locks::AppendReceiptIfFirst(*refs, deps_.options.notes_ref, run.key.sha, r));
   WTD_CRASH_POINT("after_receipt");
-  if (first.run_id == r.run_id && first.host == r.host) return std::string();
-  return first.host + " run " + std::to_string(first.run_id);
+  // Ours when the same store wrote it for this run (a crash after the
+  // receipt makes the next incarnation, another pid, find it).
+  bool ours = first.run_id == r.run_id &&
+              (first.store.empty() ? first.host == r.host : first.store == r.store);
+  return ours ? std::string() : locks::DoneBy(first);
 }
 
 Status GitRunLocks::Release(const Run& run) {

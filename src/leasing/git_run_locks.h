@@ -55,9 +55,11 @@ class GitRunLocks : public RunLocks {
   // alone), then drops the row. Idempotent.
   Status ReleaseLeaseRow(const wtd::Lease& row);
 
-  // Writes the receipt of a `finishing` run (recovery's write_receipt hook):
-  // "" when this run's receipt is in place, "HOST run R" when another's was
-  // there first.
+  // Writes the receipt of a `finishing` run (recovery's write_receipt hook),
+  // naming this process's pid and this store's id: "" when this run's
+  // receipt is in place (also one an earlier incarnation of this store
+  // wrote), locks::DoneBy ("HOST pid N run R") when another's was there
+  // first.
   Result<std::string> WriteReceipt(const Run& run);
 
   // The owner blob's content for a lease row.

@@ -239,6 +239,8 @@ std::string EncodeReceipt(const Receipt& r) {
   j["host"] = r.host;
   j["finished_at"] = FormatRfc3339(r.finished_at_ms);
   j["duration_ms"] = r.duration_ms;
+  if (r.pid != 0) j["pid"] = r.pid;
+  if (!r.store.empty()) j["store"] = r.store;
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
@@ -261,7 +263,14 @@ Result<Receipt> ParseReceipt(std::string_view line) {
   r.finished_at_ms = *ms;
   WTD_RETURN_IF_ERROR(GetInt(j, "duration_ms", &r.duration_ms));
   if (r.duration_ms < 0) return FieldError("duration_ms", "is negative");
+  if (j.contains("pid")) WTD_RETURN_IF_ERROR(GetInt(j, "pid", &r.pid));
+  if (j.contains("store")) WTD_RETURN_IF_ERROR(GetText(j, "store", &r.store));
   return r;
+}
+
+std::string DoneBy(const Receipt& r) {
+  return r.host + (r.pid != 0 ? " pid " + std::to_string(r.pid) : "") + " run " +
+         std::to_string(r.run_id);
 }
 
 Result<int64_t> ParseRfc3339Utc(std::string_view t) {

@@ -45,12 +45,21 @@ struct Receipt {
   std::string host;
   int64_t finished_at_ms = 0;  // written as RFC 3339 UTC, milliseconds
   int64_t duration_ms = 0;
+  // Who wrote it, beyond the host: the daemon's pid and its state store's id
+  // (StateStore::store_id). Optional when read: 0 and "" when absent.
+  int64_t pid = 0;
+  std::string store;
 
   friend bool operator==(const Receipt&, const Receipt&) = default;
 };
 
-// One JSON line, without the newline. Keys in the order above.
+// One JSON line, without the newline. Keys in the order above; pid and
+// store only when set.
 std::string EncodeReceipt(const Receipt& r);
+
+// "HOST pid N run R" ("HOST run R" without a pid): whose receipt it is, as a
+// skipped run's error names it.
+std::string DoneBy(const Receipt& r);
 
 // Parses one line. Corruption "receipt: ..." naming the field when it is not
 // a receipt (not a JSON object, a field missing or mistyped, an empty

@@ -68,8 +68,8 @@ LockVerdict JudgeLock(const std::optional<LockOwner>& owner, const JudgeContext&
 }
 
 std::string ReapRecord::ToJson() const {
-  return nlohmann::json{{"repo", repo}, {"name", name},     {"ref", ref},    {"blob", blob},
-                        {"reason", reason}, {"by", by}, {"at_ms", at_ms}}
+  return nlohmann::json{{"repo", repo},     {"name", name}, {"ref", ref},    {"blob", blob},
+                        {"reason", reason}, {"by", by},     {"at_ms", at_ms}}
       .dump();
 }
 

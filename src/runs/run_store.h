@@ -233,8 +233,8 @@ class RunStore {
   // "lock_reap/<repo>\x1f<name>\x1f<blob>" = `record`, JSON), before the
   // lock ref `name` of `repo` is deleted by compare-and-swap on `blob`. A
   // crash after it leaves the ref at that blob, judged stale again later.
-  Status RecordLockReap(const std::string& repo, const std::string& name,
-                        const std::string& blob, const std::string& record);
+  Status RecordLockReap(const std::string& repo, const std::string& name, const std::string& blob,
+                        const std::string& record);
 
   Result<std::optional<wtd::Lease>> GetLease(const std::string& repo,
                                              const std::string& name) const;

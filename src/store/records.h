@@ -171,7 +171,7 @@ struct Lease {
 // the daemon is down. Version 1 held only the paths; the lock settings then
 // read as their defaults.
 struct WatchedRepos {
-  std::vector<std::string> paths;  // sorted, no duplicates
+  std::vector<std::string> paths;             // sorted, no duplicates
   std::string locks_root = "refs/wtd/locks";  // --locks-root
   std::string notes_ref = "refs/notes/wtd";   // --notes-ref
   int64_t lock_grace_ms = 60'000;             // --lock-grace-s, in ms

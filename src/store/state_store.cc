@@ -7,6 +7,7 @@
 
 #include "base/crash_point.h"
 #include "base/file_util.h"
+#include "base/random.h"
 #include "store/keys.h"
 
 namespace wtd {
@@ -20,6 +21,7 @@ constexpr std::string_view kFamilyNames[kFamilyCount] = {
 constexpr char kDefaultFamily[] = "default";
 constexpr char kMetaSchema[] = "schema";
 constexpr char kMetaIncarnation[] = "incarnation";
+constexpr char kMetaStoreId[] = "store_id";
 constexpr char kMetaCleanShutdown[] = "clean_shutdown";
 
 Status FromRocks(const rocksdb::Status& s, std::string_view what) {
@@ -124,6 +126,10 @@ Status StateStore::Init(const StoreOptions& options) {
 
   WTD_RETURN_IF_ERROR(CheckSchema());
   if (!read_only_) WTD_RETURN_IF_ERROR(BumpIncarnation());
+  if (read_only_) WTD_RETURN_IF_ERROR(LoadIncarnation());
+  Result<std::string> id = Get(Family::kMeta, kMetaStoreId);
+  if (!id.ok() && !id.status().IsNotFound()) return id.status();
+  if (id.ok()) store_id_ = *id;
   return Status::OK();
 }
 
@@ -146,6 +152,13 @@ Status StateStore::CheckSchema() {
   return Status::OK();
 }
 
+Status StateStore::LoadIncarnation() {
+  Result<std::string> v = Get(Family::kMeta, kMetaIncarnation);
+  if (!v.ok()) return v.status().IsNotFound() ? Status::OK() : v.status();
+  WTD_ASSIGN_OR_RETURN(incarnation_, DecodeU64Key(*v));
+  return Status::OK();
+}
+
 Status StateStore::BumpIncarnation() {
   uint64_t previous = 0;
   Result<std::string> v = Get(Family::kMeta, kMetaIncarnation);
@@ -160,6 +173,13 @@ Status StateStore::BumpIncarnation() {
   WriteBatch b;
   b.Put(Family::kMeta, kMetaIncarnation, EncodeU64Key(incarnation_));
   b.Delete(Family::kMeta, kMetaCleanShutdown);
+  Result<std::string> id = Get(Family::kMeta, kMetaStoreId);
+  if (!id.ok() && !id.status().IsNotFound()) return id.status();
+  if (!id.ok()) {
+    // A store opened by a version before store ids gets its id now.
+    WTD_ASSIGN_OR_RETURN(std::string fresh, RandomHex(16));
+    b.Put(Family::kMeta, kMetaStoreId, fresh);
+  }
   WTD_RETURN_IF_ERROR(Commit(b));
   WTD_CRASH_POINT("after_store_open");
   return Status::OK();

@@ -109,7 +109,14 @@ class StateStore {
   // Durably records that this incarnation shut down cleanly.
   Status MarkCleanShutdown();
 
+  // This open's incarnation; read-only, the last read-write open's (0 for a
+  // store never opened read-write).
   uint64_t incarnation() const { return incarnation_; }
+  // This store's identity: 32 hex digits drawn when it was first opened
+  // read-write, never changed (meta/store_id). Receipts carry it so that a
+  // daemon tells its own receipt from another store's with the same run id.
+  // Empty only for a store opened read-only before any read-write open.
+  const std::string& store_id() const { return store_id_; }
   // Whether the incarnation before this one marked a clean shutdown.
   bool previous_shutdown_clean() const { return previous_clean_; }
   bool read_only() const { return read_only_; }
@@ -129,11 +136,13 @@ class StateStore {
   Status Init(const StoreOptions& options);
   Status CheckSchema();
   Status BumpIncarnation();
+  Status LoadIncarnation();  // read-only: the last read-write open's
   rocksdb::ColumnFamilyHandle* Handle(Family f) const;
 
   std::string dir_;
   bool read_only_ = false;
   uint64_t incarnation_ = 0;
+  std::string store_id_;
   bool previous_clean_ = false;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by Family

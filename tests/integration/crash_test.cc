@@ -173,8 +173,10 @@ TEST_P(CrashPointTest, RestartRecordsEveryCommitExactlyOnce) {
     EXPECT_TRUE(known.count(line)) << "the effect file holds an unknown line '" << line << "'";
   }
   ASSERT_NO_FATAL_FAILURE(StopDaemon(again));
-  // And a clean stop leaves it so: the store read directly agrees.
+  // And a clean stop leaves it so: the store read directly agrees, and no
+  // lock ref or lease is left, with one receipt per commit.
   ExpectExactlyOnce(Runs(), shas, "effect");
+  ExpectLocksReleased(state_dir_, shas, "effect");
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryCrashPoint, CrashPointTest, ::testing::ValuesIn(Scenarios()),

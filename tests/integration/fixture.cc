@@ -186,4 +186,33 @@ void IntegrationTest::ExpectExactlyOnce(const std::vector<RunRow>& runs,
   }
 }
 
+std::vector<json> IntegrationTest::Receipts(const std::string& sha, const std::string& job,
+                                            const std::string& worktree) const {
+  CommandResult r = RunCommand({"git", "-C", repo_.dir(), "notes", "--ref=wtd", "show", sha});
+  std::vector<json> out;
+  if (r.exit_code != 0) return out;  // no note
+  for (const std::string& line : Lines(r.out)) {
+    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    EXPECT_TRUE(j.is_object()) << "receipt of " << Short(sha) << " is not JSON: " << line;
+    if (j.is_object() && j.value("job", "") == job && j.value("worktree", "") == worktree)
+      out.push_back(std::move(j));
+  }
+  return out;
+}
+
+void IntegrationTest::ExpectLocksReleased(const std::string& state_dir,
+                                          const std::vector<std::string>& shas,
+                                          const std::string& job, const std::string& worktree) {
+  EXPECT_EQ(repo_.Git({"for-each-ref", "refs/wtd/locks"}), "") << "lock refs left behind";
+  CommandResult locks = WtctlIn(state_dir, {"--json", "locks"});
+  EXPECT_EQ(locks.exit_code, 0) << locks.Describe();
+  json l = json::parse(locks.out, nullptr, /*allow_exceptions=*/false);
+  EXPECT_TRUE(l.is_object() && l["locks"].empty()) << "locks left behind: " << locks.out;
+  for (const std::string& sha : shas) {
+    std::vector<json> receipts = Receipts(sha, job, worktree);
+    EXPECT_EQ(receipts.size(), 1u) << "receipts of " << job << " in " << worktree << " for "
+                                   << Short(sha) << ": " << json(receipts).dump();
+  }
+}
+
 }  // namespace wtd::itest

@@ -70,6 +70,16 @@ class IntegrationTest : public ::testing::Test {
                          const std::string& job, const std::string& worktree = "main",
                          const std::string& state = "succeeded");
 
+  // The receipt lines of (worktree, job) in the note of `sha` under
+  // refs/notes/wtd, parsed; none when the commit has no note.
+  std::vector<json> Receipts(const std::string& sha, const std::string& job,
+                             const std::string& worktree = "main") const;
+  // Expects what a settled daemon leaves of its locks: no ref under
+  // refs/wtd/locks, no lease row in the store at `state_dir` (wtctl locks),
+  // and exactly one receipt of (worktree, job) for each sha of `shas`.
+  void ExpectLocksReleased(const std::string& state_dir, const std::vector<std::string>& shas,
+                           const std::string& job, const std::string& worktree = "main");
+
   TempDir dir_;
   std::string state_dir_;
   std::string effect_;

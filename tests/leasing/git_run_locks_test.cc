@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -273,6 +274,81 @@ TEST_F(GitRunLocksTest, ALostLockStopsTheJobAndRecordsTheAttemptInterrupted) {
   std::vector<Lease> held = Leases();
   ASSERT_EQ(held.size(), 1u);
   EXPECT_EQ(held[0].fencing_token, owner->token);
+}
+
+TEST_F(GitRunLocksTest, AReleaseThatFailedIsFinishedBeforeTheNextAttempt) {
+  source_->Add(sha_);
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  // A leftover ref lock file: git refuses to delete the ref meanwhile.
+  std::string ref_lock = repo_ + "/.git/refs/wtd/locks/main/build/" + sha_ + ".lock";
+  WriteFile(ref_lock, "");
+  launcher_.started[0]->Exit(1);
+  Step();
+  wtd::Run failed = Get(1);
+  ASSERT_EQ(failed.state, RunState::kRetryWait);
+  std::vector<Lease> left = Leases();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].state, LeaseState::kReleasing);
+  EXPECT_NE(LockRefsNow(), "");
+
+  ASSERT_EQ(std::remove(ref_lock.c_str()), 0);
+  clock_.SetMs(failed.not_before_ms);
+  Step();
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 2u) << Get(1).error;
+  EXPECT_EQ(Get(1).attempt, 2u);
+  std::vector<Lease> held = Leases();
+  ASSERT_EQ(held.size(), 1u);
+  EXPECT_EQ(held[0].state, LeaseState::kHeld);
+  EXPECT_EQ(RefOwner()->token, held[0].fencing_token);
+  launcher_.started[1]->Exit(0);
+  Step();
+  EXPECT_EQ(Get(1).state, RunState::kSucceeded);
+  EXPECT_EQ(LockRefsNow(), "");
+  EXPECT_TRUE(Leases().empty());
+}
+
+TEST_F(GitRunLocksTest, AReceiptOfAnotherStoreWithTheSameHostAndRunIdIsNotTakenForOurs) {
+  source_->Add(sha_);
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  // Another daemon of this host, its own store numbering runs from 1 too,
+  // wrote first (it reaped this lock as stale, say).
+  locks::Receipt theirs;
+  theirs.worktree = "main";
+  theirs.job = "build";
+  theirs.state = "succeeded";
+  theirs.exit_code = 0;
+  theirs.attempt = 1;
+  theirs.run_id = 1;
+  theirs.host = kHost;
+  theirs.pid = 4343;
+  theirs.store = "0123456789abcdef0123456789abcdef";
+  theirs.finished_at_ms = clock_.NowMs();
+  ASSERT_TRUE(locks::AppendReceiptIfFirst(*refs_, locks::kDefaultNotesRef, sha_, theirs).ok());
+  launcher_.started[0]->Exit(0);
+  Step();
+  wtd::Run skipped = Get(1);
+  EXPECT_EQ(skipped.state, RunState::kSkipped);
+  EXPECT_EQ(skipped.error, std::string("done by ") + kHost + " pid 4343 run 1");
+  EXPECT_EQ(LockRefsNow(), "");
+  EXPECT_TRUE(Leases().empty());
+}
+
+TEST_F(GitRunLocksTest, OurReceiptNamesThisDaemonsPidAndStore) {
+  source_->Add(sha_);
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  launcher_.started[0]->Exit(0);
+  Step();
+  EXPECT_EQ(Get(1).state, RunState::kSucceeded);
+  Result<std::optional<locks::Receipt>> mine =
+      locks::FindReceipt(*refs_, locks::kDefaultNotesRef, sha_, "main", "build");
+  ASSERT_TRUE(mine.ok() && mine->has_value()) << mine.status().ToString();
+  EXPECT_EQ((*mine)->pid, getpid());
+  EXPECT_EQ((*mine)->store, store_->store_id());
+  EXPECT_EQ((*mine)->store.size(), 32u);
 }
 
 }  // namespace

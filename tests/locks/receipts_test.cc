@@ -39,6 +39,30 @@ TEST(ReceiptFormatTest, OneJsonLineInTheDocumentedOrder) {
   EXPECT_EQ(*back, odd);
 }
 
+TEST(ReceiptFormatTest, PidAndStoreAreWrittenWhenSetAndOptionalWhenRead) {
+  Receipt r = MakeReceipt("build", 42);
+  r.pid = 4242;
+  r.store = "0123456789abcdef0123456789abcdef";
+  std::string line = EncodeReceipt(r);
+  EXPECT_NE(line.find(",\"pid\":4242,\"store\":\"0123456789abcdef0123456789abcdef\"}"),
+            std::string::npos)
+      << line;
+  Result<Receipt> back = ParseReceipt(line);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, r);
+  EXPECT_EQ(DoneBy(*back), "ci-1 pid 4242 run 42");
+  // A receipt without them (an older writer) reads with 0 and "".
+  Result<Receipt> old = ParseReceipt(EncodeReceipt(MakeReceipt("build", 42)));
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->pid, 0);
+  EXPECT_EQ(old->store, "");
+  EXPECT_EQ(DoneBy(*old), "ci-1 run 42");
+  std::string bad = line;
+  bad.replace(bad.find("4242"), 4, "\"x\"");
+  EXPECT_NE(ParseReceipt(bad).status().message().find("'pid' is not an integer"),
+            std::string::npos);
+}
+
 TEST(ReceiptFormatTest, ParseNamesTheBadField) {
   std::string good = EncodeReceipt(MakeReceipt("build", 42));
   struct Bad {

@@ -580,9 +580,8 @@ TEST_F(LeaseTest, AVersionOneWatchedReposRecordReadsWithTheDefaultLockSettings) 
 
 TEST_F(LeaseTest, AReapRecordIsCommittedUnderItsRepoNameAndBlob) {
   ASSERT_TRUE(runs_->RecordLockReap(kRepo, "main/build/abc", "b10b", "{\"by\":\"test\"}").ok());
-  Result<std::string> v =
-      store_->Get(Family::kMeta, std::string("lock_reap/") + kRepo + '\x1f' + "main/build/abc" +
-                                     '\x1f' + "b10b");
+  Result<std::string> v = store_->Get(Family::kMeta, std::string("lock_reap/") + kRepo + '\x1f' +
+                                                         "main/build/abc" + '\x1f' + "b10b");
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(*v, "{\"by\":\"test\"}");
   EXPECT_TRUE(runs_->RecordLockReap("", "main/build/abc", "b", "{}").IsInvalidArgument());

@@ -237,10 +237,36 @@ TEST_F(StateStoreTest, ReadOnlyOpenReadsRefusesWritesAndLeavesIncarnation) {
   writer.reset();
   std::unique_ptr<StateStore> ro = Open(/*read_only=*/true);
   ASSERT_NE(ro, nullptr);
+  EXPECT_EQ(ro->incarnation(), 1u);  // the writer's, not bumped
   ro.reset();
   std::unique_ptr<StateStore> again = Open();
   ASSERT_NE(again, nullptr);
   EXPECT_EQ(again->incarnation(), 2u);  // read-only opens do not count
+}
+
+TEST_F(StateStoreTest, TheStoreIdIsDrawnOnceAndKeptAcrossOpens) {
+  std::string id;
+  {
+    std::unique_ptr<StateStore> s = Open();
+    ASSERT_NE(s, nullptr);
+    id = s->store_id();
+  }
+  EXPECT_EQ(id.size(), 32u);
+  EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+  EXPECT_EQ(Open()->store_id(), id);
+  EXPECT_EQ(Open(/*read_only=*/true)->store_id(), id);
+  // A store from before ids gets one at its next read-write open.
+  {
+    std::unique_ptr<StateStore> s = Open();
+    WriteBatch b;
+    b.Delete(Family::kMeta, "store_id");
+    ASSERT_TRUE(s->Commit(b).ok());
+  }
+  EXPECT_EQ(Open(/*read_only=*/true)->store_id(), "");
+  std::string fresh = Open()->store_id();
+  EXPECT_EQ(fresh.size(), 32u);
+  EXPECT_NE(fresh, id);
+  EXPECT_EQ(Open()->store_id(), fresh);
 }
 
 TEST_F(StateStoreTest, ReadOnlyOpenOfMissingStoreFailsNamingIt) {
