@@ -15,13 +15,13 @@ Result<json> Request(const CliArgs& a) {
   json args = {{"action", action}};
   if (action == "list") {
     if (a.positional.size() > 1) return Status::InvalidArgument("unexpected " + a.positional[1]);
-    if (a.Has("dry-run") || a.Has("force")) {
-      return Status::InvalidArgument("--dry-run and --force go with reap and release");
+    if (a.Has("dry-run") || a.Has("force") || a.Has("repo")) {
+      return Status::InvalidArgument("--dry-run, --force and --repo go with reap and release");
     }
     args["stale"] = a.Has("stale");
   } else if (action == "reap") {
     if (a.positional.size() > 1) return Status::InvalidArgument("reap takes no NAME");
-    if (a.Has("force") || a.Has("stale")) {
+    if (a.Has("force") || a.Has("stale") || a.Has("repo")) {
       return Status::InvalidArgument("reap takes only --dry-run");
     }
     args["dry_run"] = a.Has("dry-run");
@@ -35,6 +35,7 @@ Result<json> Request(const CliArgs& a) {
     if (!n.ok())
       return Status::InvalidArgument("NAME " + a.positional[1] + ": " + n.status().message());
     args["name"] = a.positional[1];
+    if (a.Has("repo")) args["repo"] = a.flags.at("repo");
     args["force"] = true;
     args["by"] = RequesterJson();
   } else {
@@ -52,7 +53,12 @@ Result<json> List(const CommandContext& c, const json& args) {
   for (const LockRow& r : all.locks) {
     if (!stale_only || r.verdict.stale) out.push_back(LockRowToJson(r, c.runs->clock()->NowMs()));
   }
-  return json{{"locks", out}, {"errors", all.errors}};
+  WTD_ASSIGN_OR_RETURN(std::vector<JobLockWaits> waits, c.runs->ListJobLockWaits());
+  json lock_waits = json::array();
+  for (const JobLockWaits& w : waits) {
+    lock_waits.push_back({{"repo", w.repo}, {"job", w.job}, {"count", w.waits}});
+  }
+  return json{{"locks", out}, {"lock_waits", lock_waits}, {"errors", all.errors}};
 }
 
 Result<json> Reap(const CommandContext& c, const json& args) {
@@ -82,17 +88,29 @@ Result<json> Release(const CommandContext& c, const json& args) {
   if (!args.value("force", false)) {
     return Status::InvalidArgument("args.force: release " + name + " needs force");
   }
+  std::string repo = args.value("repo", "");
   std::string by = "released by hand by " + RequesterOf(args).ToString();
   WTD_ASSIGN_OR_RETURN(LockListing all, CollectLocks(c));
-  json released = json::array();
+  std::vector<const LockRow*> matches;
   for (const LockRow& r : all.locks) {
-    if (r.name != name) continue;
+    if (r.name == name && (repo.empty() || r.repo == repo)) matches.push_back(&r);
+  }
+  if (matches.size() > 1) {
+    std::string repos;
+    for (const LockRow* r : matches) repos += (repos.empty() ? "" : ", ") + r->repo;
+    return Status::InvalidArgument("lock " + name + " is in " + std::to_string(matches.size()) +
+                                   " repositories (" + repos + "): say which with --repo");
+  }
+  json released = json::array();
+  for (const LockRow* m : matches) {
+    const LockRow& r = *m;
     WTD_ASSIGN_OR_RETURN(std::string done, ReapLock(c, r, "forced", by));
     released.push_back(
         {{"name", r.name}, {"repo", r.repo}, {"ref", r.ref}, {"done", done}, {"by", by}});
   }
   if (released.empty()) {
-    return Status::NotFound("no lock " + name + " in " + std::to_string(all.locks.size()) +
+    return Status::NotFound("no lock " + name + (repo.empty() ? "" : " in " + repo) + " among " +
+                            std::to_string(all.locks.size()) +
                             " lock(s) of the watched repositories");
   }
   return json{{"released", released}, {"errors", all.errors}};
@@ -132,7 +150,13 @@ std::string Print(const json& result) {
     if (result["reaped"].empty()) out = "no stale locks\n";
     return out + PrintErrors(result);
   }
-  if (result["locks"].empty()) return "no locks\n" + PrintErrors(result);
+  std::string waits;
+  for (const json& w : result.value("lock_waits", json::array())) {
+    waits +=
+        "  " + Cell(w["job"]) + " in " + Cell(w["repo"]) + ": " + Cell(w["count"]) + " time(s)\n";
+  }
+  if (!waits.empty()) waits = "runs that found their lock held by another daemon:\n" + waits;
+  if (result["locks"].empty()) return "no locks\n" + waits + PrintErrors(result);
   std::vector<std::vector<std::string>> rows = {
       {"NAME", "REPO", "OWNER", "AGE", "EXPIRES", "TOKEN", "STATE", "REASON", "FOREIGN"}};
   for (const json& r : result["locks"]) {
@@ -145,7 +169,7 @@ std::string Print(const json& result) {
                     r["stale"].get<bool>() ? "stale" : "held", Cell(r["reason"]),
                     r["foreign"].get<bool>() ? "foreign" : "-"});
   }
-  return FormatTable(rows) + PrintErrors(result);
+  return FormatTable(rows) + waits + PrintErrors(result);
 }
 
 }  // namespace
@@ -153,9 +177,9 @@ std::string Print(const json& result) {
 const CommandDef& LocksCommand() {
   static const CommandDef kDef = {
       .name = "locks",
-      .usage = "locks [--stale] | locks reap [--dry-run] | locks release NAME --force",
+      .usage = "locks [--stale] | locks reap [--dry-run] | locks release NAME --force [--repo R]",
       .summary = "lock refs and leases, held or stale; reap the stale, release one by hand",
-      .flags = {{"stale", false}, {"dry-run", false}, {"force", false}},
+      .flags = {{"stale", false}, {"dry-run", false}, {"force", false}, {"repo", true}},
       .access = Access::kStoreWrite,
       .request = Request,
       .handle = Handle,

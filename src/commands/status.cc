@@ -52,6 +52,12 @@ Result<json> Handle(const CommandContext& c, const json&) {
                        {"reason", k.reason},
                        {"at", FormatRfc3339(k.at_ms)}});
   }
+  // How often runs found their lock held by another owner, per job.
+  WTD_ASSIGN_OR_RETURN(std::vector<JobLockWaits> waits, c.runs->ListJobLockWaits());
+  json lock_waits = json::array();
+  for (const JobLockWaits& w : waits) {
+    lock_waits.push_back({{"repo", w.repo}, {"job", w.job}, {"count", w.waits}});
+  }
   int64_t now = c.runs->clock()->NowMs();
   return json{{"pid", info.pid},
               {"version", info.version},
@@ -74,6 +80,7 @@ Result<json> Handle(const CommandContext& c, const json&) {
               {"store_commits", info.store_commits},
               {"job_errors", errors},
               {"skipped_commits", skipped},
+              {"lock_waits", lock_waits},
               {"store_error", s.store_error.empty() ? json(nullptr) : json(s.store_error)}};
 }
 
@@ -121,6 +128,13 @@ std::string Print(const json& s) {
     for (const json& k : s["skipped_commits"]) {
       o << "  " << Cell(k["worktree"]) << " of " << Cell(k["repo"]) << ": " << Cell(k["count"])
         << " up to " << Cell(k["sha"]).substr(0, 12) << ": " << Cell(k["reason"]) << "\n";
+    }
+  }
+  if (s.contains("lock_waits") && !s["lock_waits"].empty()) {
+    o << "\nruns that found their lock held by another daemon:\n";
+    for (const json& w : s["lock_waits"]) {
+      o << "  " << Cell(w["job"]) << " in " << Cell(w["repo"]) << ": " << Cell(w["count"])
+        << " time(s)\n";
     }
   }
   return o.str();

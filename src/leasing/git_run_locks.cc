@@ -159,7 +159,7 @@ Result<AcquireResult> GitRunLocks::Contended(const Run& run, uint64_t token,
 Result<AcquireResult> GitRunLocks::Skip(const Run& run, const wtd::Lease& row,
                                         const std::string& by) {
   WTD_ASSIGN_OR_RETURN(Run skipped, deps_.runs->SkipDone(run.id, row.fencing_token, by));
-  WTD_RETURN_IF_ERROR(Release(skipped));
+  ReleaseOrRetry(skipped);
   AcquireResult out;
   out.kind = AcquireResult::Kind::kDone;
   out.run = std::move(skipped);
@@ -214,27 +214,83 @@ Status GitRunLocks::Renew(const Run& run) {
 }
 
 int64_t GitRunLocks::NextRenewalMs() const {
-  if (renewed_at_.empty()) return -1;
-  int64_t first = renewed_at_.begin()->second;
-  for (const auto& [id, at] : renewed_at_) first = std::min(first, at);
-  return std::max<int64_t>(0, first + ttl_ms_ / 3 - deps_.clock->NowMs());
+  int64_t next = -1;
+  auto fold = [&next](int64_t at) { next = next < 0 ? at : std::min(next, at); };
+  for (const auto& [id, at] : renewed_at_) fold(at + ttl_ms_ / 3);
+  for (const auto& [id, r] : retry_) fold(r.at_ms);
+  if (next < 0) return -1;
+  return std::max<int64_t>(0, next - deps_.clock->NowMs());
 }
 
 Result<Run> GitRunLocks::Finish(const Run& run, const AttemptOutcome& outcome) {
   renewed_at_.erase(run.id);
   WTD_ASSIGN_OR_RETURN(Run finishing, deps_.runs->BeginFinish(run.id, run.lease_token, outcome));
   WTD_CRASH_POINT("after_outcome_commit");
+  Result<Run> done = CompleteFinishing(finishing);
+  if (done.ok()) return done;
+  // The outcome is recorded: the rest is retried, not lost.
+  RetryLater(run.id, "write its receipt and finish", done.status());
+  return finishing;
+}
+
+Result<Run> GitRunLocks::CompleteFinishing(const Run& finishing) {
   if (IsFinal(finishing.finish_state)) {
     WTD_ASSIGN_OR_RETURN(std::string by, WriteReceipt(finishing));
     if (!by.empty()) {
-      WTD_ASSIGN_OR_RETURN(Run skipped, deps_.runs->SkipDone(run.id, run.lease_token, by));
-      WTD_RETURN_IF_ERROR(Release(skipped));
+      WTD_ASSIGN_OR_RETURN(Run skipped,
+                           deps_.runs->SkipDone(finishing.id, finishing.lease_token, by));
+      ReleaseOrRetry(skipped);
       return skipped;
     }
   }
-  WTD_ASSIGN_OR_RETURN(Run done, deps_.runs->CompleteFinish(run.id, run.lease_token));
-  WTD_RETURN_IF_ERROR(Release(done));
+  WTD_ASSIGN_OR_RETURN(Run done, deps_.runs->CompleteFinish(finishing.id, finishing.lease_token));
+  ReleaseOrRetry(done);
   return done;
+}
+
+void GitRunLocks::ReleaseOrRetry(const Run& run) {
+  Status st = ReleaseNow(run);
+  if (!st.ok()) RetryLater(run.id, "release its lock", st);
+}
+
+void GitRunLocks::RetryLater(uint64_t id, const std::string& what, const Status& why) {
+  Retry& r = retry_[id];
+  r.backoff_ms = r.backoff_ms == 0 ? 1'000 : std::min<int64_t>(r.backoff_ms * 2, 60'000);
+  r.at_ms = deps_.clock->NowMs() + r.backoff_ms;
+  spdlog::warn("run {}: cannot {} yet, retried in {} ms: {}", id, what, r.backoff_ms,
+               why.ToString());
+}
+
+void GitRunLocks::RetryUnfinished() {
+  int64_t now = deps_.clock->NowMs();
+  std::vector<uint64_t> due;
+  for (const auto& [id, r] : retry_) {
+    if (r.at_ms <= now) due.push_back(id);
+  }
+  for (uint64_t id : due) {
+    Result<Run> run = deps_.runs->Get(id);
+    if (!run.ok() && run.status().IsNotFound()) {
+      retry_.erase(id);
+      continue;
+    }
+    Status st = run.status();
+    if (run.ok() && run->state == RunState::kFinishing) {
+      Result<Run> done = CompleteFinishing(*run);
+      st = done.status();
+      if (done.ok()) {
+        spdlog::info("run {} {}: receipt written and finished after a retry", id,
+                     RunStateName(done->state));
+      }
+    } else if (run.ok()) {
+      st = ReleaseNow(*run);
+      if (st.ok()) spdlog::info("run {}: lock released after a retry", id);
+    }
+    if (st.ok()) {
+      retry_.erase(id);
+    } else {
+      RetryLater(id, "finish or release", st);
+    }
+  }
 }
 
 Result<std::string> GitRunLocks::WriteReceipt(const Run& run) {
@@ -264,9 +320,19 @@ Result<std::string> GitRunLocks::WriteReceipt(const Run& run) {
 
 Status GitRunLocks::Release(const Run& run) {
   renewed_at_.erase(run.id);
+  Status st = ReleaseNow(run);
+  if (!st.ok()) RetryLater(run.id, "release its lock", st);
+  return st;
+}
+
+Status GitRunLocks::ReleaseNow(const Run& run) {
   WTD_ASSIGN_OR_RETURN(std::optional<wtd::Lease> row,
                        deps_.runs->GetLease(run.key.repo, NameOf(run).ToString()));
-  if (!row || row->run_id != run.id) return Status::OK();
+  // A held row is the run's live lock (taken again since): never released
+  // here.
+  if (!row || row->run_id != run.id || row->state != LeaseState::kReleasing) {
+    return Status::OK();
+  }
   return ReleaseLeaseRow(*row);
 }
 

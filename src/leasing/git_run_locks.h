@@ -48,6 +48,7 @@ class GitRunLocks : public RunLocks {
   Status Renew(const Run& run) override;
   Result<Run> Finish(const Run& run, const AttemptOutcome& outcome) override;
   Status Release(const Run& run) override;
+  void RetryUnfinished() override;
   int64_t NextRenewalMs() const override;
 
   // Deletes the ref of `row` if it still points at row.ref_blob or
@@ -76,8 +77,26 @@ class GitRunLocks : public RunLocks {
   Result<AcquireResult> TakeRef(const Run& run, const wtd::Lease& row, locks::LockRefs* refs,
                                 bool may_reap);
 
+  // After BeginFinish: the receipt, then CompleteFinish or SkipDone, then the
+  // release (a failed release is retried; the run is terminal).
+  Result<Run> CompleteFinishing(const Run& finishing);
+  // Release's work: the run's row, if it is releasing, then its ref.
+  Status ReleaseNow(const Run& run);
+  // Release, a failure only scheduled for a retry (the run's state is
+  // already committed).
+  void ReleaseOrRetry(const Run& run);
+  // Schedules RetryUnfinished for run `id`: 1 s, doubling per failure, at
+  // most 60 s.
+  void RetryLater(uint64_t id, const std::string& what, const Status& why);
+
+  struct Retry {
+    int64_t at_ms = 0;
+    int64_t backoff_ms = 0;
+  };
+
   GitRunLocksDeps deps_;
   int64_t ttl_ms_;
+  std::map<uint64_t, Retry> retry_;  // run id -> when to finish it or its release
   std::map<std::string, std::unique_ptr<locks::LockRefs>> refs_;  // by repository path
   std::map<uint64_t, int64_t> renewed_at_;                        // running run id -> ms
 };

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <ctime>
 #include <mutex>
 
 namespace wtd::locks {
@@ -114,6 +116,27 @@ Status GitHandle::SyncDirsTo(const std::string& rel_file) {
 Status GitHandle::SyncParentOf(const std::string& rel_file) {
   std::string path = common_dir_ + "/" + rel_file;
   return FsyncDir(path.substr(0, path.find_last_of('/')));
+}
+
+Result<bool> GitHandle::RemoveStaleRefLock(const std::string& ref, int64_t older_than_ms) {
+  if (older_than_ms <= 0) return false;
+  std::string path = common_dir_ + "/" + ref + ".lock";
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    return Status::IOError(Where() + ": stat " + path + ": " + std::strerror(errno));
+  }
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  int64_t age_ms = (static_cast<int64_t>(now.tv_sec) - st.st_mtim.tv_sec) * 1000 +
+                   (now.tv_nsec - st.st_mtim.tv_nsec) / 1'000'000;
+  if (age_ms <= older_than_ms) return false;
+  if (unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return false;  // its writer finished meanwhile
+    return Status::IOError(Where() + ": remove the stale " + path + ": " + std::strerror(errno));
+  }
+  WTD_RETURN_IF_ERROR(SyncParentOf(ref + ".lock"));
+  return true;
 }
 
 }  // namespace wtd::locks

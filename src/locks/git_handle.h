@@ -78,6 +78,12 @@ class GitHandle {
   // was removed or replaced).
   Status SyncParentOf(const std::string& rel_file);
 
+  // Removes `<common dir>/<ref>.lock` when its modification time is more
+  // than `older_than_ms` before the wall clock (a writer killed mid-write
+  // left it: a live writer holds one for milliseconds), then syncs its
+  // directory. Returns whether it removed one. `older_than_ms` <= 0: never.
+  Result<bool> RemoveStaleRefLock(const std::string& ref, int64_t older_than_ms);
+
   // Message prefix "repository PATH".
   std::string Where() const { return "repository " + path_; }
 

@@ -50,6 +50,11 @@ Result<std::string> LockRefs::WriteBlob(const std::string& ref, const LockOwner&
   return hex;
 }
 
+bool LockRefs::StaleLockRemoved(const std::string& ref) {
+  Result<bool> removed = git_->RemoveStaleRefLock(ref, options_.stale_ref_lock_ms);
+  return removed.ok() && *removed;
+}
+
 Result<std::string> LockRefs::Create(const LockName& name, const LockOwner& owner) {
   WTD_ASSIGN_OR_RETURN(std::string ref, LockRefName(options_.locks_root, name));
   MutexLock lock(&mu_);
@@ -61,8 +66,12 @@ Result<std::string> LockRefs::Create(const LockName& name, const LockOwner& owne
   // zero old id makes libgit2 check again under that lock ("must not
   // exist"), which closes the window between its check and its write.
   git_reference* raw = nullptr;
-  int rc =
-      git_reference_create_matching(&raw, git_->repo(), ref.c_str(), &blob, 0, &zero, "wtd: lock");
+  auto create = [&] {
+    return git_reference_create_matching(&raw, git_->repo(), ref.c_str(), &blob, 0, &zero,
+                                         "wtd: lock");
+  };
+  int rc = create();
+  if (rc == GIT_ELOCKED && StaleLockRemoved(ref)) rc = create();
   ReferencePtr created(raw);
   if (rc == GIT_EEXISTS || rc == GIT_EMODIFIED) {
     return Status::Busy(Where(ref) + ": lock is held (the ref exists)");
@@ -83,8 +92,12 @@ Result<std::string> LockRefs::Update(const LockName& name, const std::string& ex
   git_oid blob;
   WTD_RETURN_IF_ERROR(ParseOid(hex, "owner blob", &blob));
   git_reference* raw = nullptr;
-  int rc = git_reference_create_matching(&raw, git_->repo(), ref.c_str(), &blob, 1, &expected,
+  auto update = [&] {
+    return git_reference_create_matching(&raw, git_->repo(), ref.c_str(), &blob, 1, &expected,
                                          "wtd: lock renewed");
+  };
+  int rc = update();
+  if (rc == GIT_ELOCKED && StaleLockRemoved(ref)) rc = update();
   ReferencePtr updated(raw);
   if (rc == GIT_EMODIFIED) {
     return Status::Aborted(Where(ref) + ": not updated: it no longer points at " + expected_blob);
@@ -116,6 +129,7 @@ Status LockRefs::Delete(const LockName& name, const std::string& expected_blob) 
   // which compares it again under the ref's lock file (GIT_EMODIFIED when
   // someone moved the ref in between), so the delete is a CAS too.
   rc = git_reference_delete(current.get());
+  if (rc == GIT_ELOCKED && StaleLockRemoved(ref)) rc = git_reference_delete(current.get());
   if (rc == GIT_EMODIFIED) {
     return Status::Aborted(Where(ref) + ": not deleted: it changed while deleting");
   }

@@ -22,6 +22,7 @@
 //   NotFound            Update/Delete/Read: no such ref (Delete: treat as done)
 //   FailedPrecondition  the ref's `.lock` file is there: another writer is changing
 //                       this ref right now (retry), or one that crashed left it
+//                       less than stale_ref_lock_ms ago
 //   InvalidArgument     an invalid lock name, blob id or root
 //   IOError, ...        the repository or disk failed
 // Every message names the repository and the ref.
@@ -64,6 +65,10 @@ struct LockEntry {
 
 struct LockRefsOptions {
   std::string locks_root = kDefaultLocksRoot;
+  // A ref's `.lock` file older than this (by its mtime) was left by a writer
+  // killed mid-write: it is removed and the write tried once more (for the
+  // notes ref too). A live writer holds one for milliseconds. <= 0: never.
+  int64_t stale_ref_lock_ms = 60'000;
 };
 
 class LockRefs {
@@ -81,6 +86,7 @@ class LockRefs {
 
   const std::string& repo_path() const { return repo_path_; }
   const std::string& locks_root() const { return options_.locks_root; }
+  const LockRefsOptions& options() const { return options_; }
 
   // Writes the owner blob and creates the ref pointing at it, only if the ref
   // does not exist. Returns the blob id (BlobIdOf(owner)). Busy when the
@@ -113,6 +119,9 @@ class LockRefs {
   std::string Where(const std::string& ref) const;
   Result<std::string> WriteBlob(const std::string& ref, const LockOwner& owner) REQUIRES(mu_);
   Result<LockEntry> ReadRef(const std::string& ref) REQUIRES(mu_);
+  // Removes `ref`'s `.lock` file if it is older than
+  // options_.stale_ref_lock_ms; true when the write may be tried again.
+  bool StaleLockRemoved(const std::string& ref) REQUIRES(mu_);
 
   mutable Mutex mu_;
   std::unique_ptr<GitHandle> git_ PT_GUARDED_BY(mu_);

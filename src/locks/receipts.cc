@@ -340,6 +340,11 @@ Result<Receipt> AppendReceiptIfFirst(LockRefs& repo, const std::string& notes_re
     WTD_ASSIGN_OR_RETURN(git_oid commit,
                          CommitNote(git->repo(), parent.get(), oid, text, receipt, where));
     int rc = MoveNotesRef(git->repo(), notes_ref, parent.get(), commit);
+    if (rc == GIT_ELOCKED) {
+      // A lock file left by a writer killed mid-write: removed once stale.
+      Result<bool> removed = git->RemoveStaleRefLock(notes_ref, repo.options().stale_ref_lock_ms);
+      if (removed.ok() && *removed) continue;
+    }
     if (rc == GIT_EMODIFIED || rc == GIT_EEXISTS || rc == GIT_ELOCKED || rc == GIT_ENOTFOUND) {
       last = GitError(rc, where + ": move the notes ref");
       Backoff(attempt);  // another writer moved the notes ref (or holds its lock): again

@@ -26,6 +26,7 @@ class OffRunLocks : public RunLocks {
     return done;
   }
   Status Release(const Run&) override { return Status::OK(); }
+  void RetryUnfinished() override {}
   int64_t NextRenewalMs() const override { return -1; }
 
  private:

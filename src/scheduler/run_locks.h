@@ -68,15 +68,25 @@ class RunLocks {
   virtual Status Renew(const Run& run) = 0;
 
   // The job ended with `outcome`: records it (with a lock: the receipt, then
-  // the terminal state, then the release). Returns the stored run.
+  // the terminal state, then the release). Returns the stored run; with a
+  // lock, a run still `finishing` when the outcome is recorded but the
+  // receipt or the state after it is not yet (retried, RetryUnfinished).
   virtual Result<Run> Finish(const Run& run, const AttemptOutcome& outcome) = 0;
 
   // The run's hold on its lock ended without an outcome (its store call,
   // e.g. SpawnFailed, Interrupt or Cancel, already marked the row
-  // releasing): deletes the ref and the row. OK when there is nothing.
+  // releasing): deletes the ref and the row. OK when there is nothing (or
+  // the run's row is not releasing). An error is also retried later.
   virtual Status Release(const Run& run) = 0;
 
-  // The longest the loop may sleep before a renewal is due (ms; -1: none).
+  // Retries, when due, what a Finish or Release could not finish (the
+  // receipt or the ref delete failed: the repository failing, a ref's lock
+  // file): the outcome is recorded, so the run stays `finishing` (or its row
+  // `releasing`) until this succeeds. Called every step.
+  virtual void RetryUnfinished() = 0;
+
+  // The longest the loop may sleep before a renewal or a retry is due (ms;
+  // -1: none).
   virtual int64_t NextRenewalMs() const = 0;
 };
 

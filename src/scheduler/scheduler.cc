@@ -120,6 +120,7 @@ int64_t Scheduler::Step(bool refs_changed) {
   if (RunPosted()) refs_changed = true;  // e.g. new repositories: poll now
   ReapCompletions();
   RenewLocks();
+  locks_->RetryUnfinished();
   // A failed write anywhere (the poller's enqueue, a lease) left the store
   // read-only: say so once and stop polling and dispatching.
   if (store_error_.empty() && !runs_->store()->sticky_error().ok()) {

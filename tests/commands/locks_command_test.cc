@@ -165,6 +165,29 @@ TEST_F(LocksCommandTest, ForcedReleaseFreesAnUnreadableLockAndNeedsForce) {
   EXPECT_TRUE(again.status().IsNotFound()) << again.status().ToString();
 }
 
+TEST_F(LocksCommandTest, ANameInTwoRepositoriesIsReleasedOnlyWithRepo) {
+  // The same commit (a clone) and lock name in a second watched repository.
+  std::string other = Path("other");
+  Git(repo_, {"clone", "-q", repo_, other});
+  ASSERT_TRUE(runs_->RecordWatchedRepos(WatchedRepos{{repo_, other}}).ok());
+  Plant("build", Owner(1));
+  Result<std::unique_ptr<locks::LockRefs>> theirs = locks::LockRefs::Open(other);
+  ASSERT_TRUE(theirs.ok()) << theirs.status().ToString();
+  ASSERT_TRUE((*theirs)->Create(Name("build"), Owner(2)).ok());
+  json args = {{"action", "release"}, {"name", Name("build").ToString()}, {"force", true}};
+  Result<json> both = FindCommand("locks")->handle(ctx_, args);
+  ASSERT_TRUE(both.status().IsInvalidArgument()) << both.status().ToString();
+  EXPECT_NE(both.status().message().find(other), std::string::npos) << both.status().message();
+  EXPECT_NE(CliTarget(RefOf(Name("build"))), "") << "nothing released";
+
+  args["repo"] = other;
+  json r = Call("locks", args);
+  ASSERT_EQ(r["released"].size(), 1u) << r.dump(2);
+  EXPECT_EQ(r["released"][0]["repo"], other);
+  EXPECT_NE(CliTarget(RefOf(Name("build"))), "") << "the first repository's lock stays";
+  EXPECT_TRUE((*theirs)->Read(Name("build")).status().IsNotFound());
+}
+
 TEST_F(LocksCommandTest, RecoverDryRunChangesNothingThenRecoverReaps) {
   Plant("gone", Owner(2, 9999));
   uint64_t commits = store_->commits();

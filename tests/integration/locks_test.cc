@@ -168,6 +168,13 @@ TEST_F(LocksTest, ALiveOwnersLockBlocksTheRunUntilTheOwnerExitsThenItRunsOnce) {
   json l = Find(json::parse(listed.out), "main/effect/" + head);
   EXPECT_EQ(l["stale"], false) << listed.out;
   EXPECT_EQ(l["foreign"], true) << listed.out;
+  // The contention is counted for the job, in status and locks.
+  std::optional<json> st = Status();
+  ASSERT_TRUE(st.has_value());
+  ASSERT_EQ((*st)["lock_waits"].size(), 1u) << st->dump(2);
+  EXPECT_EQ((*st)["lock_waits"][0]["job"], "effect");
+  EXPECT_GE((*st)["lock_waits"][0]["count"].get<int>(), 1);
+  EXPECT_EQ(json::parse(listed.out)["lock_waits"].size(), 1u) << listed.out;
 
   kill(owner, SIGKILL);
   ASSERT_EQ(waitpid(owner, nullptr, 0), owner);

@@ -351,5 +351,51 @@ TEST_F(GitRunLocksTest, OurReceiptNamesThisDaemonsPidAndStore) {
   EXPECT_EQ((*mine)->store.size(), 32u);
 }
 
+TEST_F(GitRunLocksTest, AReceiptThatCannotBeWrittenYetIsRetriedUntilTheRunFinishes) {
+  source_->Add(sha_);
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  // A fresh lock file on the notes ref: another writer, as far as anyone
+  // can tell.
+  std::string notes_lock = repo_ + "/.git/refs/notes/wtd.lock";
+  WriteFile(notes_lock, "");
+  launcher_.started[0]->Exit(0);
+  Step();
+  wtd::Run waiting = Get(1);
+  EXPECT_EQ(waiting.state, RunState::kFinishing);
+  EXPECT_EQ(waiting.finish_state, RunState::kSucceeded);
+  EXPECT_NE(LockRefsNow(), "") << "the lock is kept until the receipt is in";
+  EXPECT_LE(locks_->NextRenewalMs(), 1'000);
+
+  ASSERT_EQ(std::remove(notes_lock.c_str()), 0);
+  clock_.AdvanceMs(1'000);
+  Step();
+  EXPECT_EQ(Get(1).state, RunState::kSucceeded);
+  EXPECT_TRUE(
+      locks::FindReceipt(*refs_, locks::kDefaultNotesRef, sha_, "main", "build")->has_value());
+  EXPECT_EQ(LockRefsNow(), "");
+  EXPECT_TRUE(Leases().empty());
+  EXPECT_EQ(locks_->NextRenewalMs(), -1);
+}
+
+TEST_F(GitRunLocksTest, ARefThatCannotBeDeletedYetIsReleasedByARetry) {
+  source_->Add(sha_);
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  std::string ref_lock = repo_ + "/.git/refs/wtd/locks/main/build/" + sha_ + ".lock";
+  WriteFile(ref_lock, "");
+  launcher_.started[0]->Exit(0);
+  Step();
+  EXPECT_EQ(Get(1).state, RunState::kSucceeded);
+  ASSERT_EQ(Leases().size(), 1u);
+  EXPECT_EQ(Leases()[0].state, LeaseState::kReleasing);
+
+  ASSERT_EQ(std::remove(ref_lock.c_str()), 0);
+  clock_.AdvanceMs(1'000);
+  Step();
+  EXPECT_EQ(LockRefsNow(), "");
+  EXPECT_TRUE(Leases().empty());
+}
+
 }  // namespace
 }  // namespace wtd

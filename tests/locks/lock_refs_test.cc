@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -244,6 +245,37 @@ TEST_F(LockRefsTest, AStrayRefLockFileIsReportedNotOverwritten) {
   EXPECT_EQ(CliTarget(RefOf(Name())), "");
   std::filesystem::remove(lock_file);
   EXPECT_TRUE(refs_->Create(Name(), Owner(1)).ok());
+}
+
+// Sets `path`'s modification time `age_s` seconds back.
+void Age(const std::string& path, int64_t age_s) {
+  auto t = std::filesystem::last_write_time(path) - std::chrono::seconds(age_s);
+  std::filesystem::last_write_time(path, t);
+}
+
+TEST_F(LockRefsTest, ARefLockFileOlderThanTheThresholdIsRemovedAndTheWriteGoesThrough) {
+  std::filesystem::create_directories(repo_ + "/.git/refs/wtd/locks/main/build");
+  std::string lock_file = repo_ + "/.git/" + RefOf(Name()) + ".lock";
+  std::ofstream(lock_file) << "left by a writer killed mid-write\n";
+  Age(lock_file, 61);
+  Result<std::string> created = refs_->Create(Name(), Owner(1));
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  EXPECT_FALSE(Exists(lock_file));
+  // The same for Update and Delete.
+  std::ofstream(lock_file) << "again\n";
+  Age(lock_file, 61);
+  Result<std::string> updated = refs_->Update(Name(), *created, Owner(2));
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  std::ofstream(lock_file) << "and again\n";
+  Age(lock_file, 61);
+  EXPECT_TRUE(refs_->Delete(Name(), *updated).ok());
+  EXPECT_EQ(CliTarget(RefOf(Name())), "");
+  // With removal turned off it stays, however old.
+  std::unique_ptr<LockRefs> never = OpenRefs(LockRefsOptions{kDefaultLocksRoot, 0});
+  std::ofstream(lock_file) << "kept\n";
+  Age(lock_file, 3600);
+  EXPECT_TRUE(IsRefLockFilePresent(never->Create(Name(), Owner(3)).status()));
+  EXPECT_TRUE(Exists(lock_file));
 }
 
 TEST_F(LockRefsTest, InvalidNamesWriteNothing) {

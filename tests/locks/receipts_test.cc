@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <thread>
 #include <vector>
@@ -211,6 +212,18 @@ TEST_F(ReceiptsTest, AStrayNotesRefLockFileIsReportedAfterTheRetries) {
   EXPECT_TRUE(FindReceipt(*refs_, kDefaultNotesRef, sha_, "main", "build")->has_value());
   std::filesystem::remove(lock_file);
   EXPECT_TRUE(AppendReceiptIfFirst(*refs_, kDefaultNotesRef, sha_, MakeReceipt("lint", 2)).ok());
+}
+
+TEST_F(ReceiptsTest, ANotesRefLockFileOlderThanTheThresholdIsRemoved) {
+  ASSERT_TRUE(AppendReceiptIfFirst(*refs_, kDefaultNotesRef, sha_, MakeReceipt("build", 1)).ok());
+  std::string lock_file = repo_ + "/.git/refs/notes/wtd.lock";
+  WriteFile(lock_file, "left by a writer killed mid-write\n");
+  std::filesystem::last_write_time(
+      lock_file, std::filesystem::last_write_time(lock_file) - std::chrono::seconds(61));
+  Result<Receipt> r = AppendReceiptIfFirst(*refs_, kDefaultNotesRef, sha_, MakeReceipt("lint", 2));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(lock_file));
+  EXPECT_TRUE(FindReceipt(*refs_, kDefaultNotesRef, sha_, "main", "lint")->has_value());
 }
 
 TEST_F(ReceiptsTest, BadArgumentsAreRefused) {
