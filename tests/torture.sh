@@ -7,6 +7,7 @@
 #   - exactly one recorded run per (worktree, job, sha), for every commit;
 #   - every run succeeded;
 #   - every commit's sha is in each job's effect file (at least once);
+#   - no lock ref is left, and each (job, sha) has one receipt in the notes;
 #   - wtd never exited with an unexpected status (startup refusal, sanitizer
 #     report, crash other than the armed crash point) and stops cleanly.
 # Prints a summary; exits 1 with a clear message on any violation (the work
@@ -248,8 +249,19 @@ retried=$(awk -F'\t' '$6 > 1' "$work/runs.tsv" | wc -l)
 "$wtctl" --state-dir "$state" stop --wait 120 > /dev/null || fail "wtctl stop failed"
 reap "final graceful stop" 0
 
+# Locks: none left, and one receipt per (job, sha) in the notes.
+left=$(git -C "$repo" for-each-ref refs/wtd/locks)
+[[ -z $left ]] || fail "lock refs left behind:"$'\n'"$left"
+while read -r sha; do
+  note=$(git -C "$repo" notes --ref=wtd show "$sha" 2> /dev/null || true)
+  for j in "${jobs[@]}"; do
+    n=$(grep -c "\"worktree\":\"main\",\"job\":\"$j\"," <<< "$note" || true)
+    ((n == 1)) || fail "$n receipts of $j for $sha:"$'\n'"$note"
+  done
+done < "$work/shas"
+
 echo "torture: PASSED: $((commits)) commits, ${#jobs[@]} jobs, $runs runs recorded exactly once," \
-  "all succeeded; $executions executions ($((executions - runs)) repeated after kills)," \
+  "all succeeded, one receipt each, no lock left; $executions executions ($((executions - runs)) repeated after kills)," \
   "$retried runs needed more than one attempt"
 echo "torture: wtd started $starts times: $kills kill -9, $crashes crash-point exits (86)," \
   "$stops SIGTERM stops"

@@ -163,7 +163,14 @@ Status Daemon::Start(StartProgress* progress) {
   leases_ = std::make_unique<GitRunLocks>(lock_deps);
   RecoveryHooks hooks;
   GitRunLocks* leases = leases_.get();
-  hooks.write_receipt = [leases](const wtd::Run& run) { return leases->WriteReceipt(run); };
+  // A receipt or release recovery cannot finish now (a young ref lock file,
+  // the repository failing) is handed to the loop's retry, not left for the
+  // next start.
+  hooks.write_receipt = [leases](const wtd::Run& run) {
+    Result<std::string> written = leases->WriteReceipt(run);
+    if (!written.ok()) leases->FinishLater(run.id, "write its receipt", written.status());
+    return written;
+  };
 
   RecoveryOptions recovery_options;
   progress->Phase("recovering: checking the runs a previous wtd left unfinished",
@@ -187,6 +194,7 @@ Status Daemon::Start(StartProgress* progress) {
     } else {
       spdlog::error("recovery: cannot release lock {} in {}: {}", row.name, row.repo,
                     st.ToString());
+      leases_->FinishLater(row.run_id, "release its lock", st);
     }
   }
   spdlog::info("recovery: {} active run(s) checked, {} action(s), {} us", report.active_scanned,

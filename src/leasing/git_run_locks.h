@@ -63,6 +63,12 @@ class GitRunLocks : public RunLocks {
   // first.
   Result<std::string> WriteReceipt(const Run& run);
 
+  // Hands run `id` (finishing, or terminal with its row releasing) to
+  // RetryUnfinished: what recovery could not finish is retried by the loop.
+  void FinishLater(uint64_t id, const std::string& what, const Status& why) {
+    RetryLater(id, what, why);
+  }
+
   // The owner blob's content for a lease row.
   static locks::LockOwner OwnerOf(const wtd::Lease& row);
 
