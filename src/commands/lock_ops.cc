@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "leasing/git_run_locks.h"
 #include "locks/lock_name.h"
 #include "locks/lock_refs.h"
 #include "report/run_view.h"
@@ -21,22 +22,6 @@ locks::JudgeContext JudgeContextOf(const CommandContext& ctx) {
   return locks::JudgeContext{p, ctx.runs->clock()->NowMs(),
                              ctx.locks.host.empty() ? HostName() : ctx.locks.host, p->BootId(),
                              ctx.locks.grace_ms};
-}
-
-LockOwner OwnerOfLease(const Lease& l) {
-  LockOwner o;
-  o.host = l.host;
-  o.boot_id = l.boot_id;
-  o.pid = l.pid;
-  o.pid_start_time = l.pid_start_time;
-  o.incarnation = l.incarnation;
-  o.run_id = l.run_id;
-  o.token = l.fencing_token;
-  o.acquired_at_ms = l.acquired_at_ms;
-  o.expires_at_ms = l.expires_at_ms;
-  o.job_pid = l.job_pid;
-  o.job_start_time = l.job_start_time;
-  return o;
 }
 
 std::string LeaseKey(const std::string& repo, const std::string& name) {
@@ -102,7 +87,7 @@ Result<LockListing> CollectLocks(const CommandContext& ctx) {
     Result<locks::LockName> n = locks::ParseLockName(ctx.locks.locks_root, l.name);
     row.ref = n.ok() ? *locks::LockRefName(ctx.locks.locks_root, *n)
                      : ctx.locks.locks_root + "/" + l.name;
-    row.owner = OwnerOfLease(l);
+    row.owner = GitRunLocks::OwnerOf(l);
     row.lease = l;
     row.verdict = locks::JudgeLock(row.owner, judge);
     out.locks.push_back(std::move(row));
