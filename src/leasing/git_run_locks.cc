@@ -66,8 +66,18 @@ Result<AcquireResult> GitRunLocks::Acquire(uint64_t id) {
   WTD_ASSIGN_OR_RETURN(Run pending, deps_.runs->Get(id));
   WTD_ASSIGN_OR_RETURN(locks::LockRefs * refs, RefsFor(pending.key.repo));
   // The ref name is checked before anything is written: a worktree id or job
-  // that gives no valid ref is refused, never rewritten.
-  WTD_RETURN_IF_ERROR(locks::LockRefName(deps_.options.locks_root, NameOf(pending)).status());
+  // that gives no valid ref is refused, never rewritten. No attempt of it
+  // could ever hold its lock: the run ends cancelled, saying why.
+  Result<std::string> ref = locks::LockRefName(deps_.options.locks_root, NameOf(pending));
+  if (!ref.ok()) {
+    std::string why = "no valid lock ref for it: " + ref.status().message();
+    WTD_ASSIGN_OR_RETURN(Run cancelled, deps_.runs->Cancel(id, RunState::kPending, why));
+    AcquireResult out;
+    out.kind = AcquireResult::Kind::kRefused;
+    out.run = std::move(cancelled);
+    out.detail = why;
+    return out;
+  }
   // A release that failed earlier (the repository failing) may have left
   // this run's row releasing: finish it, or the new lease is refused.
   WTD_ASSIGN_OR_RETURN(std::optional<wtd::Lease> earlier,

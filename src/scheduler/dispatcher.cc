@@ -32,6 +32,11 @@ Status Scheduler::Dispatch(uint64_t id) {
                  acquired.run.key.sha.substr(0, 12), acquired.detail);
     return Status::OK();
   }
+  if (acquired.kind == AcquireResult::Kind::kRefused) {
+    spdlog::error("run {} cancelled: job {} on {}: {}", id, acquired.run.key.job,
+                  acquired.run.key.sha.substr(0, 12), acquired.detail);
+    return Status::OK();
+  }
   if (acquired.kind == AcquireResult::Kind::kDone) {
     spdlog::info("run {} skipped: job {} on {} was done by {}", id, acquired.run.key.job,
                  acquired.run.key.sha.substr(0, 12), acquired.detail);

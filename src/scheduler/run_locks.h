@@ -41,10 +41,11 @@ struct AcquireResult {
     kAcquired,   // the run is leased and holds its lock
     kContended,  // another live owner holds it: the run is in retry_wait
     kDone,       // another owner's receipt says the job is done: skipped
+    kRefused,    // the run's lock name gives no valid ref: cancelled, never run
   };
   Kind kind = Kind::kAcquired;
   Run run;             // as stored now
-  std::string detail;  // contended: the holder; done: "HOST pid N run R"
+  std::string detail;  // contended: the holder; done: "HOST pid N run R"; refused: why
 };
 
 class RunLocks {

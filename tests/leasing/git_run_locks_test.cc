@@ -47,9 +47,9 @@ class RepoSource final : public CommitSource {
   }
   Status ResolveJob(Run*) override { return Status::OK(); }
 
-  void Add(const std::string& sha) {
+  void Add(const std::string& sha, const std::string& job = "build") {
     NewRun r;
-    r.key = RunKey{repo_, "main", "build", sha};
+    r.key = RunKey{repo_, "main", job, sha};
     r.branch = "main";
     r.worktree_path = repo_;
     r.max_attempts = 2;
@@ -393,6 +393,19 @@ TEST_F(GitRunLocksTest, ARefThatCannotBeDeletedYetIsReleasedByARetry) {
   ASSERT_EQ(std::remove(ref_lock.c_str()), 0);
   clock_.AdvanceMs(1'000);
   Step();
+  EXPECT_EQ(LockRefsNow(), "");
+  EXPECT_TRUE(Leases().empty());
+}
+
+TEST_F(GitRunLocksTest, ARunWhoseLockNameGivesNoValidRefIsCancelledWithoutAnAttempt) {
+  source_->Add(sha_, "bad..job");
+  Step();
+  EXPECT_TRUE(launcher_.started.empty());
+  wtd::Run r = Get(1);
+  EXPECT_EQ(r.state, RunState::kCancelled);
+  EXPECT_EQ(r.attempt, 0u);
+  EXPECT_NE(r.error.find("no valid lock ref"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("bad..job"), std::string::npos) << r.error;
   EXPECT_EQ(LockRefsNow(), "");
   EXPECT_TRUE(Leases().empty());
 }
