@@ -5,7 +5,9 @@
 //      --porcelain` + `git rev-parse HEAD` per worktree);
 //   2. commit-to-spawn latency p50/p95 of the real wtd at --poll-ms 100
 //      without inotify, and with the inotify wake (--poll-ms 1500);
-//   3. idle CPU of wtd watching 100 worktrees, and its RSS.
+//   3. the end-to-end cost per run of the real wtd with --locks on against
+//      --locks off;
+//   4. idle CPU of wtd watching 100 worktrees, and its RSS.
 // Not a test: it prints numbers. Usage:
 //   wtd_daemon_bench [--wtd PATH] [--idle-seconds N] [--commits N] [--quick]
 #include <fcntl.h>
@@ -23,6 +25,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -159,6 +162,27 @@ size_t CountLines(const std::string& path) {
       std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'));
 }
 
+// Waits (up to 6 s) until `path` has `want` lines.
+void WaitLines(const std::string& path, size_t want, int64_t timeout_ms = 6000) {
+  for (int64_t i = 0; i < timeout_ms / 2 && CountLines(path) < want; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// The job's timestamps (ns since the epoch), one per run, in order.
+std::vector<int64_t> SpawnStamps(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<int64_t> out;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(std::stoll(line));
+  }
+  if (out.empty()) {
+    std::fprintf(stderr, "no job ran (%s is empty)\n", path.c_str());
+    std::exit(1);
+  }
+  return out;
+}
+
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -173,26 +197,62 @@ void LatencyBench(const std::string& wtd, const char* label, std::vector<std::st
   MakeRepo(repo, 1);
   Daemon d = StartWtd(wtd, repo, dir.Sub("state"), std::move(extra));
   std::string spawns = repo + ".spawns";
-  auto wait_lines = [&](size_t want) {
-    for (int i = 0; i < 3000 && CountLines(spawns) < want; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-  };
-  wait_lines(1);  // the initial commit
+  WaitLines(spawns, 1);  // the initial commit
   std::vector<double> lat;
   for (int i = 0; i < n; ++i) {
     Sh(Git(repo) + "commit -q --allow-empty -m c" + std::to_string(i));
     int64_t committed = NowNs();
-    wait_lines(static_cast<size_t>(i) + 2);
-    std::ifstream in(spawns);
-    std::string line, last;
-    while (std::getline(in, line)) last = line;
-    lat.push_back((std::stoll(last) - committed) / 1e6);
+    WaitLines(spawns, static_cast<size_t>(i) + 2);
+    lat.push_back((SpawnStamps(spawns).back() - committed) / 1e6);
     std::this_thread::sleep_for(std::chrono::milliseconds(37));  // de-phase from the poll clock
   }
   StopWtd(d);
   std::printf("%-28s p50 %8.1f ms   p95 %8.1f ms\n", label, Percentile(lat, 0.5),
               Percentile(lat, 0.95));
+}
+
+// The daemon's whole cost per run with `locks` (on|off): a backlog of `n`
+// commits, each with one quick job, handled one at a time (--concurrency 1),
+// so the gap between two job starts is one run's cycle: its job, the outcome
+// (with locks: the receipt, the terminal batch, the ref delete, the lease
+// drop), then the next run's dispatch (with locks: the lease batch and the
+// ref create and update). Returns the median and the mean gap, in ms.
+std::pair<double, double> CyclePerRun(const std::string& wtd, const std::string& locks, int n) {
+  TempDir dir;
+  std::string repo = dir.Sub("r");
+  MakeRepo(repo, 1);
+  for (int i = 0; i < n; ++i) Sh(Git(repo) + "commit -q --allow-empty -m c" + std::to_string(i));
+  std::string spawns = repo + ".spawns";
+  Daemon d = StartWtd(wtd, repo, dir.Sub("state"), {"--locks", locks, "--concurrency", "1"});
+  WaitLines(spawns, static_cast<size_t>(n) + 1, 120000);
+  StopWtd(d);
+  std::vector<int64_t> t = SpawnStamps(spawns);
+  if (t.size() < static_cast<size_t>(n) + 1) {
+    std::fprintf(stderr, "--locks %s: %zu of %d runs started\n", locks.c_str(), t.size(), n + 1);
+    std::exit(1);
+  }
+  std::vector<double> gaps;
+  for (size_t i = 1; i < t.size(); ++i) gaps.push_back((t[i] - t[i - 1]) / 1e6);
+  double mean = (t.back() - t.front()) / 1e6 / static_cast<double>(gaps.size());
+  return {Percentile(gaps, 0.5), mean};
+}
+
+// --locks off and on, alternated `rounds` times so drift in the machine's
+// load hits both alike; the figures are the medians over rounds.
+void LocksCostBench(const std::string& wtd, int n, int rounds) {
+  std::vector<double> off_p50, off_mean, on_p50, on_mean;
+  for (int r = 0; r < rounds; ++r) {
+    auto [a, b] = CyclePerRun(wtd, "off", n);
+    off_p50.push_back(a);
+    off_mean.push_back(b);
+    auto [c, e] = CyclePerRun(wtd, "on", n);
+    on_p50.push_back(c);
+    on_mean.push_back(e);
+  }
+  double off = Percentile(off_mean, 0.5), on = Percentile(on_mean, 0.5);
+  std::printf("%-28s p50 %8.1f ms   mean %8.1f ms\n", "--locks off", Percentile(off_p50, 0.5), off);
+  std::printf("%-28s p50 %8.1f ms   mean %8.1f ms\n", "--locks on", Percentile(on_p50, 0.5), on);
+  std::printf("on/off (mean): %.2fx (aim <= 1.3x)\n", on / off);
 }
 
 uint64_t CpuTicks(pid_t pid) {
@@ -275,6 +335,11 @@ int main(int argc, char** argv) {
   wtd::LatencyBench(wtd, "--poll-ms 100, no inotify", {"--poll-ms", "100", "--no-inotify"},
                     commits);
   wtd::LatencyBench(wtd, "inotify wake (poll 1500)", {}, commits);
+  std::printf(
+      "\nend-to-end cost per run, locks off vs on (%d commits backlog, --concurrency 1,\n"
+      "gap between job starts; median of %d alternated rounds):\n",
+      commits, quick ? 1 : 3);
+  wtd::LocksCostBench(wtd, commits, quick ? 1 : 3);
   std::printf("\n");
   wtd::IdleBench(wtd, idle);
   return 0;
