@@ -51,8 +51,17 @@ std::vector<std::pair<std::string, std::string>> Records() {
   done.log_truncated = true;
   Cursor cursor{kSha, 1700000000, 1700000000123};
   Lease lease{"host-a", "8f1c2a3b-boot", 4242, 123456, 3, 1700000000000, 1700000030000, 17, 7};
-  IdemRecord idem{
-      "create_worktree", "{\"path\":\"/w\"}", 1, 2, 1700000005000, "ok", "{\"remove\":\"/w\"}", ""};
+  IdemRecord idem{"create_worktree",
+                  "{\"path\":\"/w\"}",
+                  IdemStatus::kCompleted,
+                  2,
+                  1700000005000,
+                  "ok",
+                  "{\"remove\":\"/w\"}",
+                  "",
+                  1700000000000,
+                  1700000005000,
+                  IdemOwner{"host-a", "8f1c2a3b-boot", 4242, 123456, 3}};
   Event event{7, RunState::kRunning, RunState::kFailed, 1, 1700000005120};
   return {{"run_pending", EncodeRun(pending)}, {"run_running", EncodeRun(running)},
           {"run_failed", EncodeRun(done)},     {"cursor", EncodeCursor(cursor)},

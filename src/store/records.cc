@@ -121,9 +121,15 @@ void serialize(Archive& ar, WatchedRepos& w, const std::uint32_t version) {
 }
 
 template <class Archive>
-void serialize(Archive& ar, IdemRecord& r, const std::uint32_t /*version*/) {
+void serialize(Archive& ar, IdemOwner& o) {
+  ar(o.host, o.boot_id, o.pid, o.pid_start_time, o.incarnation);
+}
+
+template <class Archive>
+void serialize(Archive& ar, IdemRecord& r, const std::uint32_t version) {
   ar(r.op, r.params, r.status, r.attempts, r.next_retry_at_ms, r.result, r.rollback_payload,
      r.error);
+  if (version >= 2) ar(r.first_at_ms, r.last_at_ms, r.owner);
 }
 
 template <class Archive>
@@ -137,7 +143,7 @@ CEREAL_CLASS_VERSION(wtd::Run, 4)
 CEREAL_CLASS_VERSION(wtd::Cursor, 2)
 CEREAL_CLASS_VERSION(wtd::Lease, 2)
 CEREAL_CLASS_VERSION(wtd::WatchedRepos, 2)
-CEREAL_CLASS_VERSION(wtd::IdemRecord, 1)
+CEREAL_CLASS_VERSION(wtd::IdemRecord, 2)
 CEREAL_CLASS_VERSION(wtd::Event, 1)
 
 namespace wtd {
@@ -148,6 +154,8 @@ constexpr std::string_view kStateNames[kRunStateCount] = {
     "succeeded", "failed", "timed_out", "cancelled", "finishing", "skipped",
 };
 constexpr std::string_view kLeaseStateNames[kLeaseStateCount] = {"held", "releasing"};
+constexpr std::string_view kIdemStatusNames[kIdemStatusCount] = {
+    "in_progress", "completed", "failed", "rolled_back", "blocked"};
 
 std::string_view KindName(RecordKind kind) {
   switch (kind) {
@@ -236,6 +244,18 @@ std::string_view LeaseStateName(LeaseState s) {
   return i < kLeaseStateCount ? kLeaseStateNames[i] : "invalid";
 }
 
+std::string_view IdemStatusName(IdemStatus s) {
+  auto i = static_cast<size_t>(s);
+  return i < kIdemStatusCount ? kIdemStatusNames[i] : "invalid";
+}
+
+Result<IdemStatus> ParseIdemStatus(std::string_view name) {
+  for (int i = 0; i < kIdemStatusCount; ++i) {
+    if (kIdemStatusNames[i] == name) return static_cast<IdemStatus>(i);
+  }
+  return Status::InvalidArgument("unknown idempotency status '" + std::string(name) + "'");
+}
+
 std::string SealRecord(RecordKind kind, std::string_view payload) {
   std::string out;
   out.reserve(kRecordHeaderSize + payload.size());
@@ -297,7 +317,12 @@ Result<WatchedRepos> DecodeWatchedRepos(std::string_view v) {
   return Decode<WatchedRepos>(RecordKind::kWatchedRepos, v);
 }
 Result<IdemRecord> DecodeIdem(std::string_view v) {
-  return Decode<IdemRecord>(RecordKind::kIdem, v);
+  WTD_ASSIGN_OR_RETURN(IdemRecord r, Decode<IdemRecord>(RecordKind::kIdem, v));
+  if (static_cast<size_t>(r.status) >= kIdemStatusCount) {
+    return Status::Corruption("idempotency record: invalid status " +
+                              std::to_string(static_cast<int>(r.status)));
+  }
+  return r;
 }
 Result<Event> DecodeEvent(std::string_view v) {
   WTD_ASSIGN_OR_RETURN(Event e, Decode<Event>(RecordKind::kEvent, v));

@@ -32,7 +32,7 @@ enum class RecordKind : uint8_t {
   kRun = 1,
   kCursor = 2,
   kLease = 3,
-  kIdem = 4,  // not written yet (idempotency records)
+  kIdem = 4,
   kEvent = 5,
   kWatchedRepos = 6,
 };
@@ -179,16 +179,47 @@ struct WatchedRepos {
   friend bool operator==(const WatchedRepos&, const WatchedRepos&) = default;
 };
 
-// An idempotency record (idem family), keyed by sha256(op, params).
+// The statuses of an idempotency record (docs/design/idempotency.md).
+// Values are stored: never renumber.
+enum class IdemStatus : uint8_t {
+  kInProgress = 0,  // an owner is doing the operation (or died doing it)
+  kCompleted = 1,   // done: its result is cached
+  kFailed = 2,      // the last attempt failed; retried from next_retry_at_ms
+  kRolledBack = 3,  // a dead owner's half-done work was undone; retried at once
+  kBlocked = 4,     // attempts exhausted: refused until an operator unblocks it
+};
+inline constexpr int kIdemStatusCount = 5;
+// "in_progress", "completed", "failed", "rolled_back", "blocked".
+std::string_view IdemStatusName(IdemStatus s);
+Result<IdemStatus> ParseIdemStatus(std::string_view name);
+
+// Who does (or did) an idempotent operation: a daemon process, named as a
+// lease owner is.
+struct IdemOwner {
+  std::string host;
+  std::string boot_id;
+  int32_t pid = 0;
+  uint64_t pid_start_time = 0;
+  uint64_t incarnation = 0;  // of the state store, when it began
+
+  friend bool operator==(const IdemOwner&, const IdemOwner&) = default;
+};
+
+// An idempotency record (idem family), keyed by
+// Sha256Hex(op + '\0' + params) (IdemStore, src/idem).
 struct IdemRecord {
   std::string op;
-  std::string params;
-  uint8_t status = 0;  // see idempotency module
-  uint32_t attempts = 0;
-  int64_t next_retry_at_ms = 0;
-  std::string result;
-  std::string rollback_payload;
-  std::string error;
+  std::string params;  // canonical, as hashed into the key
+  IdemStatus status = IdemStatus::kInProgress;
+  uint32_t attempts = 0;         // attempts begun (reset by an operator's unblock)
+  int64_t next_retry_at_ms = 0;  // failed: earliest next attempt
+  std::string result;            // completed: what the operation returned
+  std::string rollback_payload;  // what undoing the current attempt must remove
+  std::string error;             // the last failure or rollback
+  // Class version 2.
+  int64_t first_at_ms = 0;  // the first attempt's begin
+  int64_t last_at_ms = 0;   // the last write of the record
+  IdemOwner owner;          // who began the current (or last) attempt
 
   friend bool operator==(const IdemRecord&, const IdemRecord&) = default;
 };

@@ -83,6 +83,17 @@ struct CursorV1 {
   }
 };
 
+// An IdemRecord at class version 1 (before first_at, last_at and owner).
+struct IdemV1 {
+  IdemRecord r;
+
+  template <class Archive>
+  void serialize(Archive& ar, const std::uint32_t /*version*/) {
+    ar(r.op, r.params, r.status, r.attempts, r.next_retry_at_ms, r.result, r.rollback_payload,
+       r.error);
+  }
+};
+
 // A version 2 Cursor whose frontier claims 2^60 strings.
 struct ForgedCursor {
   template <class Archive>
@@ -100,6 +111,7 @@ CEREAL_CLASS_VERSION(wtd::RunV2, 2)
 CEREAL_CLASS_VERSION(wtd::RunV3, 3)
 CEREAL_CLASS_VERSION(wtd::LeaseV1, 1)
 CEREAL_CLASS_VERSION(wtd::CursorV1, 1)
+CEREAL_CLASS_VERSION(wtd::IdemV1, 1)
 
 namespace wtd {
 namespace {
@@ -171,6 +183,22 @@ Cursor SampleCursor() {
                 7};
 }
 
+IdemRecord SampleIdem() {
+  IdemRecord r;
+  r.op = "worktree_add";
+  r.params = "params";
+  r.status = IdemStatus::kFailed;
+  r.attempts = 3;
+  r.next_retry_at_ms = 5000;
+  r.result = "result";
+  r.rollback_payload = std::string("rb\0x", 4);
+  r.error = "err";
+  r.first_at_ms = 1'700'000'000'000;
+  r.last_at_ms = 1'700'000'004'000;
+  r.owner = IdemOwner{"host-a", "boot", 77, 12345, 3};
+  return r;
+}
+
 Event SampleEvent() {
   return Event{99, RunState::kRunning, RunState::kSucceeded, 1, 1'700'000'000'000};
 }
@@ -208,10 +236,9 @@ TEST(RecordsTest, EveryRecordKindRoundTrips) {
   ASSERT_TRUE(l.ok());
   EXPECT_EQ(*l, lease);
 
-  IdemRecord idem{"worktree_add", "params", 2, 3, 5000, "result", std::string("rb\0x", 4), "err"};
-  Result<IdemRecord> i = DecodeIdem(EncodeIdem(idem));
-  ASSERT_TRUE(i.ok());
-  EXPECT_EQ(*i, idem);
+  Result<IdemRecord> i = DecodeIdem(EncodeIdem(SampleIdem()));
+  ASSERT_TRUE(i.ok()) << i.status().ToString();
+  EXPECT_EQ(*i, SampleIdem());
 
   Result<Event> e = DecodeEvent(EncodeEvent(SampleEvent()));
   ASSERT_TRUE(e.ok());
@@ -309,6 +336,26 @@ TEST(RecordsTest, CursorOfClassVersionOneDecodesWithNoFrontier) {
   EXPECT_TRUE(decoded->frontier.empty());
 }
 
+TEST(RecordsTest, IdemRecordOfClassVersionOneDecodesWithNoTimesOrOwner) {
+  IdemV1 v1{SampleIdem()};
+  Result<IdemRecord> decoded = DecodeIdem(EncodeOld(RecordKind::kIdem, v1));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  IdemRecord expected = SampleIdem();
+  expected.first_at_ms = 0;
+  expected.last_at_ms = 0;
+  expected.owner = IdemOwner();
+  EXPECT_EQ(*decoded, expected);
+}
+
+TEST(RecordsTest, IdemRecordWithInvalidStatusIsCorruption) {
+  IdemRecord r = SampleIdem();
+  r.status = static_cast<IdemStatus>(kIdemStatusCount);
+  Result<IdemRecord> decoded = DecodeIdem(EncodeIdem(r));
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_TRUE(decoded.status().IsCorruption());
+  EXPECT_EQ(decoded.status().message(), "idempotency record: invalid status 5");
+}
+
 TEST(RecordsTest, CursorWithForgedFrontierCountIsCorruptionWithoutAllocating) {
   Result<Cursor> decoded = DecodeCursor(EncodeOld(RecordKind::kCursor, ForgedCursor()));
   ASSERT_FALSE(decoded.ok());
@@ -403,6 +450,12 @@ TEST(RecordsTest, EveryTruncationAndByteFlipOfALeaseIsCorruption) {
   ExpectDamagedPayloadNeverCrashes(RecordKind::kLease, EncodeLease(SampleLease()), decode);
 }
 
+TEST(RecordsTest, EveryTruncationAndByteFlipOfAnIdemRecordIsCorruption) {
+  auto decode = [](std::string_view v) { return DecodeIdem(v).status(); };
+  ExpectEveryDamageIsCorruption(EncodeIdem(SampleIdem()), decode);
+  ExpectDamagedPayloadNeverCrashes(RecordKind::kIdem, EncodeIdem(SampleIdem()), decode);
+}
+
 TEST(RecordsTest, EveryTruncationAndByteFlipOfWatchedReposIsCorruption) {
   auto decode = [](std::string_view v) { return DecodeWatchedRepos(v).status(); };
   std::string encoded = EncodeWatchedRepos(WatchedRepos{{"/srv/a", "/srv/b"}});
@@ -438,6 +491,20 @@ TEST(RecordsTest, RunStateNamesRoundTrip) {
   EXPECT_TRUE(IsTerminal(RunState::kSkipped));
   EXPECT_EQ(LeaseStateName(LeaseState::kHeld), "held");
   EXPECT_EQ(LeaseStateName(LeaseState::kReleasing), "releasing");
+  for (int i = 0; i < kIdemStatusCount; ++i) {
+    auto s = static_cast<IdemStatus>(i);
+    Result<IdemStatus> parsed = ParseIdemStatus(IdemStatusName(s));
+    ASSERT_TRUE(parsed.ok()) << IdemStatusName(s);
+    EXPECT_EQ(*parsed, s);
+  }
+  // Stored: never renumbered.
+  EXPECT_EQ(static_cast<int>(ParseIdemStatus("in_progress").value()), 0);
+  EXPECT_EQ(static_cast<int>(ParseIdemStatus("completed").value()), 1);
+  EXPECT_EQ(static_cast<int>(ParseIdemStatus("failed").value()), 2);
+  EXPECT_EQ(static_cast<int>(ParseIdemStatus("rolled_back").value()), 3);
+  EXPECT_EQ(static_cast<int>(ParseIdemStatus("blocked").value()), 4);
+  EXPECT_TRUE(ParseIdemStatus("done").status().IsInvalidArgument());
+  EXPECT_EQ(IdemStatusName(static_cast<IdemStatus>(9)), "invalid");
   EXPECT_TRUE(ParseRunState("sleeping").status().IsInvalidArgument());
   EXPECT_EQ(RunStateName(static_cast<RunState>(200)), "invalid");
 }
