@@ -42,7 +42,7 @@ enum class Family : uint8_t {
   kActive,
   kCursors,
   kLocks,  // not written yet: reserved for lock leases (created so the layout is fixed)
-  kIdem,   // not written yet: reserved for idempotency records
+  kIdem,   // idempotency records (IdemStore, src/idem)
   kEvents,
 };
 inline constexpr int kFamilyCount = 8;
