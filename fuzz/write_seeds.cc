@@ -49,8 +49,20 @@ std::vector<std::pair<std::string, std::string>> Records() {
   done.error = "exit status 2";
   done.log_bytes = 1 << 20;
   done.log_truncated = true;
-  Cursor cursor{kSha, 1700000000, 1700000000123};
-  Lease lease{"host-a", "8f1c2a3b-boot", 4242, 123456, 3, 1700000000000, 1700000030000, 17, 7};
+  Cursor cursor;
+  cursor.sha = kSha;
+  cursor.commit_time_s = 1700000000;
+  cursor.updated_at_ms = 1700000000123;
+  Lease lease;
+  lease.host = "host-a";
+  lease.boot_id = "8f1c2a3b-boot";
+  lease.pid = 4242;
+  lease.pid_start_time = 123456;
+  lease.incarnation = 3;
+  lease.acquired_at_ms = 1700000000000;
+  lease.expires_at_ms = 1700000030000;
+  lease.fencing_token = 17;
+  lease.run_id = 7;
   IdemRecord idem{"create_worktree",
                   "{\"path\":\"/w\"}",
                   IdemStatus::kCompleted,
