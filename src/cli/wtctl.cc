@@ -53,6 +53,8 @@ class CliSession : public Session {
     }
   }
 
+  bool JsonOutput() const override { return json_; }
+
   int Fail(const std::string& message, int code) override {
     std::cerr << "wtctl: " << message << "\n";
     return code;

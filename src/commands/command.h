@@ -108,6 +108,8 @@ class Session {
   virtual const std::string& socket_path() const = 0;
   // Prints `result` as JSON (--json) or as `human`.
   virtual void Print(const json& result, const std::string& human) = 0;
+  // Whether --json was given (for commands that print a stream of lines).
+  virtual bool JsonOutput() const = 0;
   // Prints "wtctl: MESSAGE" to stderr and returns `code`.
   virtual int Fail(const std::string& message, int code) = 0;
 };

@@ -11,6 +11,7 @@ const CommandDef& StatusCommand();   // status.cc
 const CommandDef& RunsCommand();     // runs.cc
 const CommandDef& ShowCommand();     // show.cc
 const CommandDef& LogsCommand();     // logs.cc
+const CommandDef& EventsCommand();   // events.cc
 const CommandDef& StopCommand();     // lifecycle.cc
 const CommandDef& PauseCommand();    // lifecycle.cc
 const CommandDef& ResumeCommand();   // lifecycle.cc

@@ -8,8 +8,9 @@ namespace wtd {
 
 const std::vector<CommandDef>& AllCommands() {
   static const std::vector<CommandDef> kCommands = {
-      StatusCommand(), RunsCommand(),   ShowCommand(),   LogsCommand(),  StopCommand(),
-      PauseCommand(),  ResumeCommand(), ReloadCommand(), LocksCommand(), RecoverCommand(),
+      StatusCommand(), RunsCommand(),  ShowCommand(),    LogsCommand(),
+      EventsCommand(), StopCommand(),  PauseCommand(),   ResumeCommand(),
+      ReloadCommand(), LocksCommand(), RecoverCommand(),
   };
   return kCommands;
 }

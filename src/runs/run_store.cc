@@ -168,6 +168,32 @@ void RunStore::AddEvent(WriteBatch* b, const Run& run, RunState from, int64_t no
   b->Put(Family::kEvents, EncodeU64Key(next_event_.fetch_add(1)), EncodeEvent(e));
 }
 
+Result<std::vector<EventEntry>> RunStore::ListEvents(uint64_t after, size_t limit) const {
+  std::vector<EventEntry> out;
+  Status damaged;
+  WTD_RETURN_IF_ERROR(store_->ScanFrom(
+      Family::kEvents, EncodeU64Key(after + 1), [&](std::string_view k, std::string_view v) {
+        if (out.size() >= limit) return false;
+        Result<uint64_t> seq = DecodeU64Key(k);
+        Result<Event> e = DecodeEvent(v);
+        if (!seq.ok() || !e.ok()) {
+          damaged = Status::Corruption("events/" + (seq.ok() ? std::to_string(*seq) : "?") + ": " +
+                                       (e.ok() ? "bad key" : e.status().message()));
+          return false;
+        }
+        out.push_back(EventEntry{*seq, *e});
+        return true;
+      }));
+  WTD_RETURN_IF_ERROR(damaged);
+  return out;
+}
+
+Result<uint64_t> RunStore::LastEventSeq() const {
+  WTD_ASSIGN_OR_RETURN(std::string last, store_->LastKey(Family::kEvents));
+  if (last.empty()) return uint64_t{0};
+  return DecodeU64Key(last);
+}
+
 Result<std::vector<Run>> RunStore::Enqueue(const std::vector<NewRun>& runs,
                                            const std::optional<CursorUpdate>& cursor) {
   // The check-then-insert on run_keys is serialized per key stripe (locked

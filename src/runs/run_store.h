@@ -124,6 +124,12 @@ struct LeaseUpdate {
 };
 
 // How often runs of one job found their lock held by another owner.
+// One entry of the events family: its sequence number and the transition.
+struct EventEntry {
+  uint64_t seq = 0;
+  Event event;
+};
+
 struct JobLockWaits {
   std::string repo;
   std::string job;
@@ -273,6 +279,12 @@ class RunStore {
 
   // Deletes the oldest events beyond the newest `keep`.
   Status TrimEvents(uint64_t keep);
+  // Up to `limit` events with sequence numbers > `after`, oldest first
+  // (`wtctl events`). An event that cannot be decoded fails the listing,
+  // naming its sequence number.
+  Result<std::vector<EventEntry>> ListEvents(uint64_t after, size_t limit) const;
+  // The sequence number of the newest event stored (0: none).
+  Result<uint64_t> LastEventSeq() const;
 
   StateStore* store() const { return store_; }
   Clock* clock() const { return clock_; }

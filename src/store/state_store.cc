@@ -267,6 +267,17 @@ Status StateStore::Scan(Family f, std::string_view prefix, const ScanFn& fn, boo
   return FromRocks(it->status(), "scan " + std::string(FamilyName(f)));
 }
 
+Status StateStore::ScanFrom(Family f, std::string_view start, const ScanFn& fn) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), Handle(f)));
+  for (it->Seek(rocksdb::Slice(start.data(), start.size())); it->Valid(); it->Next()) {
+    if (!fn(std::string_view(it->key().data(), it->key().size()),
+            std::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  return FromRocks(it->status(), "scan " + std::string(FamilyName(f)));
+}
+
 Result<std::string> StateStore::LastKey(Family f) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), Handle(f)));
   it->SeekToLast();

@@ -103,6 +103,10 @@ class StateStore {
   using ScanFn = std::function<bool(std::string_view key, std::string_view value)>;
   Status Scan(Family f, std::string_view prefix, const ScanFn& fn, bool reverse = false) const;
 
+  // Calls fn(key, value) for each key >= `start`, in key order, until fn
+  // returns false.
+  Status ScanFrom(Family f, std::string_view start, const ScanFn& fn) const;
+
   // The greatest key in the family, or "" when it is empty.
   Result<std::string> LastKey(Family f) const;
 

@@ -2,6 +2,8 @@
 // configuration file (SIGHUP, wtctl reload).
 #include <signal.h>
 
+#include <map>
+
 #include "integration/fixture.h"
 
 namespace wtd::itest {
@@ -115,6 +117,51 @@ TEST_F(WtctlTest, PauseHoldsNewRunsUntilResume) {
   ASSERT_NO_FATAL_FAILURE(WaitSettled({sha}, "effect"));
   ExpectExactlyOnce(Runs(), repo_.RevList(), "effect");
   StopDaemon(d);
+}
+
+TEST_F(WtctlTest, EventsListTheTransitionsOfEachRunInOrderUpAndDown) {
+  repo_.CommitJob("effect", EffectJob());
+  repo_.Commit("a.txt", "a", "second");
+  std::vector<std::string> shas = repo_.RevList();
+  DaemonProcess* d = StartReady();
+  ASSERT_NO_FATAL_FAILURE(WaitSettled(shas, "effect"));
+  auto events = [&] {
+    CommandResult r = Wtctl({"--json", "events", "--last", "1000"});
+    EXPECT_EQ(r.exit_code, 0) << r.Describe();
+    std::vector<json> out;
+    for (const std::string& line : Lines(r.out)) out.push_back(json::parse(line));
+    return out;
+  };
+  std::vector<json> up = events();
+  // Each run: pending (enqueued) ... -> succeeded, in sequence order.
+  uint64_t seq = 0;
+  std::map<std::string, std::vector<std::string>> path;  // sha -> states reached
+  for (const json& e : up) {
+    EXPECT_GT(e["seq"].get<uint64_t>(), seq) << e.dump();
+    seq = e["seq"].get<uint64_t>();
+    EXPECT_EQ(e["job"], "effect") << e.dump();
+    EXPECT_EQ(e["worktree"], "main") << e.dump();
+    path[e["sha"].get<std::string>()].push_back(e["to"].get<std::string>());
+  }
+  ASSERT_EQ(path.size(), shas.size());
+  for (const std::string& sha : shas) {
+    ASSERT_FALSE(path[sha].empty()) << Short(sha);
+    EXPECT_EQ(path[sha].front(), "pending") << Short(sha);
+    EXPECT_EQ(path[sha].back(), "succeeded") << Short(sha);
+  }
+  // --last N: the newest N; --after SEQ: those after it.
+  CommandResult last2 = Wtctl({"--json", "events", "--last", "2"});
+  EXPECT_EQ(Lines(last2.out).size(), 2u) << last2.out;
+  CommandResult after = Wtctl({"--json", "events", "--after", std::to_string(seq - 1)});
+  ASSERT_EQ(Lines(after.out).size(), 1u) << after.out;
+  EXPECT_EQ(json::parse(Lines(after.out)[0])["seq"], seq);
+  EXPECT_EQ(Wtctl({"events", "--last", "1", "--after", "3"}).exit_code, 2);
+
+  StopDaemon(d);
+  std::vector<json> down = events();
+  EXPECT_EQ(down, up) << "the store read directly lists the same events";
+  CommandResult human = Wtctl({"events", "--last", "1"});
+  EXPECT_NE(human.out.find("-> succeeded (attempt 1)"), std::string::npos) << human.out;
 }
 
 }  // namespace
