@@ -66,9 +66,9 @@ Result<std::string> LockRefs::Create(const LockName& name, const LockOwner& owne
   // zero old id makes libgit2 check again under that lock ("must not
   // exist"), which closes the window between its check and its write.
   git_reference* raw = nullptr;
+  git_repository* repo = git_->repo();  // read under mu_, used by the lambda
   auto create = [&] {
-    return git_reference_create_matching(&raw, git_->repo(), ref.c_str(), &blob, 0, &zero,
-                                         "wtd: lock");
+    return git_reference_create_matching(&raw, repo, ref.c_str(), &blob, 0, &zero, "wtd: lock");
   };
   int rc = create();
   if (rc == GIT_ELOCKED && StaleLockRemoved(ref)) rc = create();
@@ -92,8 +92,9 @@ Result<std::string> LockRefs::Update(const LockName& name, const std::string& ex
   git_oid blob;
   WTD_RETURN_IF_ERROR(ParseOid(hex, "owner blob", &blob));
   git_reference* raw = nullptr;
+  git_repository* repo = git_->repo();  // read under mu_, used by the lambda
   auto update = [&] {
-    return git_reference_create_matching(&raw, git_->repo(), ref.c_str(), &blob, 1, &expected,
+    return git_reference_create_matching(&raw, repo, ref.c_str(), &blob, 1, &expected,
                                          "wtd: lock renewed");
   };
   int rc = update();
