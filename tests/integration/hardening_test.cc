@@ -1,4 +1,4 @@
-// The hardening of issue 8, end to end with the real binaries: one log per
+// The daemon's hardening, end to end with the real binaries: one log per
 // run capped across its attempts, a private state dir, a PID file that
 // refuses a symlink, what the start says of the previous run, and a stop
 // that does not wait for a tick.
