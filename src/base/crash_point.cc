@@ -38,6 +38,15 @@ constexpr std::string_view kCrashPointNames[] = {
     "after_lease_drop_commit",       // a releasing lease row deleted
     "after_watched_repos_commit",    // the watched repositories recorded
     "after_reap_record",             // a reap record committed, the stale ref not deleted yet
+    "after_slot_record",             // a slot recorded creating, no idempotency record yet
+    "after_intent_commit",           // worktree_add in_progress with its rollback payload
+    "after_branch_create",           // the creation's branch made, no worktree yet
+    "after_worktree_add",            // worktree added (detached, branch gone), not completed
+    "after_idem_complete",           // worktree_add completed, the slot still creating
+    "before_slot_checkout",          // a slot recorded busy for a run, not checked out yet
+    "after_slot_checkout",           // the slot at the run's sha, run not ready yet
+    "after_slot_removing",           // a slot recorded removing, its pieces still there
+    "after_slot_dir_remove",         // a removed slot's work dir gone, admin entry not yet
     "during_recovery",               // recovery pass, after each action it commits
     "during_shutdown",               // graceful stop: jobs past the grace; before the clean marker
 };

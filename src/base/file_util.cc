@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 
 namespace wtd {
 
@@ -116,6 +117,15 @@ std::string JoinPath(std::string_view a, std::string_view b) {
 Status RemoveIfExists(const std::string& path) {
   if (std::remove(path.c_str()) != 0 && errno != ENOENT) {
     return Status::FromErrno("remove " + path, errno);
+  }
+  return Status::OK();
+}
+
+Status RemoveTree(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return Status::IOError("remove " + path + ": " + ec.message());
   }
   return Status::OK();
 }

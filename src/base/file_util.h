@@ -38,6 +38,10 @@ std::string JoinPath(std::string_view a, std::string_view b);
 // Removes a file or an empty directory; OK when it does not exist.
 Status RemoveIfExists(const std::string& path);
 
+// Removes `path` and, for a directory, everything under it; symbolic links
+// are removed, never followed. OK when it does not exist.
+Status RemoveTree(const std::string& path);
+
 }  // namespace wtd
 
 #endif  // WTD_BASE_FILE_UTIL_H_

@@ -31,6 +31,7 @@
 
 namespace wtd {
 
+class WorktreeSlots;
 using json = nlohmann::json;
 
 // wtctl's exit codes.
@@ -84,6 +85,9 @@ struct CommandContext {
   // This host's processes (null: SystemProcessTable()).
   ProcessTable* processes = nullptr;
   LockCommandsConfig locks;
+  // The daemon's worktree slots; null in wtctl's direct mode (a command
+  // then makes its own over the store).
+  WorktreeSlots* slots = nullptr;
 };
 
 // A command's own arguments on wtctl's command line.

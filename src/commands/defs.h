@@ -18,6 +18,7 @@ const CommandDef& ResumeCommand();   // lifecycle.cc
 const CommandDef& ReloadCommand();   // lifecycle.cc
 const CommandDef& LocksCommand();    // locks.cc
 const CommandDef& RecoverCommand();  // recover.cc
+const CommandDef& WorktreeCommand();  // worktree.cc
 
 }  // namespace wtd
 

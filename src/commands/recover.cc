@@ -8,8 +8,10 @@
 // could only disturb them: `recover` then only reaps stale lock refs, as
 // `locks reap` does (docs/design/wtctl.md).
 #include <map>
+#include <memory>
 #include <set>
 
+#include "base/file_util.h"
 #include "commands/defs.h"
 #include "commands/lock_ops.h"
 #include "leasing/git_run_locks.h"
@@ -17,12 +19,17 @@
 #include "locks/lock_refs.h"
 #include "recovery/recovery.h"
 #include "report/table.h"
+#include "worktrees/slots.h"
 
 namespace wtd {
 namespace {
 
 Result<json> Request(const CliArgs& a) {
   if (!a.positional.empty()) return Status::InvalidArgument("recover takes no arguments");
+  if (a.Has("unblock")) {
+    if (a.Has("dry-run")) return Status::InvalidArgument("--unblock KEY goes alone");
+    return json{{"unblock", a.flags.at("unblock")}};
+  }
   return json{{"dry_run", a.Has("dry-run")}};
 }
 
@@ -57,6 +64,47 @@ void ReapStale(const CommandContext& c, bool dry_run, const std::set<std::string
     }
     actions->push_back(Action("reap_lock", r.owner ? r.owner->run_id : 0, r.name, detail));
   }
+}
+
+// The worktree slots of this context: the daemon's, else made here over
+// the store (`own` keeps them alive).
+WorktreeSlots* SlotsOf(const CommandContext& c, std::unique_ptr<SlotsOnStore>* own) {
+  if (c.slots != nullptr) return c.slots;
+  SlotOptions o;
+  o.root = JoinPath(c.state_dir, "worktrees");
+  ProcessTable* processes = c.processes != nullptr ? c.processes : SystemProcessTable();
+  *own = std::make_unique<SlotsOnStore>(c.runs->store(), c.runs->clock(), processes, o);
+  return &(*own)->slots;
+}
+
+// The slots' recovery: `running` are the runs whose jobs run now.
+void RecoverSlots(const CommandContext& c, const std::set<uint64_t>& running, bool dry_run,
+                  json* actions, json* errors) {
+  std::unique_ptr<SlotsOnStore> own;
+  WorktreeSlots* slots = SlotsOf(c, &own);
+  std::vector<std::string> repos;
+  Result<WatchedRepos> watched = c.runs->WatchedRepos();
+  if (watched.ok()) repos = watched->paths;
+  std::vector<std::string> errs;
+  Result<std::vector<SlotAction>> done = slots->Recover(repos, running, dry_run, &errs);
+  if (!done.ok()) return errors->push_back("worktrees: " + done.status().ToString());
+  for (const SlotAction& a : *done) {
+    json j = Action(a.kind, 0, "", a.detail);
+    j["worktree"] = a.name.empty() ? json(nullptr) : json(a.name);
+    actions->push_back(j);
+  }
+  for (const std::string& e : errs) errors->push_back("worktrees: " + e);
+}
+
+// --unblock KEY: a blocked idempotency record may be tried again.
+Result<json> Unblock(const CommandContext& c, const std::string& key) {
+  std::unique_ptr<SlotsOnStore> own;
+  WorktreeSlots* slots = SlotsOf(c, &own);
+  WTD_ASSIGN_OR_RETURN(IdemRecord r, slots->idem()->Unblock(key));
+  return json{{"unblocked", key},
+              {"op", r.op},
+              {"status", std::string(IdemStatusName(r.status))},
+              {"error", r.error}};
 }
 
 json RecoveryActionJson(const RecoveryAction& a) {
@@ -109,30 +157,52 @@ Result<json> RecoverStore(const CommandContext& c, bool dry_run) {
     actions.push_back(Action("drop_lease", l.run_id, l.name, detail));
   }
   ReapStale(c, dry_run, released, &actions, &errors);
+  std::set<uint64_t> running;
+  Result<std::vector<Run>> active = c.runs->ListActive();
+  if (active.ok()) {
+    for (const Run& r : *active) {
+      if (r.state == RunState::kRunning) running.insert(r.id);
+    }
+  }
+  RecoverSlots(c, running, dry_run, &actions, &errors);
   return json{{"dry_run", dry_run}, {"scope", "store"}, {"actions", actions}, {"errors", errors}};
 }
 
 Result<json> Handle(const CommandContext& c, const json& args) {
+  WTD_ASSIGN_OR_RETURN(std::string unblock, StringArg(args, "unblock"));
+  if (!unblock.empty()) return Unblock(c, unblock);
   bool dry_run = args.value("dry_run", false);
   if (c.daemon == nullptr) return RecoverStore(c, dry_run);
   json actions = json::array(), errors = json::array();
   ReapStale(c, dry_run, {}, &actions, &errors);
+  // The daemon's slots: those of its running jobs stay.
+  std::vector<uint64_t> in_flight = c.daemon->Status().scheduler.running;
+  RecoverSlots(c, std::set<uint64_t>(in_flight.begin(), in_flight.end()), dry_run, &actions,
+               &errors);
   return json{{"dry_run", dry_run}, {"scope", "locks"}, {"actions", actions}, {"errors", errors}};
 }
 
 std::string Print(const json& result) {
+  if (result.contains("unblocked")) {
+    return "unblocked " + Cell(result["op"]) + " " + Cell(result["unblocked"]) +
+           ": retried at its next attempt\n";
+  }
   bool dry = result.value("dry_run", false);
   std::string out;
   if (result.value("scope", "") == "locks") {
-    out = "the daemon is running and recovered its runs at start; only stale locks are " +
-          std::string(dry ? "listed" : "reaped") + "\n";
+    out =
+        "the daemon is running and recovered its runs at start; only stale locks and "
+        "worktrees are " +
+        std::string(dry ? "listed" : "reaped") + "\n";
   }
   if (result["actions"].empty()) {
     out += dry ? "nothing to do\n" : "nothing done\n";
   } else {
-    std::vector<std::vector<std::string>> rows = {{dry ? "WOULD" : "DID", "RUN", "LOCK", "DETAIL"}};
+    std::vector<std::vector<std::string>> rows = {
+        {dry ? "WOULD" : "DID", "RUN", "LOCK/WORKTREE", "DETAIL"}};
     for (const json& a : result["actions"]) {
-      rows.push_back({Cell(a["kind"]), Cell(a["run_id"]), Cell(a["lock"]), Cell(a["detail"])});
+      json lock = a.contains("worktree") && !a["lock"].is_string() ? a["worktree"] : a["lock"];
+      rows.push_back({Cell(a["kind"]), Cell(a["run_id"]), Cell(lock), Cell(a["detail"])});
     }
     out += FormatTable(rows);
   }
@@ -145,9 +215,9 @@ std::string Print(const json& result) {
 const CommandDef& RecoverCommand() {
   static const CommandDef kDef = {
       .name = "recover",
-      .usage = "recover [--dry-run]",
+      .usage = "recover [--dry-run | --unblock KEY]",
       .summary = "run (or only plan) the recovery pass and release what it leaves",
-      .flags = {{"dry-run", false}},
+      .flags = {{"dry-run", false}, {"unblock", true}},
       .access = Access::kStoreWrite,
       .request = Request,
       .handle = Handle,

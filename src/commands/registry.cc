@@ -10,7 +10,7 @@ const std::vector<CommandDef>& AllCommands() {
   static const std::vector<CommandDef> kCommands = {
       StatusCommand(), RunsCommand(),  ShowCommand(),    LogsCommand(),
       EventsCommand(), StopCommand(),  PauseCommand(),   ResumeCommand(),
-      ReloadCommand(), LocksCommand(), RecoverCommand(),
+      ReloadCommand(), LocksCommand(), RecoverCommand(), WorktreeCommand(),
   };
   return kCommands;
 }

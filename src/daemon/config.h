@@ -39,6 +39,14 @@ struct DaemonOptions {
   std::string config_file;  // --config
 };
 
+// Daemon-owned worktrees and their idempotency records
+// (docs/design/worktrees.md).
+struct WorktreeOptions {
+  int64_t worktree_slots = 0;      // --worktree-slots: per repository; 0 = --concurrency
+  int64_t keep_failed = 3;         // --keep-failed: kept failed runs' worktrees per repository
+  int64_t idem_retention_h = 168;  // --idem-retention-h: finished records kept this long
+};
+
 struct Config {
   std::vector<std::string> repos;                       // --repo: absolute paths
   WorktreeMode worktree_mode = WorktreeMode::kCurrent;  // --worktrees
@@ -48,6 +56,7 @@ struct Config {
   LoggingOptions logging;
   DaemonOptions daemon;
   RunLockOptions locks;
+  WorktreeOptions worktrees;
 };
 
 struct ParsedArgs {

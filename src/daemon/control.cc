@@ -39,6 +39,7 @@ std::vector<CommandSpec> ControlCommands(ControlContext* ctx) {
   context->state_dir = ctx->state_dir;
   context->daemon = control.get();
   context->locks = ctx->locks;
+  context->slots = ctx->slots;
   std::vector<CommandSpec> table;
   for (const CommandDef& def : AllCommands()) {
     if (def.handle == nullptr) continue;  // wtctl-only

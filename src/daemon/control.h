@@ -28,6 +28,7 @@ struct ControlContext {
   int64_t started_at_ms = 0;
   uint64_t incarnation = 0;
   LockCommandsConfig locks;  // the daemon's lock settings, for locks/recover
+  WorktreeSlots* slots = nullptr;
   // Re-reads the configuration; returns what changed, or what was refused.
   std::function<Result<ReloadResult>()> reload;
 };

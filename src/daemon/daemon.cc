@@ -30,6 +30,7 @@
 #include "recovery/recovery.h"
 #include "scheduler/poller.h"
 #include "server/server.h"
+#include "worktrees/slots.h"
 
 namespace wtd {
 namespace {
@@ -54,6 +55,36 @@ std::vector<RepoSpec> RepoSpecs(const Config& c) {
   }
   return specs;
 }
+
+// The scheduler's worktree seam over the daemon's slots.
+class SchedulerSlots : public RunSlots {
+ public:
+  SchedulerSlots(WorktreeSlots* slots, IdemStore* idem, Clock* clock, int64_t retention_ms)
+      : slots_(slots), idem_(idem), clock_(clock), retention_ms_(retention_ms) {}
+  bool CanTake(const wtd::Run& run) override { return slots_->CanTake(run.key.repo); }
+  Result<RunSlot> Take(const Run& run) override {
+    WTD_ASSIGN_OR_RETURN(Slot s, slots_->Take(run.key.repo, run.id, run.key.sha));
+    return RunSlot{s.name, s.path};
+  }
+  Status Give(const Run& run, bool keep) override {
+    Status st = slots_->Give(run.id, keep);
+    // Idempotency records past retention go about once an hour.
+    int64_t now = clock_->NowMs();
+    if (now >= next_trim_ms_) {
+      next_trim_ms_ = now + 3'600'000;
+      Result<size_t> trimmed = idem_->Trim(retention_ms_);
+      if (!trimmed.ok()) spdlog::error("idempotency records: {}", trimmed.status().ToString());
+    }
+    return st;
+  }
+
+ private:
+  WorktreeSlots* slots_;
+  IdemStore* idem_;
+  Clock* clock_;
+  int64_t retention_ms_;
+  int64_t next_trim_ms_ = 0;
+};
 
 // Records the watched repositories and the lock settings in the store, so
 // that the operator commands find the locks while the daemon is down. A
@@ -108,6 +139,7 @@ class Daemon {
  private:
   Status Start(StartProgress* progress) EXCLUDES(reload_mu_);
   Result<ReloadResult> Reload() EXCLUDES(reload_mu_);
+  Status RecoverSlots(const Config& config, Clock* clock);
   void OnSignal(int sig) EXCLUDES(reload_mu_);
 
   // Serializes reloads (from the signal thread and the control socket's
@@ -123,6 +155,10 @@ class Daemon {
   // Releases recovery's leases, and is the scheduler's RunLocks with
   // --locks on.
   std::unique_ptr<GitRunLocks> leases_;
+  // The worktrees of isolated runs and their creation records.
+  std::unique_ptr<IdemStore> idem_;
+  std::unique_ptr<WorktreeSlots> slots_;
+  std::unique_ptr<SchedulerSlots> scheduler_slots_;
   std::unique_ptr<Waker> waker_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Server> server_;
@@ -203,6 +239,7 @@ Status Daemon::Start(StartProgress* progress) {
                   " active run(s) checked, " + std::to_string(report.actions.size()) +
                   " action(s), " + std::to_string(report.errors.size()) + " error(s); first poll");
 
+  WTD_RETURN_IF_ERROR(RecoverSlots(config, clock));
   RecordRepos(runs_.get(), config);
   poller_ = std::make_unique<Poller>(runs_.get(), clock, config.poller);
   poller_->SetRepos(RepoSpecs(config));
@@ -211,7 +248,9 @@ Status Daemon::Start(StartProgress* progress) {
   scheduler_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), clock,
                                            waker_.get(), store_->incarnation(), config.scheduler);
   if (config.locks.enabled) scheduler_->SetRunLocks(leases_.get());
+  scheduler_->SetRunSlots(scheduler_slots_.get());
   control_.runs = runs_.get();
+  control_.slots = slots_.get();
   control_.scheduler = scheduler_.get();
   control_.state_dir = config.daemon.state_dir;
   control_.socket_path = config.daemon.socket_path;
@@ -223,6 +262,39 @@ Status Daemon::Start(StartProgress* progress) {
   control_.reload = [this] { return Reload(); };
   WTD_ASSIGN_OR_RETURN(server_,
                        Server::Start(config.daemon.socket_path, ControlCommands(&control_)));
+  return Status::OK();
+}
+
+// The slots' recovery (after the runs': a slot busy with a run that no
+// longer runs is freed), then the idempotency records past retention.
+Status Daemon::RecoverSlots(const Config& config, Clock* clock) {
+  SlotOptions so;
+  so.root = config.poller.own_worktree_root;
+  so.max_slots = config.worktrees.worktree_slots > 0 ? config.worktrees.worktree_slots
+                                                     : config.scheduler.concurrency;
+  so.keep_failed = config.worktrees.keep_failed;
+  idem_ = std::make_unique<IdemStore>(store_.get(), clock, SystemProcessTable(),
+                                      ThisProcessIdemOwner(*store_, SystemProcessTable()));
+  slots_ = std::make_unique<WorktreeSlots>(store_.get(), idem_.get(), clock, so);
+  int64_t retention_ms = config.worktrees.idem_retention_h * 3'600'000;
+  scheduler_slots_ =
+      std::make_unique<SchedulerSlots>(slots_.get(), idem_.get(), clock, retention_ms);
+  std::set<uint64_t> running;
+  WTD_ASSIGN_OR_RETURN(std::vector<wtd::Run> active, runs_->ListActive());
+  for (const wtd::Run& r : active) {
+    if (r.state == RunState::kRunning) running.insert(r.id);
+  }
+  std::vector<std::string> repos;
+  for (const RepoSpec& spec : RepoSpecs(config)) repos.push_back(spec.path);
+  std::vector<std::string> errors;
+  WTD_ASSIGN_OR_RETURN(std::vector<SlotAction> actions,
+                       slots_->Recover(repos, running, /*dry_run=*/false, &errors));
+  for (const SlotAction& a : actions) {
+    spdlog::info("recovery: {} {}: {}", a.kind, a.name.empty() ? "-" : a.name, a.detail);
+  }
+  for (const std::string& e : errors) spdlog::error("recovery: worktrees: {}", e);
+  Result<size_t> trimmed = idem_->Trim(retention_ms);
+  if (!trimmed.ok()) return trimmed.status().WithContext("idempotency records");
   return Status::OK();
 }
 
@@ -263,6 +335,8 @@ Result<ReloadResult> Daemon::Reload() {
     waker->SetInotify(inotify);
   });
   scheduler_->SetOptions(config_.scheduler);
+  // Slots that follow --concurrency follow its reload.
+  if (config_.worktrees.worktree_slots == 0) slots_->SetMaxSlots(config_.scheduler.concurrency);
   spdlog::info(
       "configuration reloaded from {}: {} option(s) changed and applied, {} need(s) a "
       "restart",

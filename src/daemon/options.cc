@@ -287,6 +287,7 @@ std::vector<OptionDef> BuildTable() {
     o.keep = [](const Config& from, Config* to) {
       to->daemon.state_dir = from.daemon.state_dir;
       to->scheduler.state_dir = from.scheduler.state_dir;
+      to->poller.own_worktree_root = from.poller.own_worktree_root;
     };
     t.push_back(std::move(o));
   }
@@ -372,6 +373,15 @@ std::vector<OptionDef> BuildTable() {
   t.push_back(Int("lock-grace-s", &Config::locks, &RunLockOptions::lock_grace_s, 0, 86'400,
                   R::kNeedsRestart,
                   "a lock of another host is stale this long after its lease expired"));
+  t.push_back(Int("worktree-slots", &Config::worktrees, &WorktreeOptions::worktree_slots, 0, 1024,
+                  R::kNeedsRestart,
+                  "worktrees per repository for isolated runs (0: as many as --concurrency)"));
+  t.push_back(Int("keep-failed", &Config::worktrees, &WorktreeOptions::keep_failed, 0, 1000,
+                  R::kNeedsRestart,
+                  "worktrees of failed runs kept per repository (keep_worktree = on_failure)"));
+  t.push_back(Int("idem-retention-h", &Config::worktrees, &WorktreeOptions::idem_retention_h, 1,
+                  87'600, R::kNeedsRestart,
+                  "hours a finished idempotency record is kept (never one in progress)"));
   t.push_back(Path("exec-shim", &Config::scheduler, &SchedulerOptions::exec_shim, R::kNeedsRestart,
                    "path of wtd-exec", "beside wtd"));
   return t;
@@ -410,6 +420,7 @@ Status FinishConfig(Config* c) {
     return Bad("state-dir", "", "empty, and no default could be found");
   }
   c->scheduler.state_dir = c->daemon.state_dir;
+  c->poller.own_worktree_root = c->daemon.state_dir + "/worktrees";
   if (c->daemon.socket_path.empty()) c->daemon.socket_path = c->daemon.state_dir + "/wtd.sock";
   if (c->daemon.socket_path.size() >= 108) {
     return Bad("socket", c->daemon.socket_path,

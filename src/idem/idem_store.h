@@ -158,6 +158,10 @@ class IdemStore {
   // retention.
   Result<size_t> Trim(int64_t retention_ms) EXCLUDES(mu_);
 
+  // JudgeIdemOwner of `owner` as seen by this store's owner.
+  IdemOwnerVerdict Judge(const IdemOwner& owner) const {
+    return JudgeIdemOwner(owner, me_, processes_);
+  }
   const IdemOwner& me() const { return me_; }
   const IdemOptions& options() const { return options_; }
 

@@ -189,6 +189,16 @@ Status Parser::SetKey(size_t line_no, std::string_view key, std::string_view val
     int64_t n = 0;
     WTD_RETURN_IF_ERROR(ParseInt(line_no, key, value, kMinAttempts, kMaxAttempts, &n));
     spec_.max_attempts = static_cast<uint32_t>(n);
+  } else if (key == "isolation") {
+    if (value != "commit" && value != "inplace") {
+      return Error(line_no, key, "expected commit or inplace, got " + Quote(value));
+    }
+    spec_.inplace = value == "inplace";
+  } else if (key == "keep_worktree") {
+    if (value != "never" && value != "on_failure") {
+      return Error(line_no, key, "expected never or on_failure, got " + Quote(value));
+    }
+    spec_.keep_on_failure = value == "on_failure";
   } else if (key.substr(0, 4) == "env.") {
     std::string_view name = key.substr(4);
     if (!IsEnvName(name)) {

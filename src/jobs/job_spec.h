@@ -20,7 +20,10 @@
 // searched in the full commit message, default: any), `timeout_s` (1..604800,
 // default 3600), `max_attempts` (1..100, default 3), `retry_backoff_s`
 // (0..86400, default 10), `env.NAME` (extra environment, in file order; NAME
-// matches [A-Za-z_][A-Za-z0-9_]* and does not start with WTD_). Glob lists are
+// matches [A-Za-z_][A-Za-z0-9_]* and does not start with WTD_), `isolation`
+// (`commit`, the default: the job runs in a daemon-owned worktree at exactly
+// its commit; `inplace`: in the watched worktree as it is), `keep_worktree`
+// (`never`, the default, or `on_failure`: a failed run's worktree is kept). Glob lists are
 // separated by blanks. An optional `[job]` header may appear once, before any
 // key; any other section is an error.
 //
@@ -69,6 +72,8 @@ struct JobSpec {
   uint32_t max_attempts = 3;
   int64_t retry_backoff_s = 10;
   std::vector<std::pair<std::string, std::string>> env;  // in file order, names unique
+  bool inplace = false;                                  // isolation = inplace (default commit)
+  bool keep_on_failure = false;  // keep_worktree = on_failure (default never)
 };
 
 // Limits and bounds of the job-file format.

@@ -233,6 +233,8 @@ Result<std::vector<Run>> RunStore::Enqueue(const std::vector<NewRun>& runs,
     r.commit_subject = n.commit_subject;
     r.commit_author = n.commit_author;
     r.commit_time_s = n.commit_time_s;
+    r.isolation = n.isolation;
+    r.keep_worktree = n.keep_worktree;
     r.created_at_ms = r.updated_at_ms = now;
     PutRun(&b, r, /*was_active=*/false);
     b.Put(Family::kRunKeys, rk, EncodeU64Key(r.id));

@@ -80,6 +80,9 @@ struct NewRun {
   std::string commit_subject;
   std::string commit_author;
   int64_t commit_time_s = 0;
+  // Where it runs (Run class version 5).
+  Isolation isolation = Isolation::kCommit;
+  KeepWorktree keep_worktree = KeepWorktree::kNever;
 };
 
 // One stored cursor of a repository.

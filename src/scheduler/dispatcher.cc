@@ -44,12 +44,14 @@ Status Scheduler::Dispatch(uint64_t id) {
   }
   Run run = std::move(acquired.run);
   WTD_CRASH_POINT("after_lease_commit");
-  // The worktree may have moved since the run was queued: run it where it is
-  // now. If it is gone, no attempt could ever start: the run ends cancelled,
-  // its attempts untouched.
+  bool isolated = run.isolation == Isolation::kCommit && slots_ != nullptr;
+  // The worktree may have moved since the run was queued: an inplace run
+  // runs where it is now. If it is gone, no attempt could ever start: the
+  // run ends cancelled, its attempts untouched. A commit run needs only its
+  // commit.
   Result<std::optional<std::string>> where =
       source_->CurrentWorktreePath(run.key.repo, run.key.worktree);
-  if (where.ok() && !*where) {
+  if (!isolated && where.ok() && !*where) {
     std::string why = "worktree " + run.key.worktree + " of " + run.key.repo + " no longer exists";
     spdlog::warn("run {}: {}; cancelling job {} on {}", id, why, run.key.job,
                  run.key.sha.substr(0, 12));
@@ -66,20 +68,37 @@ Status Scheduler::Dispatch(uint64_t id) {
     spdlog::info("run {}: worktree {} moved from {} to {}", id, run.key.worktree, run.worktree_path,
                  path);
   }
+  Status placed = isolated ? Status::OK() : where.status();
+  RunSlot slot;
+  if (isolated) {
+    Result<RunSlot> taken = slots_->Take(run);
+    if (taken.ok()) slot = *taken;
+    placed = taken.status();
+  }
   // MarkReady, recording where the job runs.
-  WTD_ASSIGN_OR_RETURN(run, runs_->Transition(id, RunState::kLeased, RunState::kReady,
-                                              [&](Run& r) { r.worktree_path = path; }));
+  Result<Run> ready = runs_->Transition(id, RunState::kLeased, RunState::kReady, [&](Run& r) {
+    r.worktree_path = path;
+    r.slot = slot.name;
+  });
+  if (!ready.ok()) {
+    if (isolated && placed.ok()) GiveSlot(run);
+    return ready.status();
+  }
+  run = std::move(*ready);
   WTD_CRASH_POINT("after_ready_commit");
 
   std::unique_ptr<Launched> exec;
   // Not knowing where the worktree is (its repository not open, its
-  // directory missing) is a failed start, retried with the job's backoff.
-  Status spawned = where.ok() ? Spawn(run, &exec) : where.status();
+  // directory missing), or no slot to be had, is a failed start, retried
+  // with the job's backoff.
+  std::string dir = isolated ? slot.path : run.worktree_path;
+  Status spawned = placed.ok() ? Spawn(run, dir, &exec) : placed;
   if (!spawned.ok()) {
     spdlog::warn("run {}: cannot start job {}: {}", id, run.key.job, spawned.ToString());
     Result<Run> r = runs_->SpawnFailed(id, spawned.ToString());
     if (!r.ok()) NoteStoreError(r.status());
     if (r.ok()) ReleaseLock(*r);
+    if (isolated && placed.ok()) GiveSlot(run);
     return Status::OK();
   }
   WTD_CRASH_POINT("after_spawn");
@@ -97,6 +116,7 @@ Status Scheduler::Dispatch(uint64_t id) {
           runs_->Interrupt(id, "cannot record the job on its lock: " + running.status().ToString());
       if (r.ok()) ReleaseLock(*r);
     }
+    GiveSlot(run);
     return running.status();
   }
   WTD_CRASH_POINT("after_running_commit");
@@ -115,13 +135,13 @@ Status Scheduler::Dispatch(uint64_t id) {
     Result<Run> r = runs_->Interrupt(id, "cannot release the job: " + released.ToString());
     if (!r.ok()) NoteStoreError(r.status());
     if (r.ok()) ReleaseLock(*r);
+    GiveSlot(run);
     return released;
   }
   WTD_CRASH_POINT("after_release");
   ++started_;
   spdlog::info("run {} started: job {} on {} in {} (attempt {}, pid {})", id, run.key.job,
-               run.key.sha.substr(0, 12), running->worktree_path, running->attempt,
-               exec->identity().pid);
+               run.key.sha.substr(0, 12), dir, running->attempt, exec->identity().pid);
   in_flight_[id] = InFlight{*running, std::move(exec)};
   return Status::OK();
 }
@@ -133,25 +153,48 @@ void Scheduler::ReleaseLock(const Run& run) {
   }
 }
 
-Status Scheduler::Spawn(const Run& stored, std::unique_ptr<Launched>* out) {
+void Scheduler::GiveSlot(const Run& run) {
+  if (slots_ == nullptr || run.isolation != Isolation::kCommit) return;
+  Status st = slots_->Give(run, false);
+  if (!st.ok()) {
+    spdlog::error("run {}: cannot free its worktree (recovery will): {}", run.id, st.ToString());
+  }
+}
+
+bool Scheduler::DirectoryAvailable(const Run& r) {
+  if (r.isolation == Isolation::kInplace || slots_ == nullptr) {
+    if (r.isolation != Isolation::kInplace) return true;
+    // One inplace run per watched worktree at a time.
+    for (const auto& [id, f] : in_flight_) {
+      if (f.run.isolation == Isolation::kInplace && f.run.key.repo == r.key.repo &&
+          f.run.key.worktree == r.key.worktree) {
+        return false;
+      }
+    }
+    return true;
+  }
+  return slots_->CanTake(r);
+}
+
+Status Scheduler::Spawn(const Run& stored, const std::string& dir, std::unique_ptr<Launched>* out) {
   Run run = stored;
   // A record written before runs carried their job: resolve it now.
   if (run.command.empty()) WTD_RETURN_IF_ERROR(source_->ResolveJob(&run));
   std::string context_path = RunContextPath(options_.state_dir, run.id);
-  WTD_RETURN_IF_ERROR(WriteContext(run, context_path));
+  WTD_RETURN_IF_ERROR(WriteContext(run, dir, context_path));
   SpawnRequest req;
   req.shim_path = options_.exec_shim;
   req.log_cap_bytes = options_.log_cap_bytes;
   req.command = run.command;
-  req.cwd = run.worktree_path;
-  req.env = JobEnvironment(run, context_path);
+  req.cwd = dir;
+  req.env = JobEnvironment(run, dir, context_path);
   req.log_path = RunLogPath(options_.state_dir, run.id);
   req.attempt = run.attempt + 1;
   WTD_ASSIGN_OR_RETURN(*out, launcher_->Start(req));
   return Status::OK();
 }
 
-std::vector<std::string> Scheduler::JobEnvironment(const Run& run,
+std::vector<std::string> Scheduler::JobEnvironment(const Run& run, const std::string& dir,
                                                    const std::string& context_path) const {
   std::map<std::string, std::string> env;
   for (char** e = environ; e && *e; ++e) {
@@ -167,7 +210,8 @@ std::vector<std::string> Scheduler::JobEnvironment(const Run& run,
   env["WTD_SHA"] = run.key.sha;
   env["WTD_BRANCH"] = run.branch;
   env["WTD_WORKTREE_ID"] = run.key.worktree;
-  env["WTD_WORKTREE_ROOT"] = run.worktree_path;
+  env["WTD_WORKTREE_ROOT"] = dir;
+  env["WTD_SOURCE_WORKTREE"] = run.worktree_path;
   env["WTD_REPO_ROOT"] = run.key.repo;
   env["WTD_CONTEXT"] = context_path;
   std::vector<std::string> out;
@@ -176,10 +220,13 @@ std::vector<std::string> Scheduler::JobEnvironment(const Run& run,
   return out;
 }
 
-Status Scheduler::WriteContext(const Run& run, const std::string& path) const {
+Status Scheduler::WriteContext(const Run& run, const std::string& dir,
+                               const std::string& path) const {
   nlohmann::json ctx = {
       {"root", run.key.repo},
-      {"worktreeRoot", run.worktree_path},
+      {"worktreeRoot", dir},
+      {"sourceWorktree", run.worktree_path},
+      {"isolation", std::string(IsolationName(run.isolation))},
       {"head", run.key.sha},
       {"branch", run.branch},
       {"worktree", {{"id", run.key.worktree}, {"branch", run.branch}}},

@@ -1,6 +1,8 @@
 #include "scheduler/poller.h"
 
+#include <limits.h>
 #include <spdlog/spdlog.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <iterator>
@@ -127,6 +129,20 @@ Status Poller::PollRepo(Repo* repo, int64_t* budget, PollStats* stats) {
   return Status::OK();
 }
 
+bool Poller::IsOwnWorktree(const std::string& path) const {
+  const std::string& own = options_.own_worktree_root;
+  if (own.empty()) return false;
+  char buf[PATH_MAX];
+  std::string real = realpath(own.c_str(), buf) != nullptr ? std::string(buf) : own;
+  for (const std::string& root : {own, real}) {
+    if (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
+        path[root.size()] == '/') {
+      return true;
+    }
+  }
+  return false;
+}
+
 Status Poller::OpenRepo(Repo* repo) {
   WTD_ASSIGN_OR_RETURN(repo->git, git::Repository::Open(repo->spec.path));
   spdlog::info("watching repository {} (opened at {})", repo->git->root(), repo->spec.path);
@@ -139,6 +155,7 @@ Status Poller::RefreshWorktrees(Repo* repo) {
   for (const Worktree& w : repo->worktrees) before.push_back(w.info.id);
   std::vector<Worktree> next;
   for (git::WorktreeInfo& info : infos) {
+    if (IsOwnWorktree(info.path)) continue;  // a run's worktree, not a user's
     if (!info.is_main && info.id == "main") {
       // Its runs, cursors and logs would be confused with the main
       // worktree's: refuse it, loudly, rather than guess.
@@ -350,6 +367,8 @@ Status Poller::CollectRuns(Repo* repo, Worktree* wt, const std::string& sha,
     r.retry_backoff_ms = spec.retry_backoff_s * 1000;
     r.timeout_ms = spec.timeout_s * 1000;
     FillJob(spec, info, &r.command, &r.env, &r.commit_subject, &r.commit_author, &r.commit_time_s);
+    r.isolation = spec.inplace ? Isolation::kInplace : Isolation::kCommit;
+    r.keep_worktree = spec.keep_on_failure ? KeepWorktree::kOnFailure : KeepWorktree::kNever;
     out->push_back(std::move(r));
   }
   return Status::OK();
@@ -406,6 +425,9 @@ Status Poller::ResolveJob(Run* run) {
   WTD_ASSIGN_OR_RETURN(git::CommitInfo info, repo->LookupCommit(run->key.sha));
   FillJob((*job)->spec(), info, &run->command, &run->env, &run->commit_subject, &run->commit_author,
           &run->commit_time_s);
+  run->isolation = (*job)->spec().inplace ? Isolation::kInplace : Isolation::kCommit;
+  run->keep_worktree =
+      (*job)->spec().keep_on_failure ? KeepWorktree::kOnFailure : KeepWorktree::kNever;
   return Status::OK();
 }
 

@@ -67,6 +67,8 @@ struct PollerOptions {
   int64_t backoff_ms = 1000;       // --backoff-ms: a failing repository's backoff
   int64_t max_backoff_ms = 60000;  // --max-backoff-ms: its cap
   bool dry_run = false;            // --dry-run: log what would run, enqueue nothing
+  // wtd's own worktrees live here (<state-dir>/worktrees): never watched.
+  std::string own_worktree_root;
 };
 
 class Poller : public CommitSource {
@@ -115,6 +117,8 @@ class Poller : public CommitSource {
 
   Status PollRepo(Repo* repo, int64_t* budget, PollStats* stats);
   Status OpenRepo(Repo* repo);
+  // Whether `path` lies under options_.own_worktree_root.
+  bool IsOwnWorktree(const std::string& path) const;
   Status RefreshWorktrees(Repo* repo);
   Status PollWorktree(Repo* repo, Worktree* wt, int64_t* budget, PollStats* stats);
   struct Walked;

@@ -194,6 +194,7 @@ void Scheduler::DispatchPending(const std::vector<Run>& active) {
   for (const Run& r : list) {
     if (static_cast<int64_t>(in_flight_.size()) >= limit || stop_.load()) break;
     if (r.state != RunState::kPending || in_flight_.count(r.id)) continue;
+    if (!DirectoryAvailable(r)) continue;
     Status st = Dispatch(r.id);
     if (!st.ok()) spdlog::error("run {}: {}", r.id, st.ToString());
     dispatch_error_ = st.ok() ? "" : "run " + std::to_string(r.id) + ": " + st.ToString();
@@ -224,6 +225,20 @@ void Scheduler::ReapCompletions() {
       if (lost != lost_lock_.end()) lost_lock_.erase(lost);
     } else {
       r = locks_->Finish(it->second.run, c.outcome);
+    }
+    if (slots_ != nullptr && it->second.run.isolation == Isolation::kCommit) {
+      // A failed run's worktree is kept when its job asks for it.
+      bool failed =
+          r.ok() &&
+          (r->state == RunState::kFailed || r->state == RunState::kTimedOut ||
+           (r->state == RunState::kFinishing &&
+            (r->finish_state == RunState::kFailed || r->finish_state == RunState::kTimedOut)));
+      bool keep = failed && it->second.run.keep_worktree == KeepWorktree::kOnFailure;
+      Status st = slots_->Give(it->second.run, keep);
+      if (!st.ok()) {
+        spdlog::error("run {}: cannot give back its worktree (recovery will): {}", c.id,
+                      st.ToString());
+      }
     }
     if (!r.ok()) {
       NoteStoreError(r.status());

@@ -5,9 +5,11 @@
 // Dispatching one run (docs/design/loop.md):
 //   RunLocks::Acquire (pending -> leased; with locks: row, then ref)
 //                                       committed      after_lease_commit
+//   isolation = commit: a slot taken (RunSlots::Take: recorded busy, then
+//     checked out at the run's sha)                   after_slot_checkout
+//   isolation = inplace: the worktree's current path; a worktree that no
+//     longer exists ends the run instead (leased -> cancelled, no attempt)
 //   MarkReady (leased -> ready)         committed      after_ready_commit
-//     at the worktree's current path; a worktree that no longer exists
-//     ends the run instead (leased -> cancelled, no attempt used)
 //   spawn wtd-exec, held on its pipe                   after_spawn
 //                                                      before_running_commit
 //   RunLocks::Started: MarkRunning {pid, start, boot id} (+ lock ref blob)
@@ -51,6 +53,7 @@
 #include "runs/run_store.h"
 #include "scheduler/commit_source.h"
 #include "scheduler/run_locks.h"
+#include "scheduler/run_slots.h"
 #include "scheduler/waker.h"
 
 namespace wtd {
@@ -110,6 +113,10 @@ class Scheduler {
   // scheduler takes the lease-less path (NewOffRunLocks). `locks` must
   // outlive the Scheduler.
   void SetRunLocks(RunLocks* locks);
+  // The worktree seam (run_slots.h); set before Loop starts. Without one
+  // every job runs in its watched worktree. `slots` must outlive the
+  // Scheduler.
+  void SetRunSlots(RunSlots* slots) { slots_ = slots; }
 
   void RequestStop();
   bool stop_requested() const { return stop_.load(); }
@@ -145,9 +152,19 @@ class Scheduler {
   void DispatchPending(const std::vector<Run>& active) EXCLUDES(mu_);
   // Takes one pending run through the handshake up to the release.
   Status Dispatch(uint64_t id) EXCLUDES(mu_);
-  Status Spawn(const Run& run, std::unique_ptr<Launched>* out) EXCLUDES(mu_);
-  std::vector<std::string> JobEnvironment(const Run& run, const std::string& context_path) const;
-  Status WriteContext(const Run& run, const std::string& path) const;
+  // Starts the job of `run` in `dir` (its slot, or its watched worktree).
+  Status Spawn(const Run& run, const std::string& dir, std::unique_ptr<Launched>* out)
+      EXCLUDES(mu_);
+  std::vector<std::string> JobEnvironment(const Run& run, const std::string& dir,
+                                          const std::string& context_path) const;
+  Status WriteContext(const Run& run, const std::string& dir, const std::string& path) const;
+  // Whether `r` may be dispatched now as far as directories go: an inplace
+  // run waits while another inplace run of its worktree runs; a commit run
+  // waits while no slot is to be had.
+  bool DirectoryAvailable(const Run& r);
+  // Gives back the slot of a run whose attempt is over (logged on failure:
+  // recovery frees it).
+  void GiveSlot(const Run& run);
   // Records the outcome of each finished job: Finish, or Interrupt for a
   // job stopped by Shutdown.
   void ReapCompletions() EXCLUDES(mu_);
@@ -182,6 +199,7 @@ class Scheduler {
   SchedulerOptions options_;
   std::unique_ptr<RunLocks> owned_locks_;  // the lease-less default
   RunLocks* locks_;
+  RunSlots* slots_ = nullptr;
   std::map<uint64_t, InFlight> in_flight_;
   std::map<uint64_t, std::string> lost_lock_;  // in flight, lock lost: why
   int64_t next_poll_ms_ = 0;

@@ -80,6 +80,7 @@ void serialize(Archive& ar, Run& r, const std::uint32_t version) {
     ar(r.commit_subject, r.commit_author, r.commit_time_s);
   }
   if (version >= 4) ar(r.lock_waits, r.lease_token, r.finish_state);
+  if (version >= 5) ar(r.isolation, r.keep_worktree, r.slot);
 }
 
 // A vector of strings as a count, then each string. The count is checked
@@ -133,13 +134,20 @@ void serialize(Archive& ar, IdemRecord& r, const std::uint32_t version) {
 }
 
 template <class Archive>
+void serialize(Archive& ar, Slot& s, const std::uint32_t /*version*/) {
+  ar(s.name, s.repo, s.path, s.sha, s.state, s.run_id, s.idem_key, s.branch, s.created_at_ms,
+     s.updated_at_ms);
+}
+
+template <class Archive>
 void serialize(Archive& ar, Event& e, const std::uint32_t /*version*/) {
   ar(e.run_id, e.from, e.to, e.attempt, e.at_ms);
 }
 
 }  // namespace wtd
 
-CEREAL_CLASS_VERSION(wtd::Run, 4)
+CEREAL_CLASS_VERSION(wtd::Run, 5)
+CEREAL_CLASS_VERSION(wtd::Slot, 1)
 CEREAL_CLASS_VERSION(wtd::Cursor, 2)
 CEREAL_CLASS_VERSION(wtd::Lease, 2)
 CEREAL_CLASS_VERSION(wtd::WatchedRepos, 2)
@@ -153,6 +161,8 @@ constexpr std::string_view kStateNames[kRunStateCount] = {
     "pending",   "leased", "preparing", "ready",     "running",   "retry_wait",
     "succeeded", "failed", "timed_out", "cancelled", "finishing", "skipped",
 };
+constexpr std::string_view kSlotStateNames[kSlotStateCount] = {"creating", "free",   "busy",
+                                                               "kept",     "manual", "removing"};
 constexpr std::string_view kLeaseStateNames[kLeaseStateCount] = {"held", "releasing"};
 constexpr std::string_view kIdemStatusNames[kIdemStatusCount] = {
     "in_progress", "completed", "failed", "rolled_back", "blocked"};
@@ -171,6 +181,8 @@ std::string_view KindName(RecordKind kind) {
       return "event";
     case RecordKind::kWatchedRepos:
       return "watched repositories";
+    case RecordKind::kSlot:
+      return "worktree slot";
   }
   return "record";
 }
@@ -239,6 +251,19 @@ bool IsTerminal(RunState s) {
          s == RunState::kCancelled || s == RunState::kSkipped;
 }
 
+std::string_view SlotStateName(SlotState s) {
+  auto i = static_cast<size_t>(s);
+  return i < kSlotStateCount ? kSlotStateNames[i] : "invalid";
+}
+
+std::string_view IsolationName(Isolation i) {
+  return i == Isolation::kInplace ? "inplace" : "commit";
+}
+
+std::string_view KeepWorktreeName(KeepWorktree k) {
+  return k == KeepWorktree::kOnFailure ? "on_failure" : "never";
+}
+
 std::string_view LeaseStateName(LeaseState s) {
   auto i = static_cast<size_t>(s);
   return i < kLeaseStateCount ? kLeaseStateNames[i] : "invalid";
@@ -290,6 +315,7 @@ std::string EncodeCursor(const Cursor& c) { return Encode(RecordKind::kCursor, c
 std::string EncodeLease(const Lease& l) { return Encode(RecordKind::kLease, l); }
 std::string EncodeIdem(const IdemRecord& r) { return Encode(RecordKind::kIdem, r); }
 std::string EncodeEvent(const Event& e) { return Encode(RecordKind::kEvent, e); }
+std::string EncodeSlot(const Slot& s) { return Encode(RecordKind::kSlot, s); }
 std::string EncodeWatchedRepos(const WatchedRepos& w) {
   return Encode(RecordKind::kWatchedRepos, w);
 }
@@ -298,6 +324,9 @@ Result<Run> DecodeRun(std::string_view v) {
   WTD_ASSIGN_OR_RETURN(Run r, Decode<Run>(RecordKind::kRun, v));
   if (static_cast<size_t>(r.state) >= kRunStateCount) {
     return Status::Corruption("run: invalid state " + std::to_string(static_cast<int>(r.state)));
+  }
+  if (static_cast<uint8_t>(r.isolation) > 1 || static_cast<uint8_t>(r.keep_worktree) > 1) {
+    return Status::Corruption("run: invalid isolation or keep_worktree");
   }
   if (static_cast<size_t>(r.finish_state) >= kRunStateCount) {
     return Status::Corruption("run: invalid finish state " +
@@ -323,6 +352,14 @@ Result<IdemRecord> DecodeIdem(std::string_view v) {
                               std::to_string(static_cast<int>(r.status)));
   }
   return r;
+}
+Result<Slot> DecodeSlot(std::string_view v) {
+  WTD_ASSIGN_OR_RETURN(Slot s, Decode<Slot>(RecordKind::kSlot, v));
+  if (static_cast<size_t>(s.state) >= kSlotStateCount) {
+    return Status::Corruption("worktree slot: invalid state " +
+                              std::to_string(static_cast<int>(s.state)));
+  }
+  return s;
 }
 Result<Event> DecodeEvent(std::string_view v) {
   WTD_ASSIGN_OR_RETURN(Event e, Decode<Event>(RecordKind::kEvent, v));

@@ -35,6 +35,7 @@ enum class RecordKind : uint8_t {
   kIdem = 4,
   kEvent = 5,
   kWatchedRepos = 6,
+  kSlot = 7,
 };
 
 // The states of a run; see docs/design/state-machine.md. Values are stored:
@@ -72,6 +73,19 @@ struct RunKey {
 
   friend bool operator==(const RunKey&, const RunKey&) = default;
 };
+
+// Where a run's job runs (the job key `isolation`). Values are stored.
+enum class Isolation : uint8_t {
+  kCommit = 0,   // a daemon-owned worktree at exactly the run's sha
+  kInplace = 1,  // the watched worktree, as it is (one such run per worktree at a time)
+};
+// Whether a failed run's worktree is kept (the job key `keep_worktree`).
+enum class KeepWorktree : uint8_t {
+  kNever = 0,
+  kOnFailure = 1,
+};
+std::string_view IsolationName(Isolation i);        // "commit", "inplace"
+std::string_view KeepWorktreeName(KeepWorktree k);  // "never", "on_failure"
 
 struct Run {
   uint64_t id = 0;
@@ -114,6 +128,10 @@ struct Run {
   uint32_t lock_waits = 0;   // times its lock was found held by another (no attempt used)
   uint64_t lease_token = 0;  // fencing token of its current or last lease; 0: never leased
   RunState finish_state = RunState::kPending;  // finishing: the state it ends in
+  // Class version 5 (an older record reads as isolation commit, keep never).
+  Isolation isolation = Isolation::kCommit;
+  KeepWorktree keep_worktree = KeepWorktree::kNever;
+  std::string slot;  // the worktree slot of its current or last attempt ("" inplace)
 
   friend bool operator==(const Run&, const Run&) = default;
 };
@@ -224,6 +242,36 @@ struct IdemRecord {
   friend bool operator==(const IdemRecord&, const IdemRecord&) = default;
 };
 
+// The states of a worktree slot (docs/design/worktrees.md). Values are
+// stored: never renumber.
+enum class SlotState : uint8_t {
+  kCreating = 0,  // its worktree is being added; its idempotency record names the pieces
+  kFree = 1,      // ready for the next run
+  kBusy = 2,      // a run's job uses it (run_id)
+  kKept = 3,      // a failed run's (run_id), kept aside for inspection
+  kManual = 4,    // made by an operator (`wtctl worktree create`); never given to a run
+  kRemoving = 5,  // being removed: the pieces go first, then the record
+};
+inline constexpr int kSlotStateCount = 6;
+// "creating", "free", "busy", "kept", "manual", "removing".
+std::string_view SlotStateName(SlotState s);
+
+// A daemon-owned worktree (slots family, keyed by name).
+struct Slot {
+  std::string name;  // also its admin entry's name: <common>/worktrees/<name>
+  std::string repo;  // the repository (RunKey.repo)
+  std::string path;  // <worktree root>/<name>
+  std::string sha;   // the commit checked out; "" when unknown
+  SlotState state = SlotState::kCreating;
+  uint64_t run_id = 0;   // busy, kept: the run
+  std::string idem_key;  // the idempotency record of its creation
+  std::string branch;    // the branch its creation makes and deletes again
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+
+  friend bool operator==(const Slot&, const Slot&) = default;
+};
+
 // One state transition of one run (events family).
 struct Event {
   uint64_t run_id = 0;
@@ -241,6 +289,7 @@ std::string EncodeLease(const Lease& l);
 std::string EncodeIdem(const IdemRecord& r);
 std::string EncodeEvent(const Event& e);
 std::string EncodeWatchedRepos(const WatchedRepos& w);
+std::string EncodeSlot(const Slot& s);
 
 // Corruption (naming the record kind) on any damage.
 Result<Run> DecodeRun(std::string_view value);
@@ -249,6 +298,7 @@ Result<Lease> DecodeLease(std::string_view value);
 Result<IdemRecord> DecodeIdem(std::string_view value);
 Result<Event> DecodeEvent(std::string_view value);
 Result<WatchedRepos> DecodeWatchedRepos(std::string_view value);
+Result<Slot> DecodeSlot(std::string_view value);
 
 // Wraps a cereal payload in the record envelope (exposed for tests that
 // write records of an older class version).

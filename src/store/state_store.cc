@@ -5,6 +5,8 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
+
 #include "base/crash_point.h"
 #include "base/file_util.h"
 #include "base/random.h"
@@ -14,7 +16,7 @@ namespace wtd {
 namespace {
 
 constexpr std::string_view kFamilyNames[kFamilyCount] = {
-    "meta", "runs", "run_keys", "active", "cursors", "locks", "idem", "events",
+    "meta", "runs", "run_keys", "active", "cursors", "locks", "idem", "events", "slots",
 };
 
 // RocksDB names the default family "default"; wtd keeps it empty.
@@ -109,9 +111,21 @@ Status StateStore::Init(const StoreOptions& options) {
   db_opts.max_file_opening_threads = 2;
   if (options.env != nullptr) db_opts.env = options.env;
 
+  // Read-only, a family a newer wtd added may not exist yet in a store no
+  // newer daemon has opened: it is left out and reads as empty.
+  std::vector<std::string> existing;
+  if (read_only_) {
+    rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(db_opts, dir_, &existing);
+    if (!ls.ok()) return FromRocks(ls, "open state store " + dir_);
+  }
+  auto present = [&](std::string_view name) {
+    return !read_only_ || std::find(existing.begin(), existing.end(), name) != existing.end();
+  };
   std::vector<rocksdb::ColumnFamilyDescriptor> descs;
   descs.emplace_back(kDefaultFamily, FamilyOptions());
-  for (std::string_view name : kFamilyNames) descs.emplace_back(std::string(name), FamilyOptions());
+  for (std::string_view name : kFamilyNames) {
+    if (present(name)) descs.emplace_back(std::string(name), FamilyOptions());
+  }
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
@@ -120,8 +134,13 @@ Status StateStore::Init(const StoreOptions& options) {
                            : rocksdb::DB::Open(db_opts, dir_, descs, &handles, &db);
   if (!rs.ok()) return FromRocks(rs, "open state store " + dir_);
   db_.reset(db);
-  // handles[0] is "default"; wtd's families follow in Family order.
-  handles_.assign(handles.begin() + 1, handles.end());
+  // handles[0] is "default"; wtd's families follow in Family order, a
+  // missing one (read-only) as null.
+  handles_.assign(kFamilyCount, nullptr);
+  size_t next = 1;
+  for (int i = 0; i < kFamilyCount; ++i) {
+    if (present(kFamilyNames[i])) handles_[i] = handles[next++];
+  }
   db_->DestroyColumnFamilyHandle(handles[0]);
 
   WTD_RETURN_IF_ERROR(CheckSchema());
@@ -187,7 +206,9 @@ Status StateStore::BumpIncarnation() {
 
 StateStore::~StateStore() {
   if (!db_) return;
-  for (rocksdb::ColumnFamilyHandle* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    if (h != nullptr) db_->DestroyColumnFamilyHandle(h);
+  }
   db_->Close().PermitUncheckedError();
 }
 
@@ -232,7 +253,9 @@ Status StateStore::Commit(const WriteBatch& batch) {
 
 Result<std::string> StateStore::Get(Family f, std::string_view key) const {
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), Handle(f), key, &value);
+  rocksdb::Status s = Handle(f) == nullptr
+                          ? rocksdb::Status::NotFound()
+                          : db_->Get(rocksdb::ReadOptions(), Handle(f), key, &value);
   if (s.IsNotFound()) {
     return Status::NotFound(Printable(f, key) + " not found");
   }
@@ -241,6 +264,7 @@ Result<std::string> StateStore::Get(Family f, std::string_view key) const {
 }
 
 Status StateStore::Scan(Family f, std::string_view prefix, const ScanFn& fn, bool reverse) const {
+  if (Handle(f) == nullptr) return Status::OK();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), Handle(f)));
   if (!reverse) {
     it->Seek(prefix);
@@ -268,6 +292,7 @@ Status StateStore::Scan(Family f, std::string_view prefix, const ScanFn& fn, boo
 }
 
 Status StateStore::ScanFrom(Family f, std::string_view start, const ScanFn& fn) const {
+  if (Handle(f) == nullptr) return Status::OK();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), Handle(f)));
   for (it->Seek(rocksdb::Slice(start.data(), start.size())); it->Valid(); it->Next()) {
     if (!fn(std::string_view(it->key().data(), it->key().size()),
@@ -279,6 +304,7 @@ Status StateStore::ScanFrom(Family f, std::string_view start, const ScanFn& fn) 
 }
 
 Result<std::string> StateStore::LastKey(Family f) const {
+  if (Handle(f) == nullptr) return std::string();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), Handle(f)));
   it->SeekToLast();
   WTD_RETURN_IF_ERROR(FromRocks(it->status(), "seek " + std::string(FamilyName(f))));
@@ -293,6 +319,7 @@ Status StateStore::MarkCleanShutdown() {
 
 uint64_t StateStore::EstimateKeys(Family f) const {
   uint64_t n = 0;
+  if (Handle(f) == nullptr) return 0;
   db_->GetIntProperty(Handle(f), "rocksdb.estimate-num-keys", &n);
   return n;
 }

@@ -44,8 +44,9 @@ enum class Family : uint8_t {
   kLocks,  // not written yet: reserved for lock leases (created so the layout is fixed)
   kIdem,   // idempotency records (IdemStore, src/idem)
   kEvents,
+  kSlots,  // daemon-owned worktrees (WorktreeSlots, src/worktrees)
 };
-inline constexpr int kFamilyCount = 8;
+inline constexpr int kFamilyCount = 9;
 std::string_view FamilyName(Family f);
 
 // The on-disk schema this build writes. A store with a newer schema is

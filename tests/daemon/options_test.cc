@@ -128,7 +128,8 @@ TEST_F(OptionsTest, EveryOptionIsDefinedOnceWithHelpAndItsParts) {
   }
   EXPECT_EQ(restart, (std::set<std::string>{"state-dir", "socket", "pid-file", "daemonize",
                                             "exec-shim", "locks", "locks-root", "notes-ref",
-                                            "lease-ttl-s", "lock-grace-s"}));
+                                            "lease-ttl-s", "lock-grace-s", "worktree-slots",
+                                            "keep-failed", "idem-retention-h"}));
 }
 
 TEST_F(OptionsTest, EveryDefaultParsesAndValidatesOnTheCommandLineAndInTheFile) {

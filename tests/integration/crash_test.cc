@@ -41,9 +41,11 @@ std::vector<Scenario> Scenarios() {
   // contention, reap and skip paths (another owner's lock or receipt), and a
   // renewal (a job running for a third of the lease TTL). locks_test.cc
   // crashes at the reap.
+  // The removal of a worktree is an operator's (worktrees_test.cc crashes
+  // `wtctl worktree remove` there).
   static const std::set<std::string_view> kNotOnTheDaemonsPath = {
       "after_lock_contended_commit", "after_lease_renew_commit", "after_skip_commit",
-      "after_reap_record"};
+      "after_reap_record",           "after_slot_removing",      "after_slot_dir_remove"};
   for (std::string_view name : CrashPointNames()) {
     if (!kNotOnTheDaemonsPath.count(name)) out.push_back({std::string(name)});
   }
@@ -73,8 +75,9 @@ class CrashPointTest : public IntegrationTest, public ::testing::WithParamInterf
     hold_ = dir_.Sub("hold");
     // With hold_ present the job sleeps after its effect, so it is still
     // running when the daemon stops.
-    repo_.CommitJob("effect", "run = echo \"$WTD_SHA\" >> " + effect_ + "; if [ -e " + hold_ +
-                                  " ]; then sleep 60; fi\n");
+    // The job checks that it runs in a tree at exactly its commit.
+    repo_.CommitJob("effect", TreeCheckedJob().substr(0, TreeCheckedJob().size() - 1) +
+                                  "; if [ -e " + hold_ + " ]; then sleep 60; fi\n");
     repo_.Commit("a.txt", "a", "second");
     repo_.Commit("b.txt", "b", "third");
   }
@@ -177,6 +180,7 @@ TEST_P(CrashPointTest, RestartRecordsEveryCommitExactlyOnce) {
   // lock ref or lease is left, with one receipt per commit.
   ExpectExactlyOnce(Runs(), shas, "effect");
   ExpectLocksReleased(state_dir_, shas, "effect");
+  ExpectWorktreesOwned(state_dir_);
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryCrashPoint, CrashPointTest, ::testing::ValuesIn(Scenarios()),

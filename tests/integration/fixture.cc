@@ -1,7 +1,9 @@
 #include "integration/fixture.h"
 
+#include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 
 namespace wtd::itest {
 
@@ -213,6 +215,72 @@ void IntegrationTest::ExpectLocksReleased(const std::string& state_dir,
     EXPECT_EQ(receipts.size(), 1u) << "receipts of " << job << " in " << worktree << " for "
                                    << Short(sha) << ": " << json(receipts).dump();
   }
+}
+
+namespace {
+
+// The path with symlinks resolved, as far as it exists.
+std::string Canonical(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
+  return ec ? path : p.string();
+}
+
+}  // namespace
+
+std::string IntegrationTest::TreeCheckedJob(const std::string& extra) const {
+  return "run = if [ \"$(git rev-parse HEAD)\" = \"$WTD_SHA\" ] && [ -z \"$(git status "
+         "--porcelain)\" ]; then echo \"$WTD_SHA\" >> " +
+         effect_ + "; else echo \"dirty $WTD_SHA\" >> " + effect_ +
+         "; exit 1; fi; touch left-behind\n" + extra;
+}
+
+void IntegrationTest::ExpectWorktreesOwned(const std::string& state_dir) {
+  std::string root = Canonical(state_dir + "/worktrees");
+  CommandResult list = WtctlIn(state_dir, {"--json", "worktree", "list"});
+  ASSERT_EQ(list.exit_code, 0) << list.Describe();
+  json l = json::parse(list.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(l.is_object() && l["worktrees"].is_array()) << list.out;
+  std::set<std::string> recorded_paths, recorded_names;
+  for (const json& w : l["worktrees"]) {
+    EXPECT_NE(w.value("state", ""), "creating") << w.dump();
+    EXPECT_NE(w.value("state", ""), "removing") << w.dump();
+    recorded_names.insert(w.value("name", ""));
+    recorded_paths.insert(Canonical(w.value("path", "")));
+  }
+  std::set<std::string> dirs;
+  if (std::filesystem::exists(root)) {
+    for (const auto& e : std::filesystem::directory_iterator(root))
+      dirs.insert(Canonical(e.path()));
+  }
+  EXPECT_EQ(dirs, recorded_paths) << "directories under " << root << " vs " << list.out;
+  // `git worktree list` names exactly the recorded ones under the root.
+  std::set<std::string> listed;
+  for (const std::string& line : Lines(repo_.Git({"worktree", "list", "--porcelain"}))) {
+    if (line.rfind("worktree ", 0) != 0) continue;
+    std::string path = Canonical(line.substr(9));
+    if (path.rfind(root + "/", 0) == 0) listed.insert(path);
+  }
+  EXPECT_EQ(listed, recorded_paths) << "git worktree list vs " << list.out;
+  // Admin entries pointing into the root: only recorded ones, none locked.
+  std::string admin = repo_.Git({"rev-parse", "--git-common-dir"});
+  while (!admin.empty() && admin.back() == '\n') admin.pop_back();
+  if (admin.rfind('/', 0) != 0) admin = repo_.dir() + "/" + admin;
+  admin += "/worktrees";
+  if (std::filesystem::exists(admin)) {
+    for (const auto& e : std::filesystem::directory_iterator(admin)) {
+      std::string gitdir = ReadFileOr(e.path().string() + "/gitdir");
+      if (gitdir.find(root + "/") == std::string::npos &&
+          gitdir.find(state_dir + "/worktrees/") == std::string::npos) {
+        continue;
+      }
+      std::string name = e.path().filename().string();
+      EXPECT_TRUE(recorded_names.count(name)) << "admin entry " << e.path() << " owned by no slot";
+      EXPECT_FALSE(std::filesystem::exists(e.path().string() + "/locked"))
+          << "admin entry " << e.path() << " left locked";
+    }
+  }
+  EXPECT_EQ(repo_.Git({"for-each-ref", "refs/heads/wtd/slots"}), "") << "slot branches left";
 }
 
 }  // namespace wtd::itest

@@ -80,6 +80,17 @@ class IntegrationTest : public ::testing::Test {
   void ExpectLocksReleased(const std::string& state_dir, const std::vector<std::string>& shas,
                            const std::string& job, const std::string& worktree = "main");
 
+  // A job body that, when its working tree is exactly its commit (HEAD at
+  // $WTD_SHA, `git status --porcelain` empty), appends $WTD_SHA to effect_,
+  // and otherwise appends "dirty SHA" and fails; then leaves an untracked
+  // file behind, which the next run in that tree must not see.
+  std::string TreeCheckedJob(const std::string& extra = "") const;
+  // Expects the worktrees under <state_dir>/worktrees to be exactly those
+  // `wtctl worktree list` records: no directory there, admin entry of
+  // repo_ pointing there, `wtd/slots/` branch or `locked` file that no
+  // record owns, and `git worktree list` agreeing.
+  void ExpectWorktreesOwned(const std::string& state_dir);
+
   TempDir dir_;
   std::string state_dir_;
   std::string effect_;

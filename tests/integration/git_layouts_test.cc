@@ -92,7 +92,7 @@ TEST_F(GitLayoutsTest, SeparateGitDirRunsJobsInTheWorkTree) {
   std::string where = dir_.Sub("where");
   repo_.CommitJob("where", "run = echo \"$WTD_WORKTREE_ID|$(pwd -P)|$WTD_WORKTREE_ROOT|" +
                                std::string("$WTD_REPO_ROOT|$(ls | tr '\\n' ' ')\" >> ") + where +
-                               "\n");
+                               "\nisolation = inplace\n");
   repo_.Git({"worktree", "add", "-q", "-b", "side", wt1});
   // wt1 starts at the commit main runs: it runs only a commit of its own.
   std::string side = GitRepo(wt1).Commit("s.txt", "s", "on side");
@@ -137,7 +137,7 @@ class QueuedRunsTest : public GitLayoutsTest {
     wt1_ = dir_.Sub("wt1");
     repo_.CommitJob("where", "run = pwd -P >> " + where_ + "; echo \"$WTD_WORKTREE_ROOT\" >> " +
                                  where_ + "\nbranches = side\nmax_attempts = 2\n" +
-                                 "retry_backoff_s = 0\n");
+                                 "retry_backoff_s = 0\nisolation = inplace\n");
     daemon_ = StartReady({"--worktrees", "all"});
     CommandResult pause = Wtctl({"pause"});
     ASSERT_EQ(pause.exit_code, 0) << pause.Describe();

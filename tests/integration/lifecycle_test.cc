@@ -59,8 +59,8 @@ TEST_F(LifecycleTest, CommitsMadeWhileStoppedRunAfterRestart) {
 TEST_F(LifecycleTest, LinkedWorktreesRunTheirOwnJobsInAllMode) {
   std::string where = dir_.Sub("where");
   repo_.Write("jobs/effect.job", EffectJob());
-  repo_.CommitJob("where",
-                  "run = echo \"$WTD_WORKTREE_ID $WTD_BRANCH $WTD_SHA $(pwd -P)\" >> " + where);
+  repo_.CommitJob("where", "run = echo \"$WTD_WORKTREE_ID $WTD_BRANCH $WTD_SHA $(pwd -P)\" >> " +
+                               where + "\nisolation = inplace\n");
   DaemonProcess* d = StartReady({"--worktrees", "all"});
   ASSERT_NO_FATAL_FAILURE(WaitSettled(repo_.RevList(), "effect"));
 

@@ -230,10 +230,12 @@ TEST_F(LocksTest, RecoverWithTheDaemonDownPlansThenFinishesARunWithItsReceipt) {
   ASSERT_EQ(plan.exit_code, 0) << plan.Describe();
   json p = json::parse(plan.out);
   EXPECT_EQ(p["dry_run"], true);
-  ASSERT_EQ(p["actions"].size(), 2u) << p.dump(2);
+  // The run's worktree is still recorded busy: the pass frees it.
+  ASSERT_EQ(p["actions"].size(), 3u) << p.dump(2);
   EXPECT_EQ(p["actions"][0]["kind"], "finish_release");
   EXPECT_EQ(p["actions"][0]["to"], "succeeded");
   EXPECT_EQ(p["actions"][1]["kind"], "drop_lease");
+  EXPECT_EQ(p["actions"][2]["kind"], "release_slot");
   EXPECT_EQ(repo_.Git({"for-each-ref"}), refs_before);
   EXPECT_EQ(Wtctl({"--json", "runs", "--limit", "0"}).out, runs_before);
   EXPECT_TRUE(Receipts(shas[0], "effect").empty());
@@ -243,9 +245,10 @@ TEST_F(LocksTest, RecoverWithTheDaemonDownPlansThenFinishesARunWithItsReceipt) {
   json a = json::parse(apply.out);
   EXPECT_EQ(a["dry_run"], false);
   EXPECT_TRUE(a["errors"].empty()) << a.dump(2);
-  ASSERT_EQ(a["actions"].size(), 2u) << a.dump(2);
+  ASSERT_EQ(a["actions"].size(), 3u) << a.dump(2);
   EXPECT_EQ(a["actions"][0]["kind"], "finish_release");
   EXPECT_EQ(a["actions"][1]["kind"], "drop_lease");
+  EXPECT_EQ(a["actions"][2]["kind"], "release_slot");
   ExpectExactlyOnce(Runs(), shas, "effect");
   ExpectLocksReleased(state_dir_, shas, "effect");
   // A second pass finds nothing left; the daemon then runs nothing again.
