@@ -99,9 +99,13 @@ git config commit.gpgsign false
 for j in "${jobs[@]}"; do
   extra=
   [[ $j == slow ]] && extra='; sleep 0.2'
+  # Each job checks it runs in a tree at exactly its commit, then leaves an
+  # untracked file behind for the next run in that worktree not to see.
   # shellcheck disable=SC2016  # $WTD_SHA is for the job's shell
-  printf 'run = echo "$WTD_SHA" >> %s%s\nmax_attempts = 20\nretry_backoff_s = 0\n' \
-    "$work/effect-$j" "$extra" > "$repo/jobs/$j.job"
+  printf '%s%s%s\nmax_attempts = 20\nretry_backoff_s = 0\n' \
+    'run = if [ "$(git rev-parse HEAD)" = "$WTD_SHA" ] && [ -z "$(git status --porcelain)" ]; ' \
+    "then echo \"\$WTD_SHA\" >> $work/effect-$j; else echo \"\$WTD_SHA\" >> $work/dirty; exit 1; fi; " \
+    "touch left-behind$extra" > "$repo/jobs/$j.job"
 done
 git add -A
 git commit -q -m "torture jobs"
@@ -260,8 +264,26 @@ while read -r sha; do
   done
 done < "$work/shas"
 
+# Worktrees: each job ran in a tree at exactly its commit; what is under
+# the worktree root is exactly what wtctl lists, and git agrees.
+[[ ! -s $work/dirty ]] || fail "jobs ran in a tree not at their commit:"$'\n'"$(cat "$work/dirty")"
+root=$(realpath "$state/worktrees" 2> /dev/null || echo "$state/worktrees")
+listed=$("$wtctl" --state-dir "$state" --json worktree list |
+  sed -n 's/^ *"path": "\(.*\)",\{0,1\}$/\1/p' | xargs -r -n1 realpath | sort)
+on_disk=$(find "$root" -mindepth 1 -maxdepth 1 2> /dev/null | xargs -r -n1 realpath | sort)
+[[ $listed == "$on_disk" ]] || fail "worktree root holds"$'\n'"$on_disk"$'\n'"but wtctl lists"$'\n'"$listed"
+in_git=$(git -C "$repo" worktree list --porcelain | sed -n 's/^worktree //p' | xargs -r -n1 realpath |
+  grep "^$root/" | sort || true)
+[[ $listed == "$in_git" ]] || fail "git worktree list has"$'\n'"$in_git"$'\n'"but wtctl lists"$'\n'"$listed"
+left=$(git -C "$repo" for-each-ref refs/heads/wtd/slots)
+[[ -z $left ]] || fail "slot branches left behind:"$'\n'"$left"
+locked=$(find "$repo/.git/worktrees" -name locked 2> /dev/null || true)
+[[ -z $locked ]] || fail "locked admin entries left behind:"$'\n'"$locked"
+slots=$(wc -l <<< "$listed")
+
 echo "torture: PASSED: $((commits)) commits, ${#jobs[@]} jobs, $runs runs recorded exactly once," \
-  "all succeeded, one receipt each, no lock left; $executions executions ($((executions - runs)) repeated after kills)," \
+  "all succeeded in their commit's tree, one receipt each, no lock left, $slots worktrees" \
+  "owned; $executions executions ($((executions - runs)) repeated after kills)," \
   "$retried runs needed more than one attempt"
 echo "torture: wtd started $starts times: $kills kill -9, $crashes crash-point exits (86)," \
   "$stops SIGTERM stops"

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "base/clock.h"
+#include "base/crash_point.h"
 #include "base/file_util.h"
 #include "base/paths.h"
 #include "commands/command.h"
@@ -209,6 +210,12 @@ int RunCommand(const CommandDef& def, CliSession& session, const CliArgs& args) 
 }  // namespace
 
 int WtctlMain(int argc, char** argv) {
+  // wtctl's direct mode makes the same durable steps as the daemon (a
+  // worktree's creation, a recovery pass): tests crash it there too.
+  if (Status st = ArmCrashPointFromEnv(); !st.ok()) {
+    std::cerr << "wtctl: " << st.message() << "\n";
+    return kExitUsage;
+  }
   std::vector<std::string> args(argv + 1, argv + argc);
   std::string state_dir, socket;
   bool json_out = false;
