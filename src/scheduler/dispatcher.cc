@@ -47,15 +47,16 @@ Status Scheduler::Dispatch(uint64_t id) {
   bool isolated = run.isolation == Isolation::kCommit && slots_ != nullptr;
   // The worktree may have moved since the run was queued: an inplace run
   // runs where it is now. If it is gone, no attempt could ever start: the
-  // run ends cancelled, its attempts untouched. A commit run needs only its
-  // commit.
+  // run ends failed with the reason, its attempts untouched. A commit run
+  // needs only its commit.
   Result<std::optional<std::string>> where =
       source_->CurrentWorktreePath(run.key.repo, run.key.worktree);
   if (!isolated && where.ok() && !*where) {
     std::string why = "worktree " + run.key.worktree + " of " + run.key.repo + " no longer exists";
-    spdlog::warn("run {}: {}; cancelling job {} on {}", id, why, run.key.job,
+    spdlog::warn("run {}: {}; job {} on {} failed", id, why, run.key.job,
                  run.key.sha.substr(0, 12));
-    Result<Run> r = runs_->Cancel(id, RunState::kLeased, why);
+    Result<Run> r = runs_->Transition(id, RunState::kLeased, RunState::kFailed,
+                                      [&](Run& failed) { failed.error = why; });
     if (!r.ok()) NoteStoreError(r.status());
     if (r.ok()) ReleaseLock(*r);
     return Status::OK();

@@ -8,7 +8,7 @@
 //   isolation = commit: a slot taken (RunSlots::Take: recorded busy, then
 //     checked out at the run's sha)                   after_slot_checkout
 //   isolation = inplace: the worktree's current path; a worktree that no
-//     longer exists ends the run instead (leased -> cancelled, no attempt)
+//     longer exists ends the run instead (leased -> failed, no attempt)
 //   MarkReady (leased -> ready)         committed      after_ready_commit
 //   spawn wtd-exec, held on its pipe                   after_spawn
 //                                                      before_running_commit

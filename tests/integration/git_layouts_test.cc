@@ -176,13 +176,13 @@ TEST_F(QueuedRunsTest, QueuedRunsFollowAWorktreeMovedBeforeTheyStart) {
   StopDaemon(daemon_);
 }
 
-TEST_F(QueuedRunsTest, QueuedRunsOfARemovedWorktreeEndCancelledWithAClearError) {
+TEST_F(QueuedRunsTest, QueuedRunsOfARemovedWorktreeEndFailedWithAClearError) {
   repo_.Git({"worktree", "remove", "--force", wt1_});
   CommandResult resume = Wtctl({"resume"});
   ASSERT_EQ(resume.exit_code, 0) << resume.Describe();
   ASSERT_NO_FATAL_FAILURE(WaitSettled(shas_, "where", "wt1"));
   std::vector<RunRow> runs = Runs();
-  ExpectExactlyOnce(runs, shas_, "where", "wt1", "cancelled");
+  ExpectExactlyOnce(runs, shas_, "where", "wt1", "failed");
   for (const RunRow& r : runs) {
     EXPECT_EQ(r.attempt, 0) << "no attempt was burnt; " << RunsToString(runs);
     EXPECT_EQ(r.error, "worktree wt1 of " + repo_.dir() + " no longer exists")

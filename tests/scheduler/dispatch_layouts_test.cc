@@ -189,10 +189,10 @@ TEST_F(QueuedRunTest, RunsInTheWorktreesNewPathAfterAMove) {
   EXPECT_EQ(Lines(Sub("where")), moved + "\n" + moved + "\n");
 }
 
-TEST_F(QueuedRunTest, RemovedWorktreeEndsItsRunCancelledWithoutAnAttempt) {
+TEST_F(QueuedRunTest, RemovedWorktreeEndsItsRunFailedWithoutAnAttempt) {
   Sh("cd " + repo_ + " && git worktree remove --force " + wt1_);
   wtd::Run r = ResumeAndSettle();
-  EXPECT_EQ(r.state, RunState::kCancelled) << Describe(All());
+  EXPECT_EQ(r.state, RunState::kFailed) << Describe(All());
   EXPECT_EQ(r.attempt, 0u) << "no attempt was made";
   EXPECT_EQ(r.error, "worktree wt1 of " + repo_ + " no longer exists");
   EXPECT_FALSE(fs::exists(Sub("where"))) << Lines(Sub("where"));

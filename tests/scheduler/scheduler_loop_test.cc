@@ -209,12 +209,12 @@ TEST_F(SchedulerLoopTest, PausedStartsNothingUntilResumed) {
   EXPECT_EQ(launcher_.started.size(), 1u);
 }
 
-TEST_F(SchedulerLoopTest, ARunWhoseWorktreeIsGoneIsCancelledWithoutAnAttempt) {
+TEST_F(SchedulerLoopTest, ARunWhoseWorktreeIsGoneFailsWithoutAnAttempt) {
   source_->Add(Sha('a'), 3, "make", "wt1");
   source_->removed.insert("wt1");
   Step();
   wtd::Run r = Get(1);
-  EXPECT_EQ(r.state, RunState::kCancelled);
+  EXPECT_EQ(r.state, RunState::kFailed);
   EXPECT_EQ(r.attempt, 0u);
   EXPECT_EQ(r.error, "worktree wt1 of /srv/repo no longer exists");
   EXPECT_TRUE(launcher_.started.empty());
