@@ -2,9 +2,11 @@
 // runs with isolation = commit, their creation with rollback, the operator
 // commands on them, and the leftovers recovery removes
 // (docs/design/worktrees.md). The real wtd and wtctl on real repositories.
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -335,6 +337,47 @@ TEST_F(WorktreesTest, ABranchThatMovedOnIsNotDeletedByTheRollback) {
   EXPECT_EQ(repo_.Git({"rev-parse", "refs/heads/wtd/slots/moved"}), other);
   for (const json& s : Worktrees()) EXPECT_NE(s.value("name", ""), "moved");
   EXPECT_FALSE(fs::exists(Root() + "/moved"));
+}
+
+// kill -9 while isolated jobs run and commits keep coming; `wtctl recover`
+// with the daemon down leaves only owned worktrees, and the next start runs
+// every commit once, each in its own tree.
+TEST_F(WorktreesTest, AKillMidStreamThenRecoverWithTheDaemonDownLeavesOnlyOwnedWorktrees) {
+  std::string hold = dir_.Sub("hold");
+  repo_.CommitJob("effect", TreeCheckedJob().substr(0, TreeCheckedJob().size() - 1) + "; if [ -e " +
+                                hold + " ]; then sleep 60; fi\n");
+  WriteFileOrDie(hold, "");
+  DaemonProcess* d = StartReady({"--concurrency", "2"});
+  for (int i = 0; i < 4; ++i) repo_.Commit("f.txt", std::to_string(i), "c" + std::to_string(i));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::optional<json> s = Status();
+        return s && s->value("active_by_state", json::object()).value("running", 0) == 2;
+      },
+      ScaledMs(60000)))
+      << "two jobs did not start";
+  d->Signal(SIGKILL);
+  ASSERT_TRUE(d->WaitExit(ScaledMs(30000)).has_value());
+  std::remove(hold.c_str());
+  CommandResult rec = Wtctl({"--json", "recover"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.Describe();
+  json r = json::parse(rec.out);
+  int released = 0;
+  for (const json& a : r["actions"]) released += a.value("kind", "") == "release_slot";
+  EXPECT_EQ(released, 2) << rec.out;
+  ASSERT_NO_FATAL_FAILURE(ExpectWorktreesOwned(state_dir_));
+  for (const json& w : Worktrees()) EXPECT_EQ(w.value("state", ""), "free") << w.dump();
+
+  repo_.Commit("g.txt", "g", "after the kill");
+  DaemonProcess* again = StartReady({"--concurrency", "2"});
+  std::vector<std::string> shas = repo_.RevList();
+  ASSERT_NO_FATAL_FAILURE(WaitSettled(shas, "effect"));
+  ExpectExactlyOnce(Runs(), shas, "effect");
+  for (const std::string& line : Effects()) {
+    EXPECT_EQ(line.rfind("dirty", 0), std::string::npos) << "a job ran in a tree not at its commit";
+  }
+  StopDaemon(again);
+  ExpectWorktreesOwned(state_dir_);
 }
 
 }  // namespace

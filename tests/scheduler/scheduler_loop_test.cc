@@ -63,8 +63,13 @@ class FakeSource final : public CommitSource {
     r.timeout_ms = 60'000;
     r.command = command;
     r.env = {{"MODE", "ci"}};
+    r.isolation = isolation;
+    r.keep_worktree = keep;
     pending_.push_back(r);
   }
+  // What the next Add enqueues.
+  Isolation isolation = Isolation::kCommit;
+  KeepWorktree keep = KeepWorktree::kNever;
 
   std::set<std::string> removed;
   std::string repo_error;  // reported for kRepo when not empty
@@ -74,6 +79,39 @@ class FakeSource final : public CommitSource {
  private:
   RunStore* runs_;
   std::vector<NewRun> pending_;
+};
+
+// Slots by number, as many as `limit`: records who holds which, and every
+// call.
+class FakeSlots final : public RunSlots {
+ public:
+  bool CanTake(const Run&) override { return held.size() < limit; }
+  Result<RunSlot> Take(const Run& run) override {
+    if (!fail_next.ok()) {
+      Status st = fail_next;
+      fail_next = Status::OK();
+      return st;
+    }
+    EXPECT_LT(held.size(), limit) << "a slot was taken past the limit";
+    EXPECT_FALSE(held.count(run.id)) << "run " << run.id << " took a second slot";
+    std::string name = "slot-" + std::to_string(++made);
+    held[run.id] = name;
+    return RunSlot{name, "/slots/" + name};
+  }
+  Status Give(const Run& run, bool keep) override {
+    auto it = held.find(run.id);
+    EXPECT_NE(it, held.end()) << "run " << run.id << " gave back a slot it did not hold";
+    if (it != held.end()) {
+      given.push_back({run.id, keep});
+      held.erase(it);
+    }
+    return Status::OK();
+  }
+  size_t limit = 1;
+  Status fail_next;
+  int made = 0;
+  std::map<uint64_t, std::string> held;          // run -> slot
+  std::vector<std::pair<uint64_t, bool>> given;  // (run, kept)
 };
 
 class SchedulerLoopTest : public ::testing::Test {
@@ -315,6 +353,107 @@ TEST_F(SchedulerLoopTest, AJobThatEndedBeforeTheStopIsRecordedAsItEnded) {
   sched_->RequestStop();
   sched_->Shutdown(/*grace_ms=*/0);
   EXPECT_EQ(Get(1).state, RunState::kSucceeded);
+}
+
+TEST_F(SchedulerLoopTest, ACommitRunRunsInItsSlotAndGivesItBack) {
+  FakeSlots slots;
+  sched_->SetRunSlots(&slots);
+  source_->Add(Sha('a'));
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  const SpawnRequest& req = launcher_.started[0]->request();
+  EXPECT_EQ(req.cwd, "/slots/slot-1");
+  auto has = [&](const std::string& kv) {
+    return std::find(req.env.begin(), req.env.end(), kv) != req.env.end();
+  };
+  EXPECT_TRUE(has("WTD_WORKTREE_ROOT=/slots/slot-1"));
+  EXPECT_TRUE(has("WTD_SOURCE_WORKTREE=/srv/main"));
+  EXPECT_EQ(Get(1).slot, "slot-1");
+  launcher_.started[0]->Exit(0);
+  Step();
+  EXPECT_EQ(Get(1).state, RunState::kSucceeded);
+  EXPECT_TRUE(slots.held.empty());
+  EXPECT_EQ(slots.given, (std::vector<std::pair<uint64_t, bool>>{{1, false}}));
+}
+
+TEST_F(SchedulerLoopTest, NoSlotLeavesTheRunPendingWithoutALeaseOrAnAttempt) {
+  Make(4);
+  FakeSlots slots;
+  slots.limit = 1;
+  sched_->SetRunSlots(&slots);
+  source_->Add(Sha('a'));
+  source_->Add(Sha('b'));
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 1u) << "two runs for one slot";
+  EXPECT_EQ(Get(2).state, RunState::kPending);
+  EXPECT_EQ(Get(2).attempt, 0u);
+  launcher_.started[0]->Exit(0);
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 2u);
+  EXPECT_EQ(launcher_.started[1]->request().cwd, "/slots/slot-2");
+  launcher_.started[1]->Exit(0);
+  Step();
+  EXPECT_EQ(Get(2).state, RunState::kSucceeded);
+}
+
+TEST_F(SchedulerLoopTest, AFailedSpawnGivesTheSlotBackAndAFailedTakeStartsNothing) {
+  FakeSlots slots;
+  sched_->SetRunSlots(&slots);
+  source_->Add(Sha('a'), /*max_attempts=*/3);
+  launcher_.fail_next = Status::IOError("posix_spawn wtd-exec: no such file");
+  Step();
+  EXPECT_EQ(Get(1).state, RunState::kRetryWait);
+  EXPECT_TRUE(slots.held.empty()) << "the slot of a spawn that failed is kept";
+  ASSERT_EQ(slots.given.size(), 1u);
+
+  source_->Add(Sha('b'), /*max_attempts=*/3);
+  slots.fail_next = Status::IOError("check out b: disk full");
+  Step();
+  wtd::Run r = Get(2);
+  EXPECT_EQ(r.state, RunState::kRetryWait);
+  EXPECT_NE(r.error.find("disk full"), std::string::npos) << r.error;
+  EXPECT_TRUE(launcher_.started.empty());
+  EXPECT_TRUE(slots.held.empty());
+}
+
+TEST_F(SchedulerLoopTest, AFailedRunKeepsItsSlotOnlyWhenItsJobAsks) {
+  Make(2);
+  FakeSlots slots;
+  slots.limit = 2;
+  sched_->SetRunSlots(&slots);
+  source_->keep = KeepWorktree::kOnFailure;
+  source_->Add(Sha('a'));
+  source_->keep = KeepWorktree::kNever;
+  source_->Add(Sha('b'));
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 2u);
+  launcher_.started[0]->Exit(1);
+  launcher_.started[1]->Exit(1);
+  Step();
+  EXPECT_EQ(Get(1).state, RunState::kFailed);
+  EXPECT_EQ(Get(2).state, RunState::kFailed);
+  std::map<uint64_t, bool> kept(slots.given.begin(), slots.given.end());
+  EXPECT_EQ(kept, (std::map<uint64_t, bool>{{1, true}, {2, false}}));
+}
+
+TEST_F(SchedulerLoopTest, InplaceRunsOfOneWorktreeRunOneAtATime) {
+  Make(4);
+  FakeSlots slots;
+  sched_->SetRunSlots(&slots);
+  source_->isolation = Isolation::kInplace;
+  source_->Add(Sha('a'));
+  source_->Add(Sha('b'));
+  source_->Add(Sha('c'), 1, "make", "wt1");
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 2u) << "one per worktree";
+  EXPECT_EQ(launcher_.started[0]->request().cwd, "/srv/main");
+  EXPECT_EQ(launcher_.started[1]->request().cwd, "/srv/wt1");
+  EXPECT_EQ(Get(2).state, RunState::kPending);
+  EXPECT_EQ(slots.made, 0) << "an inplace run took a slot";
+  launcher_.started[0]->Exit(0);
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 3u);
+  EXPECT_EQ(launcher_.started[2]->request().cwd, "/srv/main");
 }
 
 }  // namespace
