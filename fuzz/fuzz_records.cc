@@ -47,6 +47,7 @@ void DecodeAll(std::string_view in, bool seal) {
   RoundTrip<Event>("event", as(RecordKind::kEvent), DecodeEvent, EncodeEvent);
   RoundTrip<WatchedRepos>("watched repositories", as(RecordKind::kWatchedRepos), DecodeWatchedRepos,
                           EncodeWatchedRepos);
+  RoundTrip<Slot>("slot", as(RecordKind::kSlot), DecodeSlot, EncodeSlot);
 }
 
 void CheckEnvelope(std::string_view value) {

@@ -75,10 +75,20 @@ std::vector<std::pair<std::string, std::string>> Records() {
                   1700000005000,
                   IdemOwner{"host-a", "8f1c2a3b-boot", 4242, 123456, 3}};
   Event event{7, RunState::kRunning, RunState::kFailed, 1, 1700000005120};
+  Slot slot{"wtd-0123abcd-1",
+            "/r",
+            "/state/worktrees/wtd-0123abcd-1",
+            kSha,
+            SlotState::kBusy,
+            7,
+            std::string(64, 'a'),
+            "wtd/slots/wtd-0123abcd-1",
+            1700000000000,
+            1700000005000};
   return {{"run_pending", EncodeRun(pending)}, {"run_running", EncodeRun(running)},
           {"run_failed", EncodeRun(done)},     {"cursor", EncodeCursor(cursor)},
           {"lease", EncodeLease(lease)},       {"idem", EncodeIdem(idem)},
-          {"event", EncodeEvent(event)}};
+          {"event", EncodeEvent(event)},       {"slot", EncodeSlot(slot)}};
 }
 
 bool WriteRecordSeeds(const fs::path& dir) {

@@ -62,6 +62,18 @@ struct RunV3 {
   }
 };
 
+// A Run at class version 4 (before isolation, keep_worktree and slot).
+struct RunV4 {
+  RunV3 v3;
+
+  template <class Archive>
+  void serialize(Archive& ar, const std::uint32_t version) {
+    v3.serialize(ar, version);
+    const Run& r = v3.v2.v1.r;
+    ar(r.lock_waits, r.lease_token, static_cast<uint8_t>(r.finish_state));
+  }
+};
+
 // A Lease at class version 1 (before repo, name, state, ref blobs, job).
 struct LeaseV1 {
   Lease l;
@@ -109,6 +121,7 @@ CEREAL_CLASS_VERSION(wtd::ForgedCursor, 2)
 CEREAL_CLASS_VERSION(wtd::RunV1, 1)
 CEREAL_CLASS_VERSION(wtd::RunV2, 2)
 CEREAL_CLASS_VERSION(wtd::RunV3, 3)
+CEREAL_CLASS_VERSION(wtd::RunV4, 4)
 CEREAL_CLASS_VERSION(wtd::LeaseV1, 1)
 CEREAL_CLASS_VERSION(wtd::CursorV1, 1)
 CEREAL_CLASS_VERSION(wtd::IdemV1, 1)
@@ -151,7 +164,25 @@ Run SampleRun() {
   r.lock_waits = 4;
   r.lease_token = 0x1122334455;
   r.finish_state = RunState::kTimedOut;
+  r.isolation = Isolation::kInplace;
+  r.keep_worktree = KeepWorktree::kOnFailure;
+  r.slot = "wtd-0123abcd-2";
   return r;
+}
+
+Slot SampleSlot() {
+  Slot s;
+  s.name = "wtd-0123abcd-1";
+  s.repo = "/srv/repo";
+  s.path = "/var/lib/wtd/worktrees/wtd-0123abcd-1";
+  s.sha = std::string(40, 'c');
+  s.state = SlotState::kKept;
+  s.run_id = 17;
+  s.idem_key = std::string(64, 'f');
+  s.branch = "wtd/slots/wtd-0123abcd-1";
+  s.created_at_ms = 1'700'000'000'000;
+  s.updated_at_ms = 1'700'000'000'500;
+  return s;
 }
 
 Lease SampleLease() {
@@ -271,6 +302,9 @@ TEST(RecordsTest, RunOfClassVersionOneDecodesWithNewFieldsDefaulted) {
   expected.lock_waits = 0;
   expected.lease_token = 0;
   expected.finish_state = RunState::kPending;
+  expected.isolation = Isolation::kCommit;
+  expected.keep_worktree = KeepWorktree::kNever;
+  expected.slot.clear();
   EXPECT_EQ(*decoded, expected);
 }
 
@@ -284,7 +318,44 @@ TEST(RecordsTest, RunOfClassVersionThreeDecodesWithNoLockWaitsAndNoLease) {
   expected.lock_waits = 0;
   expected.lease_token = 0;
   expected.finish_state = RunState::kPending;
+  expected.isolation = Isolation::kCommit;
+  expected.keep_worktree = KeepWorktree::kNever;
+  expected.slot.clear();
   EXPECT_EQ(*decoded, expected);
+}
+
+TEST(RecordsTest, RunOfClassVersionFourDecodesIsolatedAtItsCommitWithNoSlot) {
+  RunV4 v4;
+  v4.v3.v2.v1.r = SampleRun();
+  v4.v3.v2.v1.state = static_cast<uint8_t>(v4.v3.v2.v1.r.state);
+  Result<wtd::Run> decoded = DecodeRun(EncodeOld(RecordKind::kRun, v4));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  wtd::Run expected = SampleRun();
+  expected.isolation = Isolation::kCommit;
+  expected.keep_worktree = KeepWorktree::kNever;
+  expected.slot.clear();
+  EXPECT_EQ(*decoded, expected);
+}
+
+TEST(RecordsTest, ARunWithAnUnknownIsolationIsCorruption) {
+  wtd::Run r = SampleRun();
+  r.isolation = static_cast<Isolation>(2);
+  Result<wtd::Run> decoded = DecodeRun(EncodeRun(r));
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_TRUE(decoded.status().IsCorruption()) << decoded.status().ToString();
+}
+
+TEST(RecordsTest, ASlotRoundTripsAndAnUnknownStateIsCorruption) {
+  Result<Slot> s = DecodeSlot(EncodeSlot(SampleSlot()));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(*s, SampleSlot());
+  Slot bad = SampleSlot();
+  bad.state = static_cast<SlotState>(kSlotStateCount);
+  Result<Slot> refused = DecodeSlot(EncodeSlot(bad));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("worktree slot: invalid state"), std::string::npos)
+      << refused.status().ToString();
+  EXPECT_EQ(SlotStateName(SlotState::kRemoving), "removing");
 }
 
 TEST(RecordsTest, LeaseOfClassVersionOneDecodesHeldWithNoNameOrBlob) {
@@ -461,6 +532,12 @@ TEST(RecordsTest, EveryTruncationAndByteFlipOfWatchedReposIsCorruption) {
   std::string encoded = EncodeWatchedRepos(WatchedRepos{{"/srv/a", "/srv/b"}});
   ExpectEveryDamageIsCorruption(encoded, decode);
   ExpectDamagedPayloadNeverCrashes(RecordKind::kWatchedRepos, encoded, decode);
+}
+
+TEST(RecordsTest, EveryTruncationAndByteFlipOfASlotIsCorruption) {
+  auto decode = [](std::string_view v) { return DecodeSlot(v).status(); };
+  ExpectEveryDamageIsCorruption(EncodeSlot(SampleSlot()), decode);
+  ExpectDamagedPayloadNeverCrashes(RecordKind::kSlot, EncodeSlot(SampleSlot()), decode);
 }
 
 TEST(RecordsTest, ForgedStringLengthIsRefusedBeforeAllocating) {
