@@ -175,10 +175,13 @@ Result<json> Handle(const CommandContext& c, const json& args) {
   if (c.daemon == nullptr) return RecoverStore(c, dry_run);
   json actions = json::array(), errors = json::array();
   ReapStale(c, dry_run, {}, &actions, &errors);
-  // The daemon's slots: those of its running jobs stay.
-  std::vector<uint64_t> in_flight = c.daemon->Status().scheduler.running;
-  RecoverSlots(c, std::set<uint64_t>(in_flight.begin(), in_flight.end()), dry_run, &actions,
-               &errors);
+  // The daemon's slots: a slot stays busy while its run is active at all,
+  // since the daemon takes a slot before the run is recorded running.
+  std::set<uint64_t> active_runs;
+  Result<std::vector<Run>> active = c.runs->ListActive();
+  if (!active.ok()) return active.status().WithContext("recover: list the active runs");
+  for (const Run& r : *active) active_runs.insert(r.id);
+  RecoverSlots(c, active_runs, dry_run, &actions, &errors);
   return json{{"dry_run", dry_run}, {"scope", "locks"}, {"actions", actions}, {"errors", errors}};
 }
 
