@@ -41,6 +41,24 @@ bool Working(SlotState s) {
   return s == SlotState::kCreating || s == SlotState::kFree || s == SlotState::kBusy;
 }
 
+// The state the slot of a creation completed before a crash ends in, from
+// the creation's result: a manual or kept slot stays so (a kept one with its
+// run); a run's slot is free (after a crash its run no longer runs).
+SlotState CompletedState(const std::string& result, uint64_t* run_id) {
+  *run_id = 0;
+  json r = json::parse(result, nullptr, /*allow_exceptions=*/false);
+  auto state = r.is_object() ? r.find("state") : r.end();
+  if (!r.is_object() || state == r.end() || !state->is_string()) return SlotState::kFree;
+  std::string name = state->get<std::string>();
+  if (name == SlotStateName(SlotState::kManual)) return SlotState::kManual;
+  auto run = r.find("run_id");
+  if (name == SlotStateName(SlotState::kKept) && run != r.end() && run->is_number_unsigned()) {
+    *run_id = run->get<uint64_t>();
+    return SlotState::kKept;
+  }
+  return SlotState::kFree;
+}
+
 }  // namespace
 
 Status CheckSlotName(const std::string& name) {
@@ -329,7 +347,10 @@ Result<Slot> WorktreeSlots::Create(const std::string& name, const std::string& r
       return add.WithContext("create worktree " + name);
     }
     WTD_CRASH_POINT("after_worktree_add");
-    json result = {{"path", p.path}, {"sha", sha}};
+    json result = {{"path", p.path},
+                   {"sha", sha},
+                   {"state", std::string(SlotStateName(final_state))},
+                   {"run_id", run_id}};
     WTD_RETURN_IF_ERROR(idem_->Complete(key, result.dump()).status());
     WTD_CRASH_POINT("after_idem_complete");
     break;
@@ -449,11 +470,12 @@ Result<std::vector<SlotAction>> WorktreeSlots::Recover(const std::vector<std::st
     if (s.state == SlotState::kCreating) {
       Result<IdemRecord> rec = idem_->Get(s.idem_key);
       if (rec.ok() && rec->status == IdemStatus::kCompleted) {
-        actions.push_back({"complete_slot", s.name, "creation completed; slot made free"});
-        if (dry_run) continue;
         Slot done = s;
-        done.state = SlotState::kFree;
-        done.run_id = 0;
+        done.state = CompletedState(rec->result, &done.run_id);
+        actions.push_back(
+            {"complete_slot", s.name,
+             "creation completed; slot made " + std::string(SlotStateName(done.state))});
+        if (dry_run) continue;
         done.updated_at_ms = clock_->NowMs();
         note("slot " + s.name, Put(done));
         continue;
