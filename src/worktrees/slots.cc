@@ -179,7 +179,11 @@ Result<std::string> WorktreeSlots::NewName(const std::string& repo) {
   std::string stem = "wtd-" + Sha256Hex(repo).substr(0, 8) + "-";
   for (int n = 1;; ++n) {
     std::string name = stem + std::to_string(n);
-    if (!used.count(name)) return name;
+    if (used.count(name)) continue;
+    // A creation's branch that moved on is never deleted (RollBack): a slot
+    // of that name could not be created while it exists.
+    Result<bool> branch = BranchExists(repo, std::string(kBranchPrefix) + name);
+    if (!branch.ok() || !*branch) return name;
   }
 }
 
