@@ -164,6 +164,11 @@ Result<json> RecoverStore(const CommandContext& c, bool dry_run) {
       if (r.state == RunState::kRunning) running.insert(r.id);
     }
   }
+  // Planned, the runs' pass has moved nothing yet: a run it would take out
+  // of running no longer holds its slot in the plan either.
+  for (const RecoveryAction& a : report.actions) {
+    if (a.from == RunState::kRunning && a.to != RunState::kRunning) running.erase(a.run_id);
+  }
   RecoverSlots(c, running, dry_run, &actions, &errors);
   return json{{"dry_run", dry_run}, {"scope", "store"}, {"actions", actions}, {"errors", errors}};
 }

@@ -178,6 +178,17 @@ Result<int> RemoveWorktreeLockFiles(const std::string& repo, const std::string& 
   return removed;
 }
 
+Result<bool> RemoveBranchLockFile(const std::string& repo, const std::string& branch) {
+  if (branch.empty() || branch.find("..") != std::string::npos) {
+    return Status::InvalidArgument("branch name '" + branch + "'");
+  }
+  WTD_ASSIGN_OR_RETURN(std::string common, GitCommonDir(repo));
+  std::string path = JoinPath(common, "refs/heads/" + branch + ".lock");
+  if (unlink(path.c_str()) == 0) return true;
+  if (errno == ENOENT || errno == ENOTDIR) return false;
+  return Status::IOError("remove " + path + ": " + std::strerror(errno));
+}
+
 Result<bool> BranchExists(const std::string& repo, const std::string& branch) {
   WTD_ASSIGN_OR_RETURN(RepoPtr r, Open(repo));
   git_reference* raw = nullptr;

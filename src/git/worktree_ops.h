@@ -67,6 +67,11 @@ Status RemoveAdminEntry(const std::string& repo, const std::string& name);
 // Returns how many it removed.
 Result<int> RemoveWorktreeLockFiles(const std::string& repo, const std::string& name);
 
+// Removes <common>/refs/heads/<branch>.lock, which a process killed while
+// writing the branch leaves behind. Only for a branch no other process
+// writes. Returns whether there was one.
+Result<bool> RemoveBranchLockFile(const std::string& repo, const std::string& branch);
+
 // Deletes refs/heads/<branch> when it points at `sha`; returns whether it
 // did. False (OK) when it is absent or points elsewhere.
 Result<bool> DeleteBranchIfAt(const std::string& repo, const std::string& branch,

@@ -176,7 +176,9 @@ Result<std::string> WorktreeSlots::NewName(const std::string& repo) {
   WTD_ASSIGN_OR_RETURN(std::vector<Slot> all, List());
   std::set<std::string> used;
   for (const Slot& s : all) used.insert(s.name);
-  std::string stem = "wtd-" + Sha256Hex(repo).substr(0, 8) + "-";
+  // The store's id in the hash: two daemons (two stores) on one repository
+  // never pick the same admin entry or branch name.
+  std::string stem = "wtd-" + Sha256Hex(store_->store_id() + '\n' + repo).substr(0, 8) + "-";
   for (int n = 1;; ++n) {
     std::string name = stem + std::to_string(n);
     if (used.count(name)) continue;
@@ -393,6 +395,12 @@ Status WorktreeSlots::RollBack(const Payload& p, std::vector<SlotAction>* done) 
           {"prune_worktree", a.name,
            "removed admin entry " + a.dir + (a.locked ? " (locked: " + a.lock_reason + ")" : "")});
     }
+  }
+  // Only wtd writes its slot branches, one creation at a time (the mutex,
+  // one process per store): a ref lock file there is a dead writer's.
+  Result<bool> unlocked = RemoveBranchLockFile(p.repo, p.branch);
+  if (unlocked.ok() && *unlocked) {
+    done->push_back({"delete_branch", p.admin, "removed a dead writer's lock of " + p.branch});
   }
   Result<bool> exists = BranchExists(p.repo, p.branch);
   if (exists.ok() && *exists) {

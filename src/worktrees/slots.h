@@ -126,7 +126,7 @@ class WorktreeSlots {
   Status RemoveLocked(const Slot& slot, std::vector<SlotAction>* done) REQUIRES(mu_);
   Status Put(const Slot& slot) REQUIRES(mu_);
   // A name no slot has and no kept branch wtd/slots/<name> blocks:
-  // wtd-<8 hex of the repo>-<n>.
+  // wtd-<8 hex of sha256(store id, repo)>-<n>.
   Result<std::string> NewName(const std::string& repo) REQUIRES(mu_);
   bool UnderRoot(const std::string& path) const;
   Result<std::string> Root() const;
