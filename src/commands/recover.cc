@@ -14,12 +14,12 @@
 #include "base/file_util.h"
 #include "commands/defs.h"
 #include "commands/lock_ops.h"
+#include "commands/slots_of.h"
 #include "leasing/git_run_locks.h"
 #include "locks/lock_name.h"
 #include "locks/lock_refs.h"
 #include "recovery/recovery.h"
 #include "report/table.h"
-#include "worktrees/slots.h"
 
 namespace wtd {
 namespace {
@@ -64,17 +64,6 @@ void ReapStale(const CommandContext& c, bool dry_run, const std::set<std::string
     }
     actions->push_back(Action("reap_lock", r.owner ? r.owner->run_id : 0, r.name, detail));
   }
-}
-
-// The worktree slots of this context: the daemon's, else made here over
-// the store (`own` keeps them alive).
-WorktreeSlots* SlotsOf(const CommandContext& c, std::unique_ptr<SlotsOnStore>* own) {
-  if (c.slots != nullptr) return c.slots;
-  SlotOptions o;
-  o.root = JoinPath(c.state_dir, "worktrees");
-  ProcessTable* processes = c.processes != nullptr ? c.processes : SystemProcessTable();
-  *own = std::make_unique<SlotsOnStore>(c.runs->store(), c.runs->clock(), processes, o);
-  return &(*own)->slots;
 }
 
 // The slots' recovery: `running` are the runs whose jobs run now.

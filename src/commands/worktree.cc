@@ -7,6 +7,7 @@
 
 #include "base/file_util.h"
 #include "commands/defs.h"
+#include "commands/slots_of.h"
 #include "git/repository.h"
 #include "git/worktree_ops.h"
 #include "report/table.h"
@@ -78,14 +79,7 @@ Result<std::string> RepoOf(const CommandContext& c, const json& args) {
 
 Result<json> Handle(const CommandContext& c, const json& args) {
   std::unique_ptr<SlotsOnStore> own;
-  WorktreeSlots* slots = c.slots;
-  if (slots == nullptr) {
-    SlotOptions o;
-    o.root = JoinPath(c.state_dir, "worktrees");
-    ProcessTable* processes = c.processes != nullptr ? c.processes : SystemProcessTable();
-    own = std::make_unique<SlotsOnStore>(c.runs->store(), c.runs->clock(), processes, o);
-    slots = &own->slots;
-  }
+  WorktreeSlots* slots = SlotsOf(c, &own);
   WTD_ASSIGN_OR_RETURN(std::string action, StringArg(args, "action"));
   if (action.empty() || action == "list") {
     WTD_ASSIGN_OR_RETURN(std::vector<Slot> all, slots->List());
@@ -130,6 +124,15 @@ std::string Print(const json& result) {
 }
 
 }  // namespace
+
+WorktreeSlots* SlotsOf(const CommandContext& c, std::unique_ptr<SlotsOnStore>* own) {
+  if (c.slots != nullptr) return c.slots;
+  SlotOptions o;
+  o.root = JoinPath(c.state_dir, "worktrees");
+  ProcessTable* processes = c.processes != nullptr ? c.processes : SystemProcessTable();
+  *own = std::make_unique<SlotsOnStore>(c.runs->store(), c.runs->clock(), processes, o);
+  return &(*own)->slots;
+}
 
 const CommandDef& WorktreeCommand() {
   static const CommandDef kDef = {

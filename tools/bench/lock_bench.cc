@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_header.h"
 #include "locks/lock_owner.h"
 #include "locks/lock_refs.h"
 
@@ -124,17 +125,7 @@ void PrintRow(const char* name, const Micros& v) {
 }
 
 void PrintHeader(const std::string& dir, size_t n) {
-  utsname u{};
-  uname(&u);
-  struct statfs fs {};
-  statfs(dir.c_str(), &fs);
-  char date[64];
-  time_t now = time(nullptr);
-  strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
-  printf("wtd_lock_bench  %s\n", date);
-  printf("machine: %s, %ld cpus, kernel %s %s\n", u.nodename, sysconf(_SC_NPROCESSORS_ONLN),
-         u.sysname, u.release);
-  printf("dir:     %s (f_type 0x%lx)\n", dir.c_str(), static_cast<unsigned long>(fs.f_type));
+  PrintBenchHeader("wtd_lock_bench", dir);
   printf("rounds:  %zu (one of each kind per round, interleaved)\n\n", n);
 }
 

@@ -38,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_header.h"
 #include "git/worktree_ops.h"
 
 extern char** environ;
@@ -199,34 +200,8 @@ void RemoveWorktree(const std::string& repo, const std::string& path) {
   Run({"git", "-C", repo, "worktree", "remove", "--force", path});
 }
 
-const char* FsName(long type) {
-  switch (type) {
-    case 0x01021994:
-      return "tmpfs";
-    case 0xef53:
-      return "ext4";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683e:
-      return "btrfs";
-    default:
-      return "other";
-  }
-}
-
 void PrintHeader(const std::string& dir, const Options& o) {
-  utsname u{};
-  uname(&u);
-  struct statfs fs {};
-  statfs(dir.c_str(), &fs);
-  char date[64];
-  time_t now = time(nullptr);
-  strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
-  printf("wtd_slot_bench  %s\n", date);
-  printf("machine: %s, %ld cpus, kernel %s %s\n", u.nodename, sysconf(_SC_NPROCESSORS_ONLN),
-         u.sysname, u.release);
-  printf("dir:     %s (%s, f_type 0x%lx)\n", dir.c_str(), FsName(static_cast<long>(fs.f_type)),
-         static_cast<unsigned long>(fs.f_type));
+  PrintBenchHeader("wtd_slot_bench", dir);
   printf("repo:    %d files in %d directories, %d commits changing %d files each\n\n", o.files,
          (o.files + 99) / 100, o.commits, o.changed);
 }

@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_header.h"
 #include "fakes/fake_process_table.h"
 #include "recovery/recovery.h"
 #include "runs/run_store.h"
@@ -76,40 +77,8 @@ double Percentile(Micros v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
-const char* FsName(long type) {
-  switch (static_cast<unsigned long>(type)) {
-    case 0xEF53:
-      return "ext4";
-    case 0x58465342:
-      return "xfs";
-    case 0x9123683E:
-      return "btrfs";
-    case 0x01021994:
-      return "tmpfs";
-    case 0x794C7630:
-      return "overlayfs";
-    case 0x2FC12FC1:
-      return "zfs";
-    case 0xF2F52010:
-      return "f2fs";
-    default:
-      return "unknown";
-  }
-}
-
 void PrintHeader(const std::string& dir, const BenchOptions& o) {
-  utsname u{};
-  uname(&u);
-  struct statfs fs {};
-  statfs(dir.c_str(), &fs);
-  char date[64];
-  time_t now = time(nullptr);
-  strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
-  printf("wtd_store_bench  %s\n", date);
-  printf("machine: %s, %ld cpus, kernel %s %s\n", u.nodename, sysconf(_SC_NPROCESSORS_ONLN),
-         u.sysname, u.release);
-  printf("dir:     %s (%s, f_type 0x%lx)\n", dir.c_str(), FsName(fs.f_type),
-         static_cast<unsigned long>(fs.f_type));
+  PrintBenchHeader("wtd_store_bench", dir);
   printf("options: n=%zu threads=%zu active=%zu history=%zu\n\n", o.n, o.threads, o.active,
          o.history);
 }
