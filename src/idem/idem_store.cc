@@ -263,9 +263,13 @@ Result<IdemRecord> IdemStore::RolledBack(std::string_view key) {
                                       DescribeOwner(r.owner) + ", which is alive (" + v.detail +
                                       "): only a dead owner's attempt is rolled back");
   }
-  r.status = IdemStatus::kRolledBack;
   r.error = "rolled back: owner " + DescribeOwner(r.owner) + " died (" + v.detail + ")";
   r.last_at_ms = clock_->NowMs();
+  r.status = IdemStatus::kRolledBack;
+  if (r.attempts >= options_.max_attempts) {  // a crash-looping operation stops here too
+    r.status = IdemStatus::kBlocked;
+    r.error += "; " + std::to_string(r.attempts) + " attempts made, none left";
+  }
   WTD_RETURN_IF_ERROR(Put("rolled_back", key, r));
   return r;
 }

@@ -41,6 +41,7 @@
 //   Fail(key, error)       in_progress owned by this daemon -> failed (retry at now + backoff)
 //                          or, once attempts >= max_attempts, blocked
 //   RolledBack(key)        in_progress by a dead owner (judged again) -> rolled_back
+//                          or, once attempts >= max_attempts, blocked
 //   Unblock(key)           blocked -> failed, retry now, attempts reset to 0
 // "Owned by this daemon" compares the whole owner (host, boot id, pid, start
 // time, incarnation): a caller left over from before a rollback finds the
@@ -84,7 +85,7 @@ std::string IdemKey(std::string_view op, std::string_view params);
 
 // All non-negative.
 struct IdemOptions {
-  uint32_t max_attempts = 5;        // a failure of attempt max_attempts blocks the record
+  uint32_t max_attempts = 5;  // a failure, or a rollback, of attempt max_attempts blocks the record
   int64_t backoff_base_ms = 1'000;  // after the first failed attempt
   int64_t backoff_cap_ms = 300'000;
 };

@@ -272,9 +272,11 @@ class World {
       return;
     }
     RC_ASSERT(got.ok());
-    Saw("rolled_back");
     open_.erase(key);
-    r->status = IdemStatus::kRolledBack;
+    // The dead owner's attempt counts: the last one allowed blocks the record.
+    bool exhausted = r->attempts >= kOptions.max_attempts;
+    Saw(exhausted ? "rollback blocks" : "rolled_back");
+    r->status = exhausted ? IdemStatus::kBlocked : IdemStatus::kRolledBack;
     r->last_at_ms = clock_.NowMs();
     RC_ASSERT(got->error.rfind("rolled back: owner ", 0) == 0);
     r->error = got->error;  // its wording is the store's
@@ -410,10 +412,10 @@ int CaseCount() {
   return kDefaultCases;
 }
 
-constexpr const char* kMustHappen[] = {"proceed",   "done",        "busy",      "roll_back",
-                                       "wait",      "blocked",     "complete",  "fail",
-                                       "block",     "rolled_back", "unblock",   "trimmed",
-                                       "restart 0", "restart 1",   "restart 2", "restart 3"};
+constexpr const char* kMustHappen[] = {
+    "proceed",         "done",      "busy",      "roll_back",   "wait",     "blocked",
+    "complete",        "fail",      "block",     "rolled_back", "unblock",  "trimmed",
+    "rollback blocks", "restart 0", "restart 1", "restart 2",   "restart 3"};
 
 // What in kMustHappen has not happened yet, "" when everything has.
 std::string Missing() {

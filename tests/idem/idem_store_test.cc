@@ -299,6 +299,37 @@ TEST_F(IdemStoreTest, DeadOwnerIsRolledBackThenRetried) {
   EXPECT_EQ(MustBegin().decision, D::kDone);
 }
 
+// An operation that kills its daemon every time is tried max_attempts
+// times: the rollback of the last attempt blocks the record.
+TEST_F(IdemStoreTest, RollingBackTheLastAttemptBlocks) {
+  Open(IdemOptions{3, 1'000, 5'000});
+  std::string key = Plant(St::kInProgress, Owner(OwnerKind::kPidGone), 2);
+  Result<IdemRecord> second = idem_->RolledBack(key);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_EQ(second->status, St::kRolledBack);
+  IdemBegin third = MustBegin();
+  ASSERT_EQ(third.decision, D::kProceed) << third.detail;
+  ASSERT_EQ(third.record.attempts, 3u);
+  IdemRecord died = third.record;  // the third attempt's daemon dies too
+  died.owner = Owner(OwnerKind::kPidGone);
+  WriteBatch b;
+  b.Put(Family::kIdem, key, EncodeIdem(died));
+  ASSERT_TRUE(store_->Commit(b).ok());
+
+  Result<IdemRecord> blocked = idem_->RolledBack(key);
+  ASSERT_TRUE(blocked.ok()) << blocked.status().ToString();
+  EXPECT_EQ(blocked->status, St::kBlocked);
+  EXPECT_EQ(blocked->attempts, 3u);
+  EXPECT_EQ(blocked->error, "rolled back: owner host-a pid 300 (incarnation " +
+                                std::to_string(me_.incarnation - 1) +
+                                ") died (pid 300 gone); 3 attempts made, none left");
+  EXPECT_EQ(Stored(key), *blocked);
+  IdemBegin refused = MustBegin();
+  EXPECT_EQ(refused.decision, D::kBlocked);
+  ASSERT_TRUE(idem_->Unblock(key).ok());
+  EXPECT_EQ(MustBegin().decision, D::kProceed);
+}
+
 TEST_F(IdemStoreTest, RolledBackIsRefusedForALiveOwner) {
   for (OwnerKind k : {OwnerKind::kSelf, OwnerKind::kLiveOther, OwnerKind::kOtherHost}) {
     SCOPED_TRACE(OwnerKindName(k));
