@@ -19,6 +19,34 @@ std::string KeyName(int key) { return "job" + std::to_string(key); }
 
 }  // namespace
 
+std::string IdemMet(const IdemRecords& records, const IdemOp& op, uint64_t incarnation) {
+  auto it = records.find(op.key);
+  if (op.kind == IdemOpKind::kTrim || it == records.end()) return "none";
+  return std::string(IdemStatusName(it->second.status)) +
+         (it->second.owner_incarnation == incarnation ? "/this daemon" : "/dead");
+}
+
+void CountIdem(const IdemOp& op, const std::string& met, const std::string& answer,
+               const IdemRecords& after) {
+  std::map<std::string, uint64_t>& seen = TestCoverage().idem;
+  auto it = after.find(op.key);
+  std::string now = it == after.end() ? "gone" : std::string(IdemStatusName(it->second.status));
+  switch (op.kind) {
+    case IdemOpKind::kBegin:
+      ++seen["begin " + met + " -> " + answer];
+      return;
+    case IdemOpKind::kTrim:
+      if (answer != "trimmed:0") ++seen["trimmed"];
+      return;
+    default: {
+      std::string name(EncodeIdemOp(op), 0, EncodeIdemOp(op).rfind(':'));
+      if (answer == "ok") ++seen[name + " -> " + now];
+      if (answer == "refused" && met == "in_progress/dead") ++seen[name + " refused: dead owner"];
+      return;
+    }
+  }
+}
+
 Coverage& TestCoverage() {
   static Coverage coverage;
   return coverage;
@@ -54,9 +82,21 @@ void Harness::Open(uint64_t expected_incarnation) {
   }
   runs_ = std::make_unique<RunStore>(store_.get(), &clock_, RetryPolicy(kRetryCapMs, 0.0, 1));
   if (Status s = runs_->Init(); !s.ok()) Fail("RunStore::Init: " + s.ToString());
+  BuryPreviousDaemon();
+  idem_ = std::make_unique<IdemStore>(store_.get(), &clock_, &processes_,
+                                      IdemDaemonOwner(incarnation_, processes_.BootId()),
+                                      PropertyIdemOptions());
+}
+
+void Harness::BuryPreviousDaemon() {
+  int32_t previous = kDaemonPidBase + static_cast<int32_t>(incarnation_) - 1;
+  if (incarnation_ % 2 == 1) return processes_.Exit(previous);  // gone
+  processes_.Start(previous, 2);  // reused: the daemon's start time was 1
+  started_.insert(previous);
 }
 
 void Harness::Close() {
+  idem_.reset();
   runs_.reset();
   store_.reset();
 }
@@ -146,6 +186,42 @@ void Harness::BeforeOp(const Op& op, const Model& model) {
   if (ends_attempt) KillIfAlive(model.runs.at(op.key()).process);
 }
 
+void Harness::IdemStep(int key, int choice) {
+  Idem(PlanIdemStep(model_.idem, key, choice, incarnation_));
+}
+
+void Harness::Idem(const IdemOp& op) {
+  std::string text = EncodeIdemOp(op);
+  IdemCall call{incarnation_, clock_.NowMs()};
+  std::string want = ExpectedIdemAnswer(model_.idem, op, call);
+  std::string met = IdemMet(model_.idem, op, incarnation_);
+  std::map<int, IdemRecord> before = ReadIdemOrFail();
+  Result<std::string> got = ExecuteIdemOp(idem_.get(), &clock_, op);
+  if (!got.ok()) Fail(text + " failed: " + got.status().ToString());
+  if (*got != want) Fail(text + " on " + met + " answered " + *got + ", expected " + want);
+  ApplyIdemOp(&model_.idem, op, call);
+  CountIdem(op, met, want, model_.idem);
+  Trace(text + " -> " + want);
+  if (op.kind == IdemOpKind::kTrim) idem_history_.Forget();
+  ExpectModel(text);
+  if (op.kind != IdemOpKind::kTrim) return;
+  std::map<int, IdemRecord> after = ReadIdemOrFail();
+  for (const auto& [key, r] : before) {  // in_progress and blocked stay as they were
+    auto it = after.find(key);
+    bool kept = r.status != IdemStatus::kInProgress && r.status != IdemStatus::kBlocked;
+    if (!kept && (it == after.end() || !(it->second == r))) {
+      Fail(text + " trimmed or changed the " + std::string(IdemStatusName(r.status)) + " record " +
+           std::to_string(key));
+    }
+  }
+}
+
+std::map<int, IdemRecord> Harness::ReadIdemOrFail() {
+  Result<std::map<int, IdemRecord>> idem = ReadIdemRecords(*idem_);
+  if (!idem.ok()) Fail("reading the idempotency records: " + idem.status().ToString());
+  return std::move(*idem);
+}
+
 void Harness::ProcessDies(int key, bool pid_reused) {
   auto it = model_.runs.find(key);
   if (it == model_.runs.end() || it->second.state != S::kRunning ||
@@ -221,6 +297,13 @@ void Harness::CheckAfterRecovery() {
   TestCoverage().recoveries_checked++;
 }
 
+void Harness::CheckIdem(const Observed& got) {
+  std::vector<std::string> errors =
+      CheckIdemRecords(got.idem, PropertyIdemOptions().max_attempts, incarnation_);
+  for (std::string& e : idem_history_.Observe(got.idem, incarnation_)) errors.push_back(e);
+  if (!errors.empty()) Fail("idempotency records: " + Join(errors, "; "));
+}
+
 Harness::Observed Harness::Observe() {
   Observed got;
   Result<std::map<int, Run>> runs = ReadRuns(*runs_);
@@ -229,6 +312,7 @@ Harness::Observed Harness::Observe() {
   Result<std::optional<Cursor>> cursor = runs_->GetCursor("/repo", "main", "main");
   if (!cursor.ok()) Fail("reading the cursor: " + cursor.status().ToString());
   if (cursor->has_value()) got.cursor_sha = (*cursor)->sha;
+  got.idem = ReadIdemOrFail();
   return got;
 }
 
@@ -255,6 +339,17 @@ std::string Harness::Diff(const Model& want, const Observed& got) const {
   if (cursor != got_cursor) {
     diffs.push_back("cursor is " + got_cursor.value_or("none") + ", expected " +
                     cursor.value_or("none"));
+  }
+  for (const auto& [key, r] : want.idem) {
+    auto it = got.idem.find(key);
+    std::string d = it == got.idem.end() ? "lost" : DiffIdem(key, r, it->second);
+    if (!d.empty()) diffs.push_back("idem " + std::to_string(key) + ": " + d);
+  }
+  for (const auto& [key, r] : got.idem) {
+    if (!want.idem.count(key)) {
+      diffs.push_back("idem " + std::to_string(key) + ": unexpected " +
+                      std::string(IdemStatusName(r.status)) + " record");
+    }
   }
   return Join(diffs, "; ");
 }
@@ -291,6 +386,7 @@ int Harness::Settle(const Model& without, const Model& with, bool per_run,
   }
   model_ = std::move(chosen);
   Adopt(got);
+  CheckIdem(got);
   return taken;
 }
 

@@ -7,6 +7,15 @@
 // the store and the model disagree. After every recovery pass it also checks
 // the store's invariants (invariants.h).
 //
+// The same store also holds idempotency records (idem_model.h), made through
+// an IdemStore whose owner is the daemon of the current incarnation
+// (IdemDaemonOwner). A restart makes the previous daemon dead to the next:
+// its pid is gone from the fake process table, or (every other
+// incarnation) reused by another process, or its boot is gone (power loss),
+// or the incarnation rule judges it (an incarnation without a boot id). Every
+// call's answer must be the model's, and after every step the records must
+// be the model's and satisfy CheckIdemRecords and IdemHistory.
+//
 // A crash comes in one of three forms:
 //   Restart   the in-memory objects are dropped and the directory reopened,
 //             after a power loss when asked (unsynced data dropped, and the
@@ -42,7 +51,10 @@
 #include "fakes/fake_clock.h"
 #include "fakes/fake_process_table.h"
 #include "fakes/fault_injection_fs.h"
+#include "idem/idem_store.h"
 #include "property/child_runner.h"
+#include "property/idem_ops.h"
+#include "property/invariants.h"
 #include "property/run_model.h"
 #include "runs/run_store.h"
 #include "store/state_store.h"
@@ -66,8 +78,22 @@ struct Coverage {
   std::atomic<uint64_t> in_flight_applied{0};
   std::atomic<uint64_t> in_flight_lost{0};
   std::atomic<uint64_t> refusals{0};
+  // Idempotency calls by what they met and answered: "begin STATUS/OWNER ->
+  // DECISION" (OWNER "this daemon" or "dead"), "complete refused: dead
+  // owner", "rolled_back -> blocked", "trimmed", ... Written by the test's
+  // one thread only.
+  std::map<std::string, uint64_t> idem;
 };
 Coverage& TestCoverage();
+
+// One step of a child's script as generated: the next scheduler step of run
+// `key` (PlanStep), or, when `idem`, the next call on idempotency record
+// `key` (PlanIdemStep); `choice` picks among the possible ones.
+struct ChildStep {
+  int key = 0;
+  int choice = 0;
+  bool idem = false;
+};
 
 // `parts` joined by `sep`.
 inline std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
@@ -75,6 +101,14 @@ inline std::string Join(const std::vector<std::string>& parts, const std::string
   for (size_t i = 0; i < parts.size(); ++i) out += (i ? sep : "") + parts[i];
   return out;
 }
+
+// What an idempotency call met: "STATUS/OWNER" of the record (OWNER "this
+// daemon" or "dead"), or "none".
+std::string IdemMet(const IdemRecords& records, const IdemOp& op, uint64_t incarnation);
+// Counts the call in TestCoverage().idem, by what it met and answered and the
+// record's status after it.
+void CountIdem(const IdemOp& op, const std::string& met, const std::string& answer,
+               const IdemRecords& after);
 
 class Harness {
  public:
@@ -97,6 +131,11 @@ class Harness {
   // `op` whatever the run's state: the store must accept it exactly when the
   // model does. A kRunning op gets a fresh process.
   void Poke(Op op);
+  // The next call a daemon would make on idempotency record `key`
+  // (idem_model.h PlanIdemStep).
+  void IdemStep(int key, int choice);
+  // `op` whatever the record's status: its answer must be the model's.
+  void Idem(const IdemOp& op);
   // The process of `key`'s running attempt exits; when `pid_reused`, an
   // unrelated process gets its pid (recovery must leave that one alone).
   void ProcessDies(int key, bool pid_reused);
@@ -108,17 +147,19 @@ class Harness {
   // has fewer actions, just after the pass), then Restart(power_loss).
   void Recover(int crash_after, bool power_loss);
   // Runs the next incarnation in property_child: its recovery pass, then
-  // one PlanStep per (key, choice) of `steps`. Of the P crash point passes
-  // it will make (store open, recovery actions, run_ops.h's points), the
-  // (crash_pick mod (P + 1))-th is armed, so it dies there (or at none, for
-  // the last value). Afterwards the parent is the incarnation after that.
-  void RunChild(int crash_pick, const std::vector<std::pair<int, int>>& steps);
+  // one PlanStep or PlanIdemStep per step of `steps`. Of the P crash point
+  // passes it will make (store open, recovery actions, run_ops.h's and
+  // idem_ops.h's points), the (crash_pick mod (P + 1))-th is armed, so it
+  // dies there (or at none, for the last value). Afterwards the parent is
+  // the incarnation after that.
+  void RunChild(int crash_pick, const std::vector<ChildStep>& steps);
 
  private:
   // The pool runs and the cursor as the store has them.
   struct Observed {
     std::map<int, Run> runs;
     std::optional<std::string> cursor_sha;
+    std::map<int, IdemRecord> idem;
   };
 
   void Open(uint64_t expected_incarnation);
@@ -141,21 +182,31 @@ class Harness {
   void ExpectModel(const std::string& what) { Settle(model_, model_, false, what); }
   void Adopt(const Observed& got);
   void CheckAfterRecovery();
+  // CheckIdemRecords and IdemHistory on what the store holds.
+  void CheckIdem(const Observed& got);
+  std::map<int, IdemRecord> ReadIdemOrFail();
+  // The previous incarnation's daemon as this one finds it (see above).
+  void BuryPreviousDaemon();
   // What a child's report says it did.
   struct ChildProgress {
     Model acked;  // the model with all the child acknowledged
     bool recovered = false;
     size_t acks = 0;                  // ops acknowledged
     std::optional<size_t> in_flight;  // op begun and not acknowledged
+    int64_t now_ms = 0;               // the child's clock
   };
 
   // The child's script, and the crash points it will pass in order.
-  std::vector<Op> PlanChild(const std::vector<std::pair<int, int>>& steps, uint64_t incarnation,
-                            std::vector<std::string_view>* passes);
+  std::vector<ScriptOp> PlanChild(const std::vector<ChildStep>& steps, uint64_t incarnation,
+                                  std::vector<std::string_view>* passes);
   // Adopts what the child left in the store (see the file comment).
-  void Reconcile(const ChildReport& report, const std::vector<Op>& script, uint64_t incarnation);
-  void Replay(const std::string& line, const std::vector<Op>& script, uint64_t incarnation,
+  void Reconcile(const ChildReport& report, const std::vector<ScriptOp>& script,
+                 uint64_t incarnation, int64_t start_ms);
+  void Replay(const std::string& line, const std::vector<ScriptOp>& script, uint64_t incarnation,
               ChildProgress* progress);
+  // An acknowledged idempotency op of the child: its answer must be the model's.
+  void ReplayIdem(const IdemOp& op, const std::string& answer, uint64_t incarnation,
+                  ChildProgress* progress);
   std::string LiveProcesses();
   ProcessIdentity FreshProcess();
   void KillIfAlive(const ProcessIdentity& process);
@@ -171,6 +222,8 @@ class Harness {
   FakeProcessTable processes_{"boot-0"};
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<RunStore> runs_;
+  std::unique_ptr<IdemStore> idem_;
+  IdemHistory idem_history_;
 
   Model model_;
   uint64_t incarnation_ = 0;

@@ -21,44 +21,56 @@ std::string CrashSpec(const std::vector<std::string_view>& passes, int pick) {
 
 }  // namespace
 
-void Harness::RunChild(int crash_pick, const std::vector<std::pair<int, int>>& steps) {
+void Harness::RunChild(int crash_pick, const std::vector<ChildStep>& steps) {
   Close();
   uint64_t child_incarnation = incarnation_ + 1;
+  int64_t start_ms = clock_.NowMs();
   std::vector<std::string_view> passes;
-  std::vector<Op> script = PlanChild(steps, child_incarnation, &passes);
+  std::vector<ScriptOp> script = PlanChild(steps, child_incarnation, &passes);
   std::string crash_at = CrashSpec(passes, crash_pick);
   std::vector<std::string> argv = {
       child_path_,         dir_ + "/db",   crash_at, std::to_string(clock_.NowMs()),
       processes_.BootId(), LiveProcesses()};
-  for (const Op& op : script) argv.push_back(EncodeOp(op));
+  for (const ScriptOp& op : script) argv.push_back(EncodeScriptOp(op));
   Result<ChildReport> report = SpawnAndWait(argv, dir_ + "/child.stderr", 60'000);
   if (!report.ok()) Fail(report.status().ToString());
   TestCoverage().child_runs++;
   Trace("child with " + crash_at + " armed runs [" +
         Join(std::vector<std::string>(argv.begin() + 6, argv.end()), " ") + "], exits " +
         std::to_string(report->exit_code) + ", reported [" + Join(report->lines, "; ") + "]");
-  for (const Op& op : script) {
-    if (op.kind == OpKind::kWake) clock_.AdvanceMs(kWakeAdvanceMs);  // as the child's clock
+  for (const ScriptOp& op : script) {
+    if (AdvancesClock(op)) clock_.AdvanceMs(kWakeAdvanceMs);  // as the child's clock
   }
   // The child wrote behind the fault-injecting file system's back: start a
   // new one, so that a later power loss drops only what the parent writes.
   fs_ = std::make_shared<FaultInjectionFs>();
   env_ = rocksdb::NewCompositeEnv(fs_);
   Open(child_incarnation + 1);
-  Reconcile(*report, script, child_incarnation);
+  Reconcile(*report, script, child_incarnation, start_ms);
 }
 
-std::vector<Op> Harness::PlanChild(const std::vector<std::pair<int, int>>& steps,
-                                   uint64_t incarnation, std::vector<std::string_view>* passes) {
+std::vector<ScriptOp> Harness::PlanChild(const std::vector<ChildStep>& steps, uint64_t incarnation,
+                                         std::vector<std::string_view>* passes) {
   Model plan = model_;
   passes->push_back("after_store_open");
   for (auto& [key, run] : plan.runs) {
     if (RecoverRun(&run, incarnation)) passes->push_back("during_recovery");
   }
-  std::vector<Op> script;
-  for (auto [key, choice] : steps) {
-    std::optional<Op> op = PlanStep(plan, key, choice, FreshProcess());
+  std::vector<ScriptOp> script;
+  IdemCall call{incarnation, clock_.NowMs()};
+  for (const ChildStep& step : steps) {
+    if (step.idem) {
+      IdemOp op = PlanIdemStep(plan.idem, step.key, step.choice, incarnation);
+      std::string answer = ExpectedIdemAnswer(plan.idem, op, call);
+      if (op.kind == IdemOpKind::kPass) call.now_ms += kWakeAdvanceMs;
+      for (std::string_view point : IdemCrashPointsOf(op, answer)) passes->push_back(point);
+      ApplyIdemOp(&plan.idem, op, call);
+      script.emplace_back(op);
+      continue;
+    }
+    std::optional<Op> op = PlanStep(plan, step.key, step.choice, FreshProcess());
     if (!op) continue;
+    if (op->kind == OpKind::kWake) call.now_ms += kWakeAdvanceMs;
     bool writes = op->kind != OpKind::kEnqueue || op->with_cursor || !NewKeys(plan, *op).empty();
     if (writes) {
       for (std::string_view point : CrashPointsOf(*op)) passes->push_back(point);
@@ -69,8 +81,8 @@ std::vector<Op> Harness::PlanChild(const std::vector<std::pair<int, int>>& steps
   return script;
 }
 
-void Harness::Reconcile(const ChildReport& report, const std::vector<Op>& script,
-                        uint64_t incarnation) {
+void Harness::Reconcile(const ChildReport& report, const std::vector<ScriptOp>& script,
+                        uint64_t incarnation, int64_t start_ms) {
   bool crashed = report.exit_code == kCrashExitCode;
   if (!crashed && report.exit_code != 0) {
     Fail("child failed (exit " + std::to_string(report.exit_code) + ", signal " +
@@ -79,6 +91,7 @@ void Harness::Reconcile(const ChildReport& report, const std::vector<Op>& script
   if (crashed) TestCoverage().child_crashes++;
   ChildProgress progress;
   progress.acked = model_;
+  progress.now_ms = start_ms;
   for (const std::string& line : report.lines) Replay(line, script, incarnation, &progress);
   if (!crashed && (!progress.recovered || progress.acks != script.size())) {
     Fail("child exited 0 before the end of its script");
@@ -90,22 +103,31 @@ void Harness::Reconcile(const ChildReport& report, const std::vector<Op>& script
     Trace("the child died before its recovery pass finished");
     Settle(progress.acked, after, /*per_run=*/true, "reopen after the child died in recovery");
   } else if (progress.in_flight) {
-    const Op& op = script[*progress.in_flight];
+    const ScriptOp& op = script[*progress.in_flight];
+    std::string text = EncodeScriptOp(op);
     Model after = progress.acked;
-    ApplyOp(&after, op, incarnation);
+    const Op* run_op = std::get_if<Op>(&op);
+    if (run_op) {
+      ApplyOp(&after, *run_op, incarnation);
+    } else {
+      ApplyIdemOp(&after.idem, std::get<IdemOp>(op), IdemCall{incarnation, progress.now_ms});
+    }
     bool applied = Settle(progress.acked, after, /*per_run=*/false,
-                          "reopen after the child died in " + EncodeOp(op)) > 0;
+                          "reopen after the child died in " + text) > 0;
     (applied ? TestCoverage().in_flight_applied : TestCoverage().in_flight_lost)++;
-    Trace(EncodeOp(op) + (applied ? " was committed" : " was not committed"));
+    if (!run_op) ++TestCoverage().idem[applied ? "in flight: committed" : "in flight: lost"];
+    Trace(text + (applied ? " was committed" : " was not committed"));
     // Spawned but never recorded: no recovery can know this process.
-    if (!applied && op.kind == OpKind::kRunning) bystanders_.push_back(op.process);
+    if (!applied && run_op && run_op->kind == OpKind::kRunning) {
+      bystanders_.push_back(run_op->process);
+    }
   } else {
     Settle(progress.acked, progress.acked, /*per_run=*/false, "reopen after the child");
   }
 }
 
-void Harness::Replay(const std::string& line, const std::vector<Op>& script, uint64_t incarnation,
-                     ChildProgress* progress) {
+void Harness::Replay(const std::string& line, const std::vector<ScriptOp>& script,
+                     uint64_t incarnation, ChildProgress* progress) {
   std::istringstream in(line);
   std::string word;
   size_t i = 0;
@@ -129,20 +151,43 @@ void Harness::Replay(const std::string& line, const std::vector<Op>& script, uin
   bool numbered = static_cast<bool>(in >> i);
   if (numbered && word == "begin" && progress->recovered && !progress->in_flight &&
       i == progress->acks && i < script.size()) {
-    if (!IsAccepted(progress->acked, script[i])) {
-      Fail("planned " + EncodeOp(script[i]) + " is not valid");
+    if (const IdemOp* idem = std::get_if<IdemOp>(&script[i])) {
+      if (idem->kind == IdemOpKind::kTrim) idem_history_.Forget();
+    } else {
+      const Op& op = std::get<Op>(script[i]);
+      if (!IsAccepted(progress->acked, op)) Fail("planned " + EncodeOp(op) + " is not valid");
+      BeforeOp(op, progress->acked);
     }
-    BeforeOp(script[i], progress->acked);
+    if (AdvancesClock(script[i])) progress->now_ms += kWakeAdvanceMs;
     progress->in_flight = i;
     return;
   }
   if (numbered && word == "ack" && progress->in_flight == i) {
-    ApplyOp(&progress->acked, script[i], incarnation);
+    if (const IdemOp* idem = std::get_if<IdemOp>(&script[i])) {
+      std::string answer;
+      in >> answer;
+      ReplayIdem(*idem, answer, incarnation, progress);
+    } else {
+      ApplyOp(&progress->acked, std::get<Op>(script[i]), incarnation);
+    }
     progress->in_flight.reset();
     ++progress->acks;
     return;
   }
   Fail("child reported '" + line + "' (out of order, or a refusal)");
+}
+
+void Harness::ReplayIdem(const IdemOp& op, const std::string& answer, uint64_t incarnation,
+                         ChildProgress* progress) {
+  IdemCall call{incarnation, progress->now_ms};
+  std::string want = ExpectedIdemAnswer(progress->acked.idem, op, call);
+  std::string met = IdemMet(progress->acked.idem, op, incarnation);
+  if (answer != want) {
+    Fail("child's " + EncodeIdemOp(op) + " on " + met + " answered " + answer + ", expected " +
+         want);
+  }
+  ApplyIdemOp(&progress->acked.idem, op, call);
+  CountIdem(op, met, answer, progress->acked.idem);
 }
 
 std::string Harness::LiveProcesses() {

@@ -251,4 +251,56 @@ std::vector<std::string> CheckInvariants(const StateStore& store, ProcessTable* 
   return errors;
 }
 
+std::vector<std::string> CheckIdemRecords(const std::map<int, IdemRecord>& records,
+                                          uint32_t max_attempts, uint64_t incarnation) {
+  std::vector<std::string> errors;
+  for (const auto& [key, r] : records) {
+    std::string name = "idem record " + std::to_string(key) + " (" +
+                       std::string(IdemStatusName(r.status)) + ", " + std::to_string(r.attempts) +
+                       " attempts)";
+    if (r.attempts > max_attempts) {
+      errors.push_back(name + " is past max_attempts " + std::to_string(max_attempts));
+    }
+    if (r.status == IdemStatus::kInProgress &&
+        (r.attempts == 0 || r.owner.incarnation == 0 || r.owner.incarnation > incarnation)) {
+      errors.push_back(name + " is owned by incarnation " + std::to_string(r.owner.incarnation) +
+                       ", seen by " + std::to_string(incarnation));
+    }
+    if (r.status == IdemStatus::kCompleted && r.result.empty()) {
+      errors.push_back(name + " has no result");
+    }
+    if (r.status == IdemStatus::kFailed && r.next_retry_at_ms == 0 && r.attempts > 0) {
+      errors.push_back(name + " has no retry time");
+    }
+  }
+  return errors;
+}
+
+std::vector<std::string> IdemHistory::Observe(const std::map<int, IdemRecord>& now,
+                                              uint64_t incarnation) {
+  std::vector<std::string> errors;
+  for (const auto& [key, r] : now) {
+    std::string name = "idem record " + std::to_string(key);
+    auto done = completed_.find(key);
+    if (done != completed_.end() &&
+        (r.status != IdemStatus::kCompleted || r.result != done->second.result ||
+         r.first_at_ms != done->second.first_at_ms)) {
+      errors.push_back(name + " was completed with '" + done->second.result + "', now " +
+                       std::string(IdemStatusName(r.status)) + " with '" + r.result + "'");
+    }
+    if (r.status == IdemStatus::kCompleted && dead_[key].count(r.owner.incarnation)) {
+      errors.push_back(name + " was completed by the dead owner of incarnation " +
+                       std::to_string(r.owner.incarnation));
+    }
+    if (r.status == IdemStatus::kCompleted) completed_.emplace(key, r);
+    if (r.status == IdemStatus::kInProgress && r.owner.incarnation < incarnation) {
+      dead_[key].insert(r.owner.incarnation);
+    }
+  }
+  for (auto it = completed_.begin(); it != completed_.end();) {
+    it = now.count(it->first) ? std::next(it) : completed_.erase(it);
+  }
+  return errors;
+}
+
 }  // namespace wtd::property

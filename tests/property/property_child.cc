@@ -6,7 +6,9 @@
 //
 // It arms CRASH_AT ("name:nth", or "-" for none), opens the store at DB_DIR,
 // runs the recovery pass, then executes each OP (the text form of
-// run_model.h) through run_ops.h, as the scheduler would. Its process table
+// run_model.h, through run_ops.h, as the scheduler would; or of
+// idem_model.h, through idem_ops.h, as the worktree slots would, with the
+// idempotency owner IdemDaemonOwner of its incarnation). Its process table
 // is a fake one with boot id BOOT_ID whose live processes are PROCESSES
 // ("pid:start,...", or "-"); its clock is a fake one at CLOCK_MS.
 //
@@ -16,8 +18,9 @@
 //   kill PID START     recovery signalled that process group
 //   recovered          the recovery pass finished
 //   begin I            op I (0-based) is about to run
-//   ack I              op I committed
-//   refused I STATUS   op I was refused
+//   ack I              run op I committed
+//   ack I ANSWER       idempotency op I answered ANSWER (idem_ops.h's words)
+//   refused I STATUS   op I was refused (a run op), or failed
 // It exits 0 after the last op, kCrashExitCode (86) at the armed crash
 // point, and 2 on a usage or store error (explained on stderr).
 #include <unistd.h>
@@ -31,6 +34,8 @@
 
 #include "base/crash_point.h"
 #include "fakes/fake_clock.h"
+#include "idem/idem_store.h"
+#include "property/idem_ops.h"
 #include "property/run_model.h"
 #include "property/run_ops.h"
 #include "recovery/recovery.h"
@@ -111,20 +116,28 @@ std::map<int32_t, uint64_t> ParseProcesses(std::string_view text) {
   return out;
 }
 
-void RunOps(RunStore* runs, FakeClock* clock, const std::vector<Op>& ops) {
+void RunOps(RunStore* runs, IdemStore* idem, FakeClock* clock, const std::vector<ScriptOp>& ops) {
   for (size_t i = 0; i < ops.size(); ++i) {
     Report("begin " + std::to_string(i));
-    Result<std::vector<Run>> r = ExecuteOp(runs, clock, ops[i]);
-    Report((r.ok() ? "ack " : "refused ") + std::to_string(i) +
-           (r.ok() ? "" : " " + r.status().ToString()));
+    Status s;
+    std::string answer;
+    if (const IdemOp* op = std::get_if<IdemOp>(&ops[i])) {
+      Result<std::string> r = ExecuteIdemOp(idem, clock, *op);
+      s = r.status();
+      if (r.ok()) answer = " " + *r;
+    } else {
+      s = ExecuteOp(runs, clock, std::get<Op>(ops[i])).status();
+    }
+    Report((s.ok() ? "ack " : "refused ") + std::to_string(i) +
+           (s.ok() ? answer : " " + s.ToString()));
   }
 }
 
 int Main(int argc, char** argv) {
   if (argc < 6) Die("usage: property_child DB_DIR CRASH_AT CLOCK_MS BOOT_ID PROCESSES [OP...]");
-  std::vector<Op> ops;
+  std::vector<ScriptOp> ops;
   for (int i = 6; i < argc; ++i) {
-    Result<Op> op = DecodeOp(argv[i]);
+    Result<ScriptOp> op = DecodeScriptOp(argv[i]);
     if (!op.ok()) Die(op.status().ToString());
     ops.push_back(*op);
   }
@@ -145,7 +158,10 @@ int Main(int argc, char** argv) {
   if (!report.ok()) Die(report.status().ToString());
   if (!report->errors.empty()) Die("recovery: " + report->errors[0]);
   Report("recovered");
-  RunOps(&runs, &clock, ops);
+  IdemStore idem(store->get(), &clock, &processes,
+                 IdemDaemonOwner((*store)->incarnation(), processes.BootId()),
+                 PropertyIdemOptions());
+  RunOps(&runs, &idem, &clock, ops);
   return 0;
 }
 

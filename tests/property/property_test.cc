@@ -1,9 +1,11 @@
-// The stateful property of the run store, its state machine and the
-// recovery pass. Random sequences of enqueues (from a small pool of keys, so
-// that duplicates happen), transitions (the scheduler's next step, or any
-// operation whatever the state, which must then be refused), process deaths
-// (with pid reuse), crashes and recoveries run against the model of
-// run_model.h. A crash drops the in-memory objects and reopens the same
+// The stateful property of the run store, its state machine, the recovery
+// pass and the idempotency records. Random sequences of enqueues (from a
+// small pool of keys, so that duplicates happen), transitions (the
+// scheduler's next step, or any operation whatever the state, which must
+// then be refused), idempotency calls on a small pool of operations (the
+// next call a daemon would make, or any call whatever the record's status),
+// process deaths (with pid reuse), crashes and recoveries run against the
+// model of run_model.h and idem_model.h. A crash drops the in-memory objects and reopens the same
 // RocksDB directory: plainly, after a simulated power loss (FaultInjectionFs),
 // inside the recovery pass, or in a child process, the next incarnation,
 // that dies at a real crash point (property_child). See harness.h.
@@ -12,7 +14,13 @@
 // the one step a crash left unacknowledged; after every recovery pass the
 // invariants of invariants.h must hold: no acknowledged run lost, none
 // duplicated, none left running without a live process, every terminal
-// outcome recorded exactly once.
+// outcome recorded exactly once. Every idempotency call must answer what
+// the model says (Begin's decision for every status x owner: this daemon or
+// a dead earlier incarnation), and after every step the records must hold:
+// a completed record's result never changes until trimmed, no attempt of a
+// dead owner is completed (Complete and Fail are refused after a restart),
+// Trim never drops in_progress or blocked records, attempts never exceed
+// max_attempts.
 //
 // CI runs 300 cases. WTD_PROPERTY_CASES=N runs N, for a longer soak by hand:
 //   WTD_PROPERTY_CASES=20000 build/tests/property/property_test
@@ -96,6 +104,38 @@ struct PokeCommand : NormalCommand {
   void show(std::ostream& os) const override { os << "Poke(" << EncodeOp(op) << ")"; }
 };
 
+// A record is mostly taken several steps along (attempts used up, blocked,
+// unblocked) before a restart comes: the keys are drawn unevenly.
+int IdemKeyPick() { return *rc::gen::weightedElement<int>({{4, 0}, {2, 1}, {1, 2}}); }
+
+// One to three calls in a row on one record, as a daemon makes them
+// (Begin, then Complete or Fail), so that records get far between restarts.
+struct IdemStepCommand : NormalCommand {
+  int key = IdemKeyPick();
+  std::vector<int> choices = *rc::gen::container<std::vector<int>>(
+      static_cast<size_t>(Pick(1, 4)), rc::gen::resize(100, rc::gen::inRange(0, 60)));
+  void run(const Phase&, Harness& h) const override {
+    for (int choice : choices) h.IdemStep(key, choice);
+  }
+  void show(std::ostream& os) const override {
+    os << "IdemStep(" << key;
+    for (int choice : choices) os << ", " << choice;
+    os << ")";
+  }
+};
+
+struct IdemPokeCommand : NormalCommand {
+  IdemOp op = [] {
+    IdemOp o;
+    o.kind = static_cast<IdemOpKind>(Pick(0, kIdemOpKindCount));
+    o.key = Pick(0, kIdemKeyCount);
+    o.retention = Pick(0, kRetentionCount);
+    return o;
+  }();
+  void run(const Phase&, Harness& h) const override { h.Idem(op); }
+  void show(std::ostream& os) const override { os << "IdemPoke(" << EncodeIdemOp(op) << ")"; }
+};
+
 struct ProcessDiesCommand : NormalCommand {
   int key = Pick(0, kKeyCount);
   bool pid_reused = Coin();
@@ -127,19 +167,26 @@ struct RecoverCommand : Command {
 
 struct ChildCommand : Command {
   int crash_pick = Pick(0, 1000);
-  // Steps on two keys at most, so that a run gets far enough along to pass
-  // the crash points of running and finishing.
-  std::vector<std::pair<int, int>> steps = [] {
+  // Steps on two run keys at most, so that a run gets far enough along to
+  // pass the crash points of running and finishing; one step in three on an
+  // idempotency record.
+  std::vector<ChildStep> steps = [] {
     int keys[2] = {Pick(0, kKeyCount), Pick(0, kKeyCount)};
-    std::vector<std::pair<int, int>> s(static_cast<size_t>(Pick(0, 12)));
-    for (auto& [key, choice] : s) key = keys[Pick(0, 2)], choice = Pick(0, 60);
+    std::vector<ChildStep> s(static_cast<size_t>(Pick(0, 12)));
+    for (ChildStep& step : s) {
+      step.idem = Pick(0, 3) == 0;
+      step.key = step.idem ? IdemKeyPick() : keys[Pick(0, 2)];
+      step.choice = Pick(0, 60);
+    }
     return s;
   }();
   void apply(Phase& phase) const override { phase.needs_recovery = true; }
   void run(const Phase&, Harness& h) const override { h.RunChild(crash_pick, steps); }
   void show(std::ostream& os) const override {
     os << "Child(crash pick " << crash_pick;
-    for (auto [key, choice] : steps) os << ", job" << key << "/" << choice;
+    for (const ChildStep& step : steps) {
+      os << ", " << (step.idem ? "idem" : "job") << step.key << "/" << step.choice;
+    }
     os << ")";
   }
 };
@@ -158,6 +205,8 @@ rc::Gen<CommandPtr> NextCommand(const Phase& phase) {
                                              {10, Make<StepCommand>()},
                                              {2, Make<PokeCommand>()},
                                              {1, Make<ProcessDiesCommand>()},
+                                             {5, Make<IdemStepCommand>()},
+                                             {1, Make<IdemPokeCommand>()},
                                              {2, Make<RestartCommand>()},
                                              {1, Make<ChildCommand>()}});
 }
@@ -201,8 +250,36 @@ void PrintCoverage(int cases) {
             << " child incarnations (" << c.child_crashes
             << " died at a crash point: the op in flight was committed " << c.in_flight_applied
             << " times, not committed " << c.in_flight_lost << " times), " << c.refusals
-            << " refused operations\n";
+            << " refused operations\nidempotency calls:";
+  for (const auto& [what, n] : c.idem) std::cout << " " << what << ": " << n << ";";
+  std::cout << "\n";
 }
+
+// What the idempotency part must have met and answered over all cases: Begin
+// on every status x owner that can exist (a rolled-back record's owner is
+// always dead), and each transition, refusal and trim.
+constexpr const char* kIdemMustHappen[] = {
+    "begin none -> proceed",
+    "begin in_progress/this daemon -> busy",
+    "begin in_progress/dead -> roll_back",
+    "begin completed/this daemon -> done",
+    "begin completed/dead -> done",
+    "begin failed/this daemon -> wait",
+    "begin failed/dead -> proceed",
+    "begin rolled_back/dead -> proceed",
+    "begin blocked/this daemon -> blocked",
+    "begin blocked/dead -> blocked",
+    "idem_complete -> completed",
+    "idem_fail -> failed",
+    "idem_fail -> blocked",
+    "idem_rolled_back -> rolled_back",
+    "idem_rolled_back -> blocked",
+    "idem_unblock -> failed",
+    "idem_complete refused: dead owner",
+    "idem_fail refused: dead owner",
+    "trimmed",
+    "in flight: committed",
+};
 
 TEST(RunLifecyclePropertyTest, CrashesAndRecoveriesNeverLoseDuplicateOrStrandARun) {
   SetCrashAction([](std::string_view name) { throw SimulatedCrash{std::string(name)}; });
@@ -228,6 +305,9 @@ TEST(RunLifecyclePropertyTest, CrashesAndRecoveriesNeverLoseDuplicateOrStrandARu
     EXPECT_GT(c.child_crashes, 0u);
     EXPECT_GT(c.in_flight_applied, 0u);
     EXPECT_GT(c.in_flight_lost, 0u);
+    for (const char* what : kIdemMustHappen) {
+      EXPECT_GT(TestCoverage().idem[what], 0u) << what;
+    }
   }
 }
 

@@ -8,6 +8,10 @@
 // operation (Op) is a plain value with a one-word text form, so the property
 // test can hand a script of them to its child process (property_child).
 //
+// The model also holds the idempotency records (idem_model.h), which the run
+// operations and the recovery pass leave alone: they change only by the
+// IdemOps of idem_model.h.
+//
 // Thread-safety: plain values and pure functions.
 #ifndef WTD_TESTS_PROPERTY_RUN_MODEL_H_
 #define WTD_TESTS_PROPERTY_RUN_MODEL_H_
@@ -20,6 +24,7 @@
 #include <vector>
 
 #include "base/process_table.h"
+#include "property/idem_model.h"
 #include "store/records.h"
 #include "wtd/status.h"
 
@@ -92,6 +97,7 @@ struct ExpectedRun {
 struct Model {
   std::map<int, ExpectedRun> runs;  // by key index: every run that must exist
   std::optional<int> cursor_key;    // the cursor holds this key's sha; unset: no cursor
+  IdemRecords idem;                 // the idempotency records (idem_model.h)
 };
 
 // The keys an enqueue creates: those of op.keys not yet in `model`, once
