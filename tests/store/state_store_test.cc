@@ -4,7 +4,9 @@
 #include "store/state_store.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -242,6 +244,63 @@ TEST_F(StateStoreTest, ReadOnlyOpenReadsRefusesWritesAndLeavesIncarnation) {
   std::unique_ptr<StateStore> again = Open();
   ASSERT_NE(again, nullptr);
   EXPECT_EQ(again->incarnation(), 2u);  // read-only opens do not count
+}
+
+// A store written before the `slots` family existed, as an older wtd left
+// it: read-only (wtctl beside no daemon) it opens and reads the family as
+// empty; read-write (the next daemon) it gains the family.
+TEST_F(StateStoreTest, AStoreWithoutANewerFamilyOpensReadOnlyAndGainsItReadWrite) {
+  {
+    std::unique_ptr<StateStore> writer = Open();
+    ASSERT_NE(writer, nullptr);
+    WriteBatch b;
+    b.Put(Family::kCursors, "c", "x");
+    ASSERT_TRUE(writer->Commit(b).ok());
+  }
+  {
+    // Drop the family with RocksDB itself.
+    rocksdb::DBOptions db_opts;
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(db_opts, dir_.Sub("db"), &names).ok());
+    ASSERT_NE(std::find(names.begin(), names.end(), "slots"), names.end());
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const std::string& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(db_opts, dir_.Sub("db"), descs, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == "slots") {
+        ASSERT_TRUE(db->DropColumnFamily(handles[i]).ok());
+      }
+    }
+    for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h);
+    ASSERT_TRUE(db->Close().ok());
+  }
+  {
+    std::unique_ptr<StateStore> ro = Open(/*read_only=*/true);
+    ASSERT_NE(ro, nullptr);
+    EXPECT_EQ(Value(*ro, Family::kCursors, "c"), "x");
+    Result<std::string> slot = ro->Get(Family::kSlots, "wtd-1");
+    EXPECT_TRUE(slot.status().IsNotFound()) << slot.status().ToString();
+    int seen = 0;
+    EXPECT_TRUE(ro->Scan(Family::kSlots, "", [&](std::string_view, std::string_view) {
+                    ++seen;
+                    return true;
+                  }).ok());
+    EXPECT_EQ(seen, 0);
+    Result<std::string> last = ro->LastKey(Family::kSlots);
+    ASSERT_TRUE(last.ok()) << last.status().ToString();
+    EXPECT_EQ(*last, "");
+    EXPECT_EQ(ro->EstimateKeys(Family::kSlots), 0u);
+  }
+  std::unique_ptr<StateStore> rw = Open();
+  ASSERT_NE(rw, nullptr);
+  WriteBatch b;
+  b.Put(Family::kSlots, "wtd-1", "s");
+  ASSERT_TRUE(rw->Commit(b).ok());
+  EXPECT_EQ(Value(*rw, Family::kSlots, "wtd-1"), "s");
+  EXPECT_EQ(Value(*rw, Family::kCursors, "c"), "x");
 }
 
 TEST_F(StateStoreTest, TheStoreIdIsDrawnOnceAndKeptAcrossOpens) {
