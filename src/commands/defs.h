@@ -7,17 +7,17 @@
 
 namespace wtd {
 
-const CommandDef& StatusCommand();   // status.cc
-const CommandDef& RunsCommand();     // runs.cc
-const CommandDef& ShowCommand();     // show.cc
-const CommandDef& LogsCommand();     // logs.cc
-const CommandDef& EventsCommand();   // events.cc
-const CommandDef& StopCommand();     // lifecycle.cc
-const CommandDef& PauseCommand();    // lifecycle.cc
-const CommandDef& ResumeCommand();   // lifecycle.cc
-const CommandDef& ReloadCommand();   // lifecycle.cc
-const CommandDef& LocksCommand();    // locks.cc
-const CommandDef& RecoverCommand();  // recover.cc
+const CommandDef& StatusCommand();    // status.cc
+const CommandDef& RunsCommand();      // runs.cc
+const CommandDef& ShowCommand();      // show.cc
+const CommandDef& LogsCommand();      // logs.cc
+const CommandDef& EventsCommand();    // events.cc
+const CommandDef& StopCommand();      // lifecycle.cc
+const CommandDef& PauseCommand();     // lifecycle.cc
+const CommandDef& ResumeCommand();    // lifecycle.cc
+const CommandDef& ReloadCommand();    // lifecycle.cc
+const CommandDef& LocksCommand();     // locks.cc
+const CommandDef& RecoverCommand();   // recover.cc
 const CommandDef& WorktreeCommand();  // worktree.cc
 
 }  // namespace wtd
