@@ -162,9 +162,8 @@ void Scheduler::GiveSlot(const Run& run) {
   }
 }
 
-bool Scheduler::DirectoryAvailable(const Run& r) {
-  if (r.isolation == Isolation::kInplace || slots_ == nullptr) {
-    if (r.isolation != Isolation::kInplace) return true;
+bool Scheduler::DirectoryAvailable(const Run& r, std::set<std::string>* no_slot) {
+  if (r.isolation == Isolation::kInplace) {
     // One inplace run per watched worktree at a time.
     for (const auto& [id, f] : in_flight_) {
       if (f.run.isolation == Isolation::kInplace && f.run.key.repo == r.key.repo &&
@@ -174,7 +173,13 @@ bool Scheduler::DirectoryAvailable(const Run& r) {
     }
     return true;
   }
-  return slots_->CanTake(r);
+  if (slots_ == nullptr) return true;
+  // Asked once per repository per step: every later run of a repository
+  // without a slot waits too, without reading the slots again.
+  if (no_slot->count(r.key.repo)) return false;
+  if (slots_->CanTake(r)) return true;
+  no_slot->insert(r.key.repo);
+  return false;
 }
 
 Status Scheduler::Spawn(const Run& stored, const std::string& dir, std::unique_ptr<Launched>* out) {

@@ -191,10 +191,11 @@ void Scheduler::DispatchPending(const std::vector<Run>& active) {
   std::vector<Status> damaged;  // reported by Step
   Result<std::vector<Run>> now_active = runs_->ListActive(&damaged);
   const std::vector<Run>& list = now_active.ok() ? *now_active : active;
+  std::set<std::string> no_slot;  // repositories whose slots are all taken this step
   for (const Run& r : list) {
     if (static_cast<int64_t>(in_flight_.size()) >= limit || stop_.load()) break;
     if (r.state != RunState::kPending || in_flight_.count(r.id)) continue;
-    if (!DirectoryAvailable(r)) continue;
+    if (!DirectoryAvailable(r, &no_slot)) continue;
     Status st = Dispatch(r.id);
     if (!st.ok()) spdlog::error("run {}: {}", r.id, st.ToString());
     dispatch_error_ = st.ok() ? "" : "run " + std::to_string(r.id) + ": " + st.ToString();

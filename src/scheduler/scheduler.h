@@ -160,8 +160,9 @@ class Scheduler {
   Status WriteContext(const Run& run, const std::string& dir, const std::string& path) const;
   // Whether `r` may be dispatched now as far as directories go: an inplace
   // run waits while another inplace run of its worktree runs; a commit run
-  // waits while no slot is to be had.
-  bool DirectoryAvailable(const Run& r);
+  // waits while no slot is to be had (its repository then goes into
+  // *no_slot, which holds for the rest of the step).
+  bool DirectoryAvailable(const Run& r, std::set<std::string>* no_slot);
   // Gives back the slot of a run whose attempt is over (logged on failure:
   // recovery frees it).
   void GiveSlot(const Run& run);
