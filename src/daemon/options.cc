@@ -279,6 +279,9 @@ std::vector<OptionDef> BuildTable() {
   t.push_back(Int("log-cap-bytes", &Config::scheduler, &SchedulerOptions::log_cap_bytes, 4096,
                   int64_t{1} << 40, R::kApplies,
                   "size cap of a run's log, all its attempts together"));
+  t.push_back(Int("stuck-after-s", &Config::scheduler, &SchedulerOptions::stuck_after_s, 1,
+                  30 * 86'400, R::kApplies,
+                  "flag a running job stuck in status after this long without output or CPU"));
   {
     OptionDef o = Path("state-dir", &Config::daemon, &DaemonOptions::state_dir, R::kNeedsRestart,
                        "state directory",

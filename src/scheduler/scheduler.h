@@ -43,6 +43,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -51,6 +52,7 @@
 #include "base/mutex.h"
 #include "exec/launcher.h"
 #include "runs/run_store.h"
+#include "scheduler/activity.h"
 #include "scheduler/commit_source.h"
 #include "scheduler/run_locks.h"
 #include "scheduler/run_slots.h"
@@ -74,6 +76,10 @@ struct SchedulerOptions {
   // older ones deleted every `events_trim_ms`.
   uint64_t events_keep = 100000;
   int64_t events_trim_ms = 60000;
+  // --stuck-after-s: a running job with no new output and no CPU used for
+  // this long is flagged stuck in `wtctl status` (only flagged: a job may
+  // legitimately wait that long; its timeout is what ends it).
+  int64_t stuck_after_s = 600;
 };
 
 // What the loop tells its step hook (Scheduler::SetStepHook).
@@ -117,6 +123,13 @@ class Scheduler {
   // every job runs in its watched worktree. `slots` must outlive the
   // Scheduler.
   void SetRunSlots(RunSlots* slots) { slots_ = slots; }
+  // What running jobs do, for the stuck flag (activity.h); set before Loop
+  // starts. Without one no job is ever flagged. `probe` must outlive the
+  // Scheduler.
+  void SetActivityProbe(ActivityProbe* probe) { probe_ = probe; }
+  // How often the probe samples each running job at most: every quarter
+  // of --stuck-after-s, bounded by this.
+  static constexpr int64_t kActivitySampleMs = 5000;
 
   void RequestStop();
   bool stop_requested() const { return stop_.load(); }
@@ -140,6 +153,10 @@ class Scheduler {
   struct InFlight {
     Run run;
     std::unique_ptr<Launched> exec;
+    // The probe's last sample, and when the job was last seen doing
+    // something (its start until a sample differs).
+    std::optional<Activity> activity;
+    int64_t active_at_ms = 0;
   };
   struct Completion {
     uint64_t id;
@@ -179,6 +196,8 @@ class Scheduler {
   void Publish() EXCLUDES(mu_);
   // The queue depths of heartbeat_ from the active runs listed this step.
   void CountQueue(const std::vector<Run>& active, int64_t now);
+  // Samples the running jobs' activity when kActivitySampleMs passed.
+  void SampleActivity(int64_t now);
   // Calls the step hook; its sleep limit, or -1.
   int64_t Beat();
 
@@ -201,6 +220,8 @@ class Scheduler {
   std::unique_ptr<RunLocks> owned_locks_;  // the lease-less default
   RunLocks* locks_;
   RunSlots* slots_ = nullptr;
+  ActivityProbe* probe_ = nullptr;
+  int64_t next_sample_ms_ = 0;
   std::map<uint64_t, InFlight> in_flight_;
   std::map<uint64_t, std::string> lost_lock_;  // in flight, lock lost: why
   int64_t next_poll_ms_ = 0;
