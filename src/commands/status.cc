@@ -63,6 +63,7 @@ json RecoveryJson(const RecoverySummary& r) {
   json actions = json::object();
   for (const auto& [kind, n] : r.actions) actions[kind] = n;
   return {{"at", TimeOrNull(r.at_ms)},
+          {"first_start", r.first_start},
           {"previous_shutdown_clean", r.previous_shutdown_clean},
           {"active_scanned", r.active_scanned},
           {"actions", actions},
@@ -153,8 +154,12 @@ std::string RecoveryLine(const json& r) {
   }
   line += actions.empty() ? ", nothing to do" : ", " + actions;
   if (!r["errors"].empty()) line += ", " + std::to_string(r["errors"].size()) + " error(s)";
-  line += r["previous_shutdown_clean"].get<bool>() ? " (after a clean stop)"
-                                                   : " (after a crash or kill)";
+  if (r["first_start"].get<bool>()) {
+    line += " (the store's first start)";
+  } else {
+    line += r["previous_shutdown_clean"].get<bool>() ? " (after a clean stop)"
+                                                     : " (after a crash or kill)";
+  }
   return line;
 }
 

@@ -236,6 +236,7 @@ Status Daemon::Start(StartProgress* progress) {
     }
   }
   control_.recovery.at_ms = clock->NowMs();
+  control_.recovery.first_start = store_->incarnation() == 1;
   control_.recovery.previous_shutdown_clean = store_->previous_shutdown_clean();
   control_.recovery.active_scanned = report.active_scanned;
   control_.recovery.errors = report.errors;

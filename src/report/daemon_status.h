@@ -50,7 +50,8 @@ struct SkippedCommits {
 
 // What the recovery pass at this daemon's start did.
 struct RecoverySummary {
-  int64_t at_ms = 0;  // when it ended
+  int64_t at_ms = 0;         // when it ended
+  bool first_start = false;  // the store was new: there was no earlier daemon
   bool previous_shutdown_clean = false;
   uint64_t active_scanned = 0;
   std::vector<std::pair<std::string, uint64_t>> actions;  // by kind, in kind order

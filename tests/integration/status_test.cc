@@ -109,12 +109,14 @@ TEST_F(StatusTest, TheLastRecoveryIsReportedAfterACrashAndAfterACleanStop) {
       },
       ScaledMs(30000)));
   json first = (*Status())["recovery"];
+  EXPECT_EQ(first["first_start"], true) << first.dump();
   EXPECT_EQ(first["active_scanned"], 0) << first.dump();
   EXPECT_TRUE(first["actions"].empty()) << first.dump();
   d->Kill9();
 
   d = StartReady(args);
   json after_kill = (*Status())["recovery"];
+  EXPECT_EQ(after_kill["first_start"], false) << after_kill.dump();
   EXPECT_EQ(after_kill["previous_shutdown_clean"], false) << after_kill.dump();
   EXPECT_EQ(after_kill["active_scanned"], 1) << after_kill.dump();
   EXPECT_EQ(after_kill["actions"].value("kill_orphan_group", 0), 1) << after_kill.dump();
