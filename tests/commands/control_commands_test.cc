@@ -113,7 +113,7 @@ TEST_F(ControlCommandsTest, TriggerEnqueuesOnceAndAgainMakesTheNextSeries) {
   EXPECT_EQ((*r)["run"]["series"], 0);
   EXPECT_EQ((*r)["run"]["state"], "pending");
   uint64_t id = (*r)["run"]["id"].get<uint64_t>();
-  Result<Run> stored = runs_->Get(id);
+  Result<wtd::Run> stored = runs_->Get(id);
   ASSERT_TRUE(stored.ok());
   EXPECT_EQ(stored->command, "echo hi");
   EXPECT_EQ(stored->branch, "main");
@@ -260,7 +260,7 @@ TEST_F(ControlCommandsTest, JobsListsEachWatchedWorktreesJobsAndTheFilesThatDoNo
   EXPECT_EQ(wt["jobs"][0]["name"], "manual");
   EXPECT_EQ(wt["jobs"][0]["file"], "jobs/manual.job");
   EXPECT_EQ(wt["jobs"][0]["run"], "echo hi");
-  EXPECT_EQ(wt["jobs"][0]["branches"], json{"release/*"});
+  EXPECT_EQ(wt["jobs"][0]["branches"], json::array({"release/*"}));
   EXPECT_EQ(wt["jobs"][0]["max_attempts"], 3);
   EXPECT_EQ(wt["jobs"][0]["isolation"], "commit");
   ASSERT_EQ(wt["errors"].size(), 1u) << r->dump(2);

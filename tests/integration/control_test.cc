@@ -226,8 +226,8 @@ TEST_F(ControlTest, JobsListsTheJobsAndABrokenFileWithTheDaemonUpAndDown) {
     EXPECT_EQ(job["name"], "build");
     EXPECT_EQ(job["file"], "jobs/build.job");
     EXPECT_EQ(job["run"], "make");
-    EXPECT_EQ(job["branches"], (json{"main", "release/*"}));
-    EXPECT_EQ(job["paths"], (json{"src/**"}));
+    EXPECT_EQ(job["branches"], json::array({"main", "release/*"}));
+    EXPECT_EQ(job["paths"], json::array({"src/**"}));
     EXPECT_EQ(job["timeout_s"], 60);
     EXPECT_EQ(job["isolation"], "commit");
     ASSERT_EQ(wts[0]["errors"].size(), 1u) << j.dump(2);
