@@ -67,6 +67,26 @@ class DaemonControl {
   // Re-reads the configuration and applies it; the error says what was
   // refused (then nothing changed).
   virtual Result<ReloadResult> Reload() = 0;
+
+  // `trigger`: a run of `job` at `rev` ("" = HEAD) of worktree `worktree` of
+  // repository `repo` ("" = the one watched), enqueued on the loop thread
+  // (Poller::Trigger) and committed before this returns; the loop is woken
+  // to dispatch it.
+  struct TriggerArgs {
+    std::string repo;
+    std::string worktree = "main";
+    std::string job;
+    std::string rev;
+    bool again = false;
+  };
+  virtual Result<TriggeredRun> Trigger(const TriggerArgs& /*args*/) {
+    return Status::NotSupported("this daemon cannot trigger runs");
+  }
+  // `cancel`: run `id` ends cancelled with error `reason` (Scheduler::Cancel:
+  // a running job's process group is killed first); the committed run.
+  virtual Result<Run> Cancel(uint64_t /*id*/, const std::string& /*reason*/) {
+    return Status::NotSupported("this daemon cannot cancel runs");
+  }
 };
 
 // Where the lock commands (locks, recover) look for locks: the daemon's
@@ -90,6 +110,9 @@ struct CommandContext {
   // The daemon's worktree slots; null in wtctl's direct mode (a command
   // then makes its own over the store).
   WorktreeSlots* slots = nullptr;
+  // Where job files live in each commit: the daemon's --jobs-root when it
+  // answers, the default when it is down (`jobs`).
+  std::string jobs_root = "jobs";
 };
 
 // A command's own arguments on wtctl's command line.

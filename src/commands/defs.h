@@ -20,6 +20,10 @@ const CommandDef& LocksCommand();     // locks.cc
 const CommandDef& RecoverCommand();   // recover.cc
 const CommandDef& WorktreeCommand();  // worktree.cc
 
+const CommandDef& TriggerCommand();  // trigger.cc
+const CommandDef& CancelCommand();   // cancel.cc
+const CommandDef& JobsCommand();     // jobs.cc
+
 }  // namespace wtd
 
 #endif  // WTD_COMMANDS_DEFS_H_

@@ -7,11 +7,15 @@
 namespace wtd {
 
 const std::vector<CommandDef>& AllCommands() {
+  // One line per group of commands, so that additions merge.
+  // clang-format off
   static const std::vector<CommandDef> kCommands = {
       StatusCommand(), RunsCommand(),  ShowCommand(),    LogsCommand(),
       EventsCommand(), StopCommand(),  PauseCommand(),   ResumeCommand(),
       ReloadCommand(), LocksCommand(), RecoverCommand(), WorktreeCommand(),
+      TriggerCommand(), CancelCommand(), JobsCommand(),
   };
+  // clang-format on
   return kCommands;
 }
 

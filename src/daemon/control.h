@@ -4,7 +4,8 @@
 //
 // Thread-safety: handlers run on the server's worker threads, several at
 // once; everything here is safe for that (the scheduler's snapshot, stop and
-// pause are; reload serializes itself).
+// pause are; reload serializes itself; trigger and cancel post their work to
+// the loop thread and wait for its answer).
 #ifndef WTD_DAEMON_CONTROL_H_
 #define WTD_DAEMON_CONTROL_H_
 
@@ -15,6 +16,7 @@
 
 #include "commands/command.h"
 #include "runs/run_store.h"
+#include "scheduler/poller.h"
 #include "scheduler/scheduler.h"
 #include "server/server.h"
 
@@ -32,6 +34,10 @@ struct ControlContext {
   WorktreeSlots* slots = nullptr;
   // Re-reads the configuration; returns what changed, or what was refused.
   std::function<Result<ReloadResult>()> reload;
+  // The poller, for `trigger` (used on the loop thread only, through
+  // Scheduler::Post), and its --jobs-root (for `jobs`).
+  Poller* poller = nullptr;
+  std::string jobs_root = "jobs";
 };
 
 // The command table. `ctx` must outlive the server using it.

@@ -275,6 +275,8 @@ Status Daemon::Start(StartProgress* progress) {
   control_.locks.notes_ref = config.locks.notes_ref;
   control_.locks.grace_ms = config.locks.lock_grace_s * 1000;
   control_.reload = [this] { return Reload(); };
+  control_.poller = poller_.get();
+  control_.jobs_root = config.poller.jobs_root;
   WTD_ASSIGN_OR_RETURN(server_,
                        Server::Start(config.daemon.socket_path, ControlCommands(&control_)));
   return Status::OK();

@@ -120,7 +120,7 @@ Result<AcquireResult> GitRunLocks::TakeRef(const Run& run, const wtd::Lease& row
   // its release): one there now means the job is done.
   WTD_ASSIGN_OR_RETURN(std::optional<locks::Receipt> done,
                        locks::FindReceipt(*refs, deps_.options.notes_ref, run.key.sha,
-                                          run.key.worktree, run.key.job));
+                                          run.key.worktree, run.key.job, run.key.series));
   if (done) return Skip(run, row, locks::DoneBy(*done));
   AcquireResult out;
   out.run = run;
@@ -308,6 +308,7 @@ Result<std::string> GitRunLocks::WriteReceipt(const Run& run) {
   locks::Receipt r;
   r.worktree = run.key.worktree;
   r.job = run.key.job;
+  r.series = run.key.series;
   r.state = std::string(RunStateName(run.finish_state));
   r.exit_code = run.exit_code;
   r.attempt = run.attempt;

@@ -155,10 +155,10 @@ Result<NoteReceipts> ReadLocked(git_repository* repo, const std::string& notes_r
   return ParseNote(std::move(text));
 }
 
-const Receipt* FindIn(const NoteReceipts& note, const std::string& worktree,
-                      const std::string& job) {
+const Receipt* FindIn(const NoteReceipts& note, const std::string& worktree, const std::string& job,
+                      uint32_t series) {
   for (const Receipt& r : note.receipts) {
-    if (r.worktree == worktree && r.job == job) return &r;
+    if (r.worktree == worktree && r.job == job && r.series == series) return &r;
   }
   return nullptr;
 }
@@ -241,6 +241,7 @@ std::string EncodeReceipt(const Receipt& r) {
   j["duration_ms"] = r.duration_ms;
   if (r.pid != 0) j["pid"] = r.pid;
   if (!r.store.empty()) j["store"] = r.store;
+  if (r.series != 0) j["series"] = r.series;
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
@@ -265,6 +266,7 @@ Result<Receipt> ParseReceipt(std::string_view line) {
   if (r.duration_ms < 0) return FieldError("duration_ms", "is negative");
   if (j.contains("pid")) WTD_RETURN_IF_ERROR(GetInt(j, "pid", &r.pid));
   if (j.contains("store")) WTD_RETURN_IF_ERROR(GetText(j, "store", &r.store));
+  if (j.contains("series")) WTD_RETURN_IF_ERROR(GetInt(j, "series", &r.series));
   return r;
 }
 
@@ -314,9 +316,9 @@ Result<NoteReceipts> ReadReceipts(LockRefs& repo, const std::string& notes_ref,
 
 Result<std::optional<Receipt>> FindReceipt(LockRefs& repo, const std::string& notes_ref,
                                            const std::string& sha, const std::string& worktree,
-                                           const std::string& job) {
+                                           const std::string& job, uint32_t series) {
   WTD_ASSIGN_OR_RETURN(NoteReceipts note, ReadReceipts(repo, notes_ref, sha));
-  const Receipt* r = FindIn(note, worktree, job);
+  const Receipt* r = FindIn(note, worktree, job, series);
   if (r == nullptr) return std::optional<Receipt>();
   return std::optional<Receipt>(*r);
 }
@@ -336,7 +338,8 @@ Result<Receipt> AppendReceiptIfFirst(LockRefs& repo, const std::string& notes_re
     WTD_ASSIGN_OR_RETURN(CommitPtr parent, NotesCommit(git->repo(), notes_ref, where));
     WTD_ASSIGN_OR_RETURN(std::string text, NoteText(git->repo(), parent.get(), oid, where));
     NoteReceipts note = ParseNote(text);
-    if (const Receipt* first = FindIn(note, receipt.worktree, receipt.job)) return *first;
+    if (const Receipt* first = FindIn(note, receipt.worktree, receipt.job, receipt.series))
+      return *first;
     WTD_ASSIGN_OR_RETURN(git_oid commit,
                          CommitNote(git->repo(), parent.get(), oid, text, receipt, where));
     int rc = MoveNotesRef(git->repo(), notes_ref, parent.get(), commit);

@@ -2,13 +2,15 @@
 // (docs/design/locks.md, "Receipts").
 //
 // The note of commit SHA under the notes ref (default kDefaultNotesRef, so
-// `git log --notes=wtd` shows it) holds one receipt per (worktree, job), each
-// one JSON line:
+// `git log --notes=wtd` shows it) holds one receipt per (worktree, job,
+// series), each one JSON line:
 //   {"worktree":"main","job":"build","state":"succeeded","exit_code":0,
 //    "attempt":1,"run_id":42,"host":"ci-1","finished_at":"2026-12-02T12:00:00.000Z",
 //    "duration_ms":1234}
-// (on one line). finished_at is RFC 3339 UTC with milliseconds. The first
-// receipt for a (worktree, job) wins: later ones are never appended. Other
+// (on one line). finished_at is RFC 3339 UTC with milliseconds. A run of an
+// attempt series > 0 (`wtctl trigger --again`) adds "series":N; a receipt
+// without it is series 0's. The first receipt for a (worktree, job, series)
+// wins: later ones are never appended. Other
 // lines of the note (other jobs' receipts, text a person wrote) are kept as
 // they are; a line that is not a receipt is ignored by readers and listed by
 // ReadReceipts.
@@ -49,6 +51,8 @@ struct Receipt {
   // (StateStore::store_id). Optional when read: 0 and "" when absent.
   int64_t pid = 0;
   std::string store;
+  // The run key's attempt series; written only when > 0, 0 when absent.
+  uint32_t series = 0;
 
   friend bool operator==(const Receipt&, const Receipt&) = default;
 };
@@ -84,13 +88,14 @@ struct NoteReceipts {
 Result<NoteReceipts> ReadReceipts(LockRefs& repo, const std::string& notes_ref,
                                   const std::string& sha);
 
-// The first receipt for (worktree, job) in the note of `sha`, if any.
+// The first receipt for (worktree, job, series) in the note of `sha`, if
+// any. An earlier series' receipt does not count.
 Result<std::optional<Receipt>> FindReceipt(LockRefs& repo, const std::string& notes_ref,
                                            const std::string& sha, const std::string& worktree,
-                                           const std::string& job);
+                                           const std::string& job, uint32_t series = 0);
 
 // Appends `receipt` to the note of `sha` unless that note already holds one
-// for (receipt.worktree, receipt.job); returns the receipt that is there now
+// for (receipt.worktree, receipt.job, receipt.series); returns the receipt that is there now
 // (the caller's when it was first, the earlier one otherwise). Retries up to
 // kMaxNoteAttempts times when another writer moved the notes ref meanwhile,
 // then Aborted — or FailedPrecondition when the last attempt found the notes

@@ -18,6 +18,7 @@ nlohmann::json RunToJson(const Run& r) {
       {"worktree", r.key.worktree},
       {"job", r.key.job},
       {"sha", r.key.sha},
+      {"series", r.key.series},
       {"branch", r.branch},
       {"state", std::string(RunStateName(r.state))},
       {"attempt", r.attempt},

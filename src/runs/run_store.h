@@ -85,6 +85,13 @@ struct NewRun {
   KeepWorktree keep_worktree = KeepWorktree::kNever;
 };
 
+// What an explicit enqueue (`wtctl trigger`) answers: the run of its key,
+// and whether this call created it.
+struct TriggeredRun {
+  Run run;
+  bool created = false;
+};
+
 // One stored cursor of a repository.
 struct CursorEntry {
   std::string worktree;

@@ -28,6 +28,25 @@
 
 namespace wtd {
 
+// One job file that did not load: its repository-relative path, the line
+// of the first error (0 when it is not tied to one) and the message.
+struct JobFileProblem {
+  std::string file;
+  int64_t line = 0;
+  std::string message;
+};
+
+// Every job file of commit `sha` under `jobs_root`, parsed and compiled the
+// way JobLoader::Load does, but uncached and keeping each failure with its
+// file: what `wtctl jobs` lists and what `wtctl trigger` names when a job
+// does not load. Fails only when the tree cannot be read.
+struct JobFiles {
+  std::vector<std::shared_ptr<const JobMatcher>> jobs;  // by name
+  std::vector<JobFileProblem> problems;                 // by file
+};
+Result<JobFiles> ReadJobFiles(git::Repository* repo, const std::string& sha,
+                              const std::string& jobs_root);
+
 class JobLoader {
  public:
   // The jobs of commit `sha` under `jobs_root`, by name. Fails only when

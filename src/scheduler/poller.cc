@@ -8,6 +8,8 @@
 #include <iterator>
 #include <optional>
 
+#include "git/worktree_ops.h"
+
 namespace wtd {
 
 struct Poller::Worktree {
@@ -240,6 +242,21 @@ void FillJob(const JobSpec& spec, const git::CommitInfo& info, std::string* comm
   *time_s = info.time_s;
 }
 
+NewRun MakeNewRun(const JobSpec& spec, const git::CommitInfo& info, const RunKey& key,
+                  const std::string& branch, const std::string& worktree_path) {
+  NewRun r;
+  r.key = key;
+  r.branch = branch;
+  r.worktree_path = worktree_path;
+  r.max_attempts = spec.max_attempts;
+  r.retry_backoff_ms = spec.retry_backoff_s * 1000;
+  r.timeout_ms = spec.timeout_s * 1000;
+  FillJob(spec, info, &r.command, &r.env, &r.commit_subject, &r.commit_author, &r.commit_time_s);
+  r.isolation = spec.inplace ? Isolation::kInplace : Isolation::kCommit;
+  r.keep_worktree = spec.keep_on_failure ? KeepWorktree::kOnFailure : KeepWorktree::kNever;
+  return r;
+}
+
 // The commits of `taken` that no other commit of `taken` has as a parent:
 // with the commits hidden before, they stand for everything taken.
 std::vector<std::string> Tips(const std::vector<git::WalkedCommit>& taken) {
@@ -361,19 +378,11 @@ Status Poller::CollectRuns(Repo* repo, Worktree* wt, const std::string& sha,
       if (!job->MatchesPaths(*changed)) continue;
     }
     const JobSpec& spec = job->spec();
-    NewRun r;
-    r.key = RunKey{repo->git->root(), wt->info.id, spec.name, sha};
-    Result<uint64_t> existing = runs_->FindByKey(r.key);
+    RunKey key{repo->git->root(), wt->info.id, spec.name, sha};
+    Result<uint64_t> existing = runs_->FindByKey(key);
     if (existing.ok()) continue;
     if (!existing.status().IsNotFound()) return existing.status().WithContext("look up a run");
-    r.branch = branch;
-    r.worktree_path = wt->info.path;
-    r.max_attempts = spec.max_attempts;
-    r.retry_backoff_ms = spec.retry_backoff_s * 1000;
-    r.timeout_ms = spec.timeout_s * 1000;
-    FillJob(spec, info, &r.command, &r.env, &r.commit_subject, &r.commit_author, &r.commit_time_s);
-    r.isolation = spec.inplace ? Isolation::kInplace : Isolation::kCommit;
-    r.keep_worktree = spec.keep_on_failure ? KeepWorktree::kOnFailure : KeepWorktree::kNever;
+    NewRun r = MakeNewRun(spec, info, key, branch, wt->info.path);
     out->push_back(std::move(r));
   }
   return Status::OK();
@@ -453,6 +462,121 @@ Result<std::optional<std::string>> Poller::CurrentWorktreePath(const std::string
   WTD_ASSIGN_OR_RETURN(std::optional<git::WorktreeInfo> wt, repo->FindWorktree(worktree_id));
   if (!wt) return std::optional<std::string>();
   return std::optional<std::string>(wt->path);
+}
+
+namespace {
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  if (names.empty()) return "none";
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+}  // namespace
+
+Result<TriggeredRun> Poller::Trigger(const std::string& repo_path, const std::string& worktree,
+                                     const std::string& job, const std::string& rev, bool again) {
+  Repo* repo = nullptr;
+  std::vector<std::string> watched;
+  for (const auto& r : repos_) watched.push_back(r->git ? r->git->root() : r->spec.path);
+  if (repo_path.empty()) {
+    if (repos_.size() != 1) {
+      return Status::InvalidArgument("say which repository with --repo: the daemon watches " +
+                                     std::to_string(repos_.size()) + " (" + JoinNames(watched) +
+                                     ")");
+    }
+    repo = repos_[0].get();
+  } else {
+    Result<std::string> root = git::ResolveRepoRoot(repo_path);
+    for (const auto& r : repos_) {
+      if (r->spec.path == repo_path ||
+          (root.ok() && (r->spec.path == *root || (r->git && r->git->root() == *root)))) {
+        repo = r.get();
+      }
+    }
+    if (repo == nullptr) {
+      return Status::NotFound("repository " + repo_path +
+                              " is not watched (watched: " + JoinNames(watched) + ")");
+    }
+  }
+  if (!repo->git) {
+    return Status::FailedPrecondition("repository " + repo->spec.path + " is not open: " +
+                                      (repo->error.empty() ? "not polled yet" : repo->error));
+  }
+  git::Repository* git = repo->git.get();
+  const std::string wt_id = worktree.empty() ? "main" : worktree;
+  Worktree* wt = nullptr;
+  std::vector<std::string> ids;
+  for (Worktree& w : repo->worktrees) {
+    ids.push_back(w.info.id);
+    if (w.info.id == wt_id) wt = &w;
+  }
+  if (wt == nullptr) {
+    return Status::NotFound("worktree " + wt_id + " of " + git->root() +
+                            " is not watched (watched: " + JoinNames(ids) + ")");
+  }
+  WTD_ASSIGN_OR_RETURN(git::HeadInfo head, git->ReadHead(wt->info));
+  std::string sha;
+  if (rev.empty() || rev == "HEAD") {
+    if (head.sha.empty()) {
+      return Status::FailedPrecondition("worktree " + wt_id + " of " + git->root() +
+                                        " has no commit yet");
+    }
+    sha = head.sha;
+  } else {
+    Result<std::string> resolved = ResolveCommit(git->root(), rev);
+    if (!resolved.ok()) return Status::NotFound(resolved.status().message());
+    sha = *resolved;
+  }
+  WTD_ASSIGN_OR_RETURN(JobFiles files, ReadJobFiles(git, sha, options_.jobs_root));
+  std::shared_ptr<const JobMatcher> matcher;
+  std::vector<std::string> names;
+  for (const auto& j : files.jobs) {
+    names.push_back(j->spec().name);
+    if (j->spec().name == job) matcher = j;
+  }
+  const std::string file = options_.jobs_root + "/" + job + ".job";
+  if (!matcher) {
+    for (const JobFileProblem& p : files.problems) {
+      if (p.file == file) {
+        return Status::InvalidArgument("job file " + file + " at commit " + sha +
+                                       " does not load: " + p.message +
+                                       " (jobs there: " + JoinNames(names) + ")");
+      }
+    }
+    return Status::NotFound("no job " + job + " (" + file + ") at commit " + sha +
+                            " (jobs there: " + JoinNames(names) + ")");
+  }
+  RunKey key{git->root(), wt_id, job, sha};
+  // The newest series with a run (series are made in order, 0 first).
+  std::optional<uint64_t> newest;
+  for (uint32_t s = 0;; ++s) {
+    key.series = s;
+    Result<uint64_t> id = runs_->FindByKey(key);
+    if (id.ok()) {
+      newest = *id;
+      continue;
+    }
+    if (!id.status().IsNotFound()) return id.status().WithContext("look up a run");
+    break;
+  }
+  if (newest && !again) {
+    WTD_ASSIGN_OR_RETURN(Run run, runs_->Get(*newest));
+    return TriggeredRun{std::move(run), false};
+  }
+  // key.series is the first series without a run.
+  WTD_ASSIGN_OR_RETURN(git::CommitInfo info, git->LookupCommit(sha));
+  NewRun r = MakeNewRun(matcher->spec(), info, key, CursorBranch(head), wt->info.path);
+  WTD_ASSIGN_OR_RETURN(std::vector<Run> created, runs_->Enqueue({r}, std::nullopt));
+  if (created.empty()) {  // another enqueue took the key meanwhile
+    WTD_ASSIGN_OR_RETURN(uint64_t id, runs_->FindByKey(key));
+    WTD_ASSIGN_OR_RETURN(Run run, runs_->Get(id));
+    return TriggeredRun{std::move(run), false};
+  }
+  spdlog::info("run {} queued by wtctl trigger: job {} on {} in worktree {} (series {})",
+               created[0].id, job, sha.substr(0, 12), wt_id, key.series);
+  return TriggeredRun{std::move(created[0]), true};
 }
 
 }  // namespace wtd

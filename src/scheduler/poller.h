@@ -111,6 +111,18 @@ class Poller : public CommitSource {
   Result<std::optional<std::string>> CurrentWorktreePath(const std::string& repo_root,
                                                          const std::string& worktree_id) override;
 
+  // `wtctl trigger`: enqueues a run of job `job` as defined in the tree of
+  // commit `rev` (any revision; "" = the worktree's HEAD) for watched
+  // worktree `worktree` of watched repository `repo` ("" when exactly one
+  // is watched). The job's branch, path and message filters are not asked.
+  // Idempotent on the run key: when a run of (repo, worktree, job, sha)
+  // exists, the newest series' run is answered and nothing is enqueued;
+  // with `again`, the next series is enqueued even so. Errors name the
+  // repository, worktree, revision or job file that is not there (listing
+  // the ones that are). No cursor moves.
+  Result<TriggeredRun> Trigger(const std::string& repo, const std::string& worktree,
+                               const std::string& job, const std::string& rev, bool again);
+
  private:
   struct Worktree;
   struct Repo;

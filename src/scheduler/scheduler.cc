@@ -212,6 +212,7 @@ void Scheduler::DispatchPending(const std::vector<Run>& active) {
   for (const Run& r : list) {
     if (static_cast<int64_t>(in_flight_.size()) >= limit || stop_.load()) break;
     if (r.state != RunState::kPending || in_flight_.count(r.id)) continue;
+    if (SameLockInFlight(r)) continue;
     if (!DirectoryAvailable(r, &no_slot)) continue;
     Status st = Dispatch(r.id);
     if (!st.ok()) spdlog::error("run {}: {}", r.id, st.ToString());
@@ -233,8 +234,15 @@ void Scheduler::ReapCompletions() {
     // interrupted; one that ended on its own, even during the stop, has its
     // own outcome (recorded, with a lock, receipt first: run_locks.h).
     auto lost = lost_lock_.find(c.id);
+    auto cancel = cancelling_.find(c.id);
     Result<Run> r = Status::OK();
-    if (lost != lost_lock_.end() || c.outcome.stopped) {
+    if (cancel != cancelling_.end()) {
+      // Cancelled, whatever the outcome: not failed, not retried.
+      r = runs_->Cancel(c.id, RunState::kRunning, cancel->second.reason);
+      WTD_CRASH_POINT("after_outcome_commit");
+      if (r.ok()) ReleaseLock(*r);
+      if (lost != lost_lock_.end()) lost_lock_.erase(lost);
+    } else if (lost != lost_lock_.end() || c.outcome.stopped) {
       r = runs_->Interrupt(c.id, lost != lost_lock_.end()
                                      ? "interrupted: " + lost->second
                                      : "interrupted: the daemon stopped while it ran");
@@ -266,7 +274,66 @@ void Scheduler::ReapCompletions() {
                    r->exit_code, r->duration_ms);
     }
     in_flight_.erase(it);  // joins the execution's finished worker
+    if (cancel != cancelling_.end()) {
+      for (const auto& done : cancel->second.done) done(r);
+      cancelling_.erase(cancel);
+    }
   }
+}
+
+void Scheduler::Cancel(uint64_t id, std::string reason, std::function<void(Result<Run>)> done) {
+  Post([this, id, reason = std::move(reason), done = std::move(done)] {
+    CancelNow(id, reason, done);
+  });
+}
+
+void Scheduler::CancelNow(uint64_t id, const std::string& reason,
+                          const std::function<void(Result<Run>)>& done) {
+  auto f = in_flight_.find(id);
+  if (f != in_flight_.end()) {
+    Cancelling& c = cancelling_[id];
+    if (c.done.empty()) {
+      c.reason = reason;
+      spdlog::info("run {}: cancelled by wtctl, stopping job {}", id, f->second.run.key.job);
+      f->second.exec->Terminate();
+    }
+    c.done.push_back(done);  // answered once the job has ended (ReapCompletions)
+    return;
+  }
+  Result<Run> run = runs_->Get(id);
+  if (!run.ok()) return done(run.status());
+  if (IsTerminal(run->state)) {
+    return done(Status::FailedPrecondition("run " + std::to_string(id) + " is already " +
+                                           std::string(RunStateName(run->state))));
+  }
+  if (run->state == RunState::kRunning || run->state == RunState::kFinishing) {
+    // Running without being this loop's (recovery's to judge), or its
+    // outcome recorded and its receipt under way: it ends on its own.
+    return done(Status::FailedPrecondition(
+        "run " + std::to_string(id) + " is " + std::string(RunStateName(run->state)) +
+        (run->state == RunState::kFinishing ? ": its outcome is recorded, it ends on its own"
+                                            : " but not by this daemon: it cannot be cancelled")));
+  }
+  Result<Run> cancelled = runs_->Cancel(id, run->state, reason);
+  if (cancelled.ok()) {
+    ReleaseLock(*cancelled);
+    spdlog::info("run {} cancelled by wtctl: job {} on {} ({} -> cancelled)", id, run->key.job,
+                 run->key.sha.substr(0, 12), RunStateName(run->state));
+  } else if (!cancelled.status().IsFailedPrecondition()) {
+    NoteStoreError(cancelled.status());
+  }
+  done(cancelled);
+}
+
+bool Scheduler::SameLockInFlight(const Run& r) const {
+  for (const auto& [id, f] : in_flight_) {
+    const RunKey& k = f.run.key;
+    if (k.repo == r.key.repo && k.worktree == r.key.worktree && k.job == r.key.job &&
+        k.sha == r.key.sha) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void Scheduler::RenewLocks() {

@@ -143,6 +143,16 @@ class Scheduler {
   // thread-safe: reloads).
   void Post(std::function<void()> fn) EXCLUDES(mu_);
   SchedulerSnapshot Snapshot() const EXCLUDES(mu_);
+  // `wtctl cancel`, posted to the loop thread: ends run `id` cancelled with
+  // error `reason`. A job this loop runs has its process group terminated
+  // (SIGTERM, SIGKILL after the kill grace) and the run is recorded
+  // cancelled once the job has ended, its lock and slot given back as for
+  // any end; any other non-terminal run but a finishing one is recorded
+  // cancelled at once (and its lock released). `done` is called on the loop
+  // thread with the committed run, or the refusal (a terminal run:
+  // FailedPrecondition naming its state). It is not called if the loop ends
+  // first.
+  void Cancel(uint64_t id, std::string reason, std::function<void(Result<Run>)> done) EXCLUDES(mu_);
 
   // Waits for running jobs up to grace_ms, then terminates the rest and
   // records them interrupted. Called by Loop after the loop ends.
@@ -180,6 +190,13 @@ class Scheduler {
   // waits while no slot is to be had (its repository then goes into
   // *no_slot, which holds for the rest of the step).
   bool DirectoryAvailable(const Run& r, std::set<std::string>* no_slot);
+  // Whether a run of the same lock name as `r` (repo, worktree, job, sha:
+  // another series) is in flight: two series never run at once, with or
+  // without --locks.
+  bool SameLockInFlight(const Run& r) const;
+  // Cancel's work on the loop thread.
+  void CancelNow(uint64_t id, const std::string& reason,
+                 const std::function<void(Result<Run>)>& done);
   // Gives back the slot of a run whose attempt is over (logged on failure:
   // recovery frees it).
   void GiveSlot(const Run& run);
@@ -224,6 +241,12 @@ class Scheduler {
   int64_t next_sample_ms_ = 0;
   std::map<uint64_t, InFlight> in_flight_;
   std::map<uint64_t, std::string> lost_lock_;  // in flight, lock lost: why
+  // In flight, terminated by `wtctl cancel`: the reason and who waits.
+  struct Cancelling {
+    std::string reason;
+    std::vector<std::function<void(Result<Run>)>> done;
+  };
+  std::map<uint64_t, Cancelling> cancelling_;
   int64_t next_poll_ms_ = 0;
   int64_t next_trim_ms_ = 0;
   uint64_t ticks_ = 0, enqueued_ = 0, started_ = 0;

@@ -49,14 +49,33 @@ std::vector<std::string_view> SplitKey(std::string_view key) {
   }
 }
 
-std::string EncodeRunKey(const RunKey& k) { return Join({k.repo, k.worktree, k.job, k.sha}); }
+std::string EncodeRunKey(const RunKey& k) {
+  // Series 0 keeps the four-part key every run had before series existed.
+  if (k.series == 0) return Join({k.repo, k.worktree, k.job, k.sha});
+  return Join({k.repo, k.worktree, k.job, k.sha, std::to_string(k.series)});
+}
 
 Result<RunKey> DecodeRunKey(std::string_view key) {
   std::vector<std::string_view> parts = SplitKey(key);
-  if (parts.size() != 4)
+  if (parts.size() != 4 && parts.size() != 5)
     return Status::Corruption("run key with " + std::to_string(parts.size()) + " parts");
-  return RunKey{std::string(parts[0]), std::string(parts[1]), std::string(parts[2]),
-                std::string(parts[3])};
+  RunKey k{std::string(parts[0]), std::string(parts[1]), std::string(parts[2]),
+           std::string(parts[3])};
+  if (parts.size() == 5) {
+    // Decimal, no sign, no leading zero, at least 1: series 0 has no part.
+    std::string_view s = parts[4];
+    uint64_t v = 0;
+    bool ok = !s.empty() && s.size() <= 10 && s[0] != '0';
+    for (char c : s) {
+      if (c < '0' || c > '9') ok = false;
+      if (ok) v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (!ok || v > UINT32_MAX) {
+      return Status::Corruption("run key series '" + std::string(s) + "' is not a number >= 1");
+    }
+    k.series = static_cast<uint32_t>(v);
+  }
+  return k;
 }
 
 std::string EncodeCursorKey(std::string_view repo, std::string_view worktree,

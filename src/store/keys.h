@@ -18,7 +18,8 @@ std::string EncodeU64Key(uint64_t v);
 // Corruption when `key` is not exactly 8 bytes.
 Result<uint64_t> DecodeU64Key(std::string_view key);
 
-// run_keys: repo \0 worktree \0 job \0 sha
+// run_keys: repo \0 worktree \0 job \0 sha, then \0 series (decimal) for a
+// series > 0 (series 0, the poller's runs, keeps the four-part key).
 std::string EncodeRunKey(const RunKey& k);
 Result<RunKey> DecodeRunKey(std::string_view key);
 

@@ -64,12 +64,16 @@ Result<RunState> ParseRunState(std::string_view name);
 bool IsTerminal(RunState s);
 
 // What a run is for: one job on one commit in one worktree of one repository.
-// At most one run exists per key (the run_keys family enforces it).
+// At most one run exists per key and series (the run_keys family enforces it).
 struct RunKey {
   std::string repo;      // absolute path of the repository's main worktree
   std::string worktree;  // worktree id: "main" or the admin name
   std::string job;       // job name (file stem)
   std::string sha;       // 40 hex digits
+  // The attempt series (Run class version 6): 0 for the poller's runs; each
+  // `wtctl trigger --again` makes the next. Part of the run key, not of the
+  // lock name, so two series of one job on one commit never run at once.
+  uint32_t series = 0;
 
   friend bool operator==(const RunKey&, const RunKey&) = default;
 };

@@ -130,6 +130,31 @@ TEST_F(ReceiptsTest, FirstReceiptWinsAndMissingNotesRefIsCreated) {
             MakeReceipt("build", 3, "wt2"));
 }
 
+TEST_F(ReceiptsTest, EachAttemptSeriesHasItsOwnFirstReceipt) {
+  Receipt zero = MakeReceipt("build", 1);
+  ASSERT_EQ(*AppendReceiptIfFirst(*refs_, kDefaultNotesRef, sha_, zero), zero);
+  // Series 0's receipt does not answer for series 1: it is not done yet.
+  Result<std::optional<Receipt>> one =
+      FindReceipt(*refs_, kDefaultNotesRef, sha_, "main", "build", 1);
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  EXPECT_FALSE(one->has_value());
+  Receipt again = MakeReceipt("build", 2);
+  again.series = 1;
+  std::string line = EncodeReceipt(again);
+  EXPECT_NE(line.find(",\"series\":1}"), std::string::npos) << line;
+  EXPECT_EQ(EncodeReceipt(zero).find("series"), std::string::npos);  // 0 is not written
+  EXPECT_EQ(*AppendReceiptIfFirst(*refs_, kDefaultNotesRef, sha_, again), again);
+  // The first of series 1 wins over a later one of series 1.
+  Receipt late = MakeReceipt("build", 3);
+  late.series = 1;
+  EXPECT_EQ(*AppendReceiptIfFirst(*refs_, kDefaultNotesRef, sha_, late), again);
+  one = FindReceipt(*refs_, kDefaultNotesRef, sha_, "main", "build", 1);
+  ASSERT_TRUE(one.ok() && one->has_value());
+  EXPECT_EQ(**one, again);
+  EXPECT_EQ(**FindReceipt(*refs_, kDefaultNotesRef, sha_, "main", "build"), zero);
+  EXPECT_EQ(ReadReceipts(*refs_, kDefaultNotesRef, sha_)->receipts.size(), 2u);
+}
+
 TEST_F(ReceiptsTest, OtherLinesOfTheNoteAreKept) {
   Git(repo_, {"notes", "--ref=wtd", "add", "-m", "Reviewed by a person\n\nsecond paragraph", sha_});
   ASSERT_TRUE(AppendReceiptIfFirst(*refs_, kDefaultNotesRef, sha_, MakeReceipt("build", 1)).ok());

@@ -1,12 +1,15 @@
 #include "scheduler/scheduler.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -279,6 +282,65 @@ TEST_F(SchedulerTest, OperatorCommandsDuringDispatchShareNothingUnguarded) {
   std::vector<wtd::Run> all = *runs_->List(f);
   EXPECT_EQ(all.size(), 3u);
   for (const wtd::Run& r : all) EXPECT_EQ(r.state, RunState::kSucceeded) << "run " << r.id;
+}
+
+// `wtctl trigger --again` makes a second series of one key while the first
+// runs: without locks too, the second waits until the first has ended.
+// `wtctl cancel` of a running job kills it and records it cancelled, not
+// retried; the waiting series then runs, and is cancelled in turn.
+TEST_F(SchedulerTest, TwoSeriesNeverRunAtOnceAndCancelEndsTheRunningOne) {
+  std::string starts = dir_.Sub("starts");
+  // No branch matches: only a trigger runs it. Three attempts: none is used.
+  CommitJob("slow", "run = echo $WTD_RUN_ID >> " + starts +
+                        "; exec sleep 600\nbranches = release/*\nmax_attempts = 3\n");
+  sched_->Step(false);  // the poller opens the repository
+  Result<TriggeredRun> first = poller_->Trigger("", "main", "slow", "", false);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  Result<TriggeredRun> second = poller_->Trigger("", "main", "slow", "", true);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ASSERT_EQ(second->run.key.series, 1u);
+  uint64_t a = first->run.id, b = second->run.id;
+
+  auto step_until = [&](const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      waker_->Wait(std::min<int64_t>(sched_->Step(false), 20));
+    }
+    return done();
+  };
+  auto state = [&](uint64_t id) { return runs_->Get(id)->state; };
+  auto starts_seen = [&] {  // jobs that got as far as their first line
+    Result<std::string> text = ReadFile(starts);
+    return text.ok() ? std::count(text->begin(), text->end(), '\n') : 0;
+  };
+  ASSERT_TRUE(step_until([&] { return state(a) == RunState::kRunning && starts_seen() == 1; }));
+  for (int i = 0; i < 5; ++i) sched_->Step(false);  // concurrency 2: room, but not for b
+  EXPECT_EQ(state(b), RunState::kPending);
+  EXPECT_EQ(sched_->in_flight(), 1u);
+  int32_t pid = runs_->Get(a)->pid;
+
+  std::optional<Result<wtd::Run>> answer;
+  sched_->Cancel(a, "cancelled by wtctl", [&](Result<wtd::Run> r) { answer = std::move(r); });
+  ASSERT_TRUE(step_until([&] { return answer.has_value(); }));
+  ASSERT_TRUE(answer->ok()) << answer->status().ToString();
+  EXPECT_EQ((*answer)->state, RunState::kCancelled);
+  EXPECT_EQ((*answer)->error, "cancelled by wtctl");
+  EXPECT_EQ((*answer)->attempt, 1u);
+  EXPECT_EQ(kill(pid, 0), -1) << "the job " << pid << " outlived its cancel";
+
+  ASSERT_TRUE(step_until([&] { return state(b) == RunState::kRunning && starts_seen() == 2; }));
+  answer.reset();
+  sched_->Cancel(b, "cancelled by wtctl", [&](Result<wtd::Run> r) { answer = std::move(r); });
+  ASSERT_TRUE(step_until([&] { return answer.has_value(); }));
+  EXPECT_EQ(state(b), RunState::kCancelled);
+  // An ended run is refused, naming its state.
+  answer.reset();
+  sched_->Cancel(a, "again", [&](Result<wtd::Run> r) { answer = std::move(r); });
+  ASSERT_TRUE(step_until([&] { return answer.has_value(); }));
+  EXPECT_EQ(answer->status().message(), "run " + std::to_string(a) + " is already cancelled");
+  for (int i = 0; i < 5; ++i) sched_->Step(false);
+  EXPECT_EQ(state(a), RunState::kCancelled);  // not retried
+  EXPECT_EQ(starts_seen(), 2);
 }
 
 }  // namespace

@@ -52,6 +52,29 @@ TEST(KeysTest, RunKeyRoundTrips) {
 TEST(KeysTest, RunKeyWithWrongPartCountIsCorruption) {
   EXPECT_TRUE(DecodeRunKey(std::string("a\0b\0c", 5)).status().IsCorruption());
   EXPECT_TRUE(DecodeRunKey(std::string("a\0b\0c\0d\0e", 9)).status().IsCorruption());
+  EXPECT_TRUE(DecodeRunKey(std::string("a\0b\0c\0d\0"
+                                       "1\0"
+                                       "2",
+                                       11))
+                  .status()
+                  .IsCorruption());
+}
+
+TEST(KeysTest, AnAttemptSeriesIsAFifthPartOnlyAboveZero) {
+  RunKey k{"/srv/repo", "main", "build", std::string(40, 'a')};
+  std::string four = EncodeRunKey(k);
+  EXPECT_EQ(SplitKey(four).size(), 4u);  // series 0: the key every run had before series
+  k.series = 12;
+  std::string five = EncodeRunKey(k);
+  EXPECT_EQ(five, four + std::string(1, '\0') + "12");
+  Result<RunKey> back = DecodeRunKey(five);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, k);
+  for (const char* bad : {"0", "012", "x", "-1", "4294967296", ""}) {
+    EXPECT_TRUE(DecodeRunKey(four + std::string(1, '\0') + bad).status().IsCorruption()) << bad;
+  }
+  k.series = UINT32_MAX;
+  EXPECT_EQ(DecodeRunKey(EncodeRunKey(k))->series, UINT32_MAX);
 }
 
 TEST(KeysTest, KeyPartWithNulOrEmptyIsRefused) {

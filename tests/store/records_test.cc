@@ -74,6 +74,18 @@ struct RunV4 {
   }
 };
 
+// A Run at class version 5 (before the attempt series).
+struct RunV5 {
+  RunV4 v4;
+
+  template <class Archive>
+  void serialize(Archive& ar, const std::uint32_t version) {
+    v4.serialize(ar, version);
+    const Run& r = v4.v3.v2.v1.r;
+    ar(static_cast<uint8_t>(r.isolation), static_cast<uint8_t>(r.keep_worktree), r.slot);
+  }
+};
+
 // A Lease at class version 1 (before repo, name, state, ref blobs, job).
 struct LeaseV1 {
   Lease l;
@@ -122,6 +134,7 @@ CEREAL_CLASS_VERSION(wtd::RunV1, 1)
 CEREAL_CLASS_VERSION(wtd::RunV2, 2)
 CEREAL_CLASS_VERSION(wtd::RunV3, 3)
 CEREAL_CLASS_VERSION(wtd::RunV4, 4)
+CEREAL_CLASS_VERSION(wtd::RunV5, 5)
 CEREAL_CLASS_VERSION(wtd::LeaseV1, 1)
 CEREAL_CLASS_VERSION(wtd::CursorV1, 1)
 CEREAL_CLASS_VERSION(wtd::IdemV1, 1)
@@ -335,6 +348,22 @@ TEST(RecordsTest, RunOfClassVersionFourDecodesIsolatedAtItsCommitWithNoSlot) {
   expected.keep_worktree = KeepWorktree::kNever;
   expected.slot.clear();
   EXPECT_EQ(*decoded, expected);
+}
+
+TEST(RecordsTest, TheAttemptSeriesRoundTripsAndARunOfClassVersionFiveIsSeriesZero) {
+  wtd::Run again = SampleRun();
+  again.key.series = 3;
+  Result<wtd::Run> back = DecodeRun(EncodeRun(again));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->key.series, 3u);
+  EXPECT_EQ(*back, again);
+
+  RunV5 v5;
+  v5.v4.v3.v2.v1.r = again;
+  v5.v4.v3.v2.v1.state = static_cast<uint8_t>(again.state);
+  Result<wtd::Run> old = DecodeRun(EncodeOld(RecordKind::kRun, v5));
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(*old, SampleRun());  // everything but the series, which reads as 0
 }
 
 TEST(RecordsTest, ARunWithAnUnknownIsolationIsCorruption) {
