@@ -38,9 +38,7 @@ std::string ListenAddress::ToString() const {
 }
 
 Result<ListenAddress> ParseListenAddress(std::string_view text) {
-  auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument("\"" + std::string(text) + "\": " + why);
-  };
+  auto bad = [](const std::string& why) { return Status::InvalidArgument(why); };
   ListenAddress out;
   std::string_view port = text;
   size_t colon = text.rfind(':');
