@@ -54,6 +54,8 @@ step "tsan build (clang-14)"
 # Only the test binaries of the threaded modules (and wtd-exec, which they
 # spawn); each test's TSAN_OPTIONS come from tests/CMakeLists.txt.
 tsan_tests=(scheduler_test exec_test server_test store_test)
+# The metrics registry (concurrent updates and scrapes) and its io thread.
+tsan_tests+=(metrics_test)
 cmake -S . -B build/tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++-14 -DWTD_WERROR=ON -DWTD_TSAN=ON \
   -DWTD_BUILD_TESTS=ON -DWTD_BUILD_BENCH=OFF

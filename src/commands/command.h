@@ -56,6 +56,7 @@ class DaemonControl {
     int64_t started_at_ms = 0;
     uint64_t incarnation = 0;
     std::string socket_path;
+    std::string metrics_listen;  // the metrics endpoint's bound ADDR:PORT; "" when off
     uint64_t store_commits = 0;
     uint64_t store_bytes = 0;  // the store's files on disk
     RecoverySummary recovery;

@@ -106,6 +106,8 @@ Result<json> Handle(const CommandContext& c, const json&) {
   for (const JobLockWaits& w : waits) {
     lock_waits.push_back({{"repo", w.repo}, {"job", w.job}, {"count", w.waits}});
   }
+  // The metrics endpoint's bound address; null without --metrics-listen.
+  json metrics = info.metrics_listen.empty() ? json(nullptr) : json(info.metrics_listen);
   return json{{"pid", info.pid},
               {"version", info.version},
               {"started_at", FormatRfc3339(info.started_at_ms)},
@@ -113,6 +115,7 @@ Result<json> Handle(const CommandContext& c, const json&) {
               {"incarnation", info.incarnation},
               {"state_dir", c.state_dir},
               {"socket", info.socket_path},
+              {"metrics_listen", metrics},
               {"paused", s.paused},
               {"stopping", s.stopping},
               {"repos", repos},
@@ -183,6 +186,9 @@ std::string Print(const json& s) {
   std::vector<std::vector<std::string>> info = {
       {"state dir", Cell(s["state_dir"])},
       {"socket", Cell(s["socket"])},
+      {"metrics", s.value("metrics_listen", json(nullptr)).is_string()
+                      ? "http://" + Cell(s["metrics_listen"]) + "/metrics"
+                      : std::string("off")},
       {"paused", Cell(s["paused"])},
       {"last tick", Cell(s["last_tick"])},
       {"runs queued", Cell(s["runs_enqueued"]) + " since start"},

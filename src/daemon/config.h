@@ -37,6 +37,8 @@ struct DaemonOptions {
   bool daemonize = false;   // --daemonize
   bool inotify = true;      // off with --no-inotify
   std::string config_file;  // --config
+  // --metrics-listen: ADDR:PORT of the Prometheus endpoint; "" = off.
+  std::string metrics_listen;
 };
 
 // Daemon-owned worktrees and their idempotency records

@@ -44,6 +44,7 @@ class Control : public DaemonControl {
     info.started_at_ms = c_->started_at_ms;
     info.incarnation = c_->incarnation;
     info.socket_path = c_->socket_path;
+    info.metrics_listen = c_->metrics_listen;
     info.store_commits = c_->runs->store()->commits();
     info.store_bytes = c_->runs->store()->DiskBytes();
     info.recovery = c_->recovery;

@@ -27,6 +27,7 @@ struct ControlContext {
   Scheduler* scheduler = nullptr;
   std::string state_dir;
   std::string socket_path;
+  std::string metrics_listen;  // the bound metrics address; "" without --metrics-listen
   int64_t started_at_ms = 0;
   uint64_t incarnation = 0;
   RecoverySummary recovery;  // set at start, before the server

@@ -21,6 +21,7 @@
 #include "daemon/config.h"
 #include "daemon/control.h"
 #include "daemon/logging.h"
+#include "daemon/metrics.h"
 #include "daemon/pid_file.h"
 #include "daemon/service.h"
 #include "daemon/signals.h"
@@ -28,6 +29,7 @@
 #include "exec/execution.h"
 #include "git/repository.h"
 #include "leasing/git_run_locks.h"
+#include "metrics/http_server.h"
 #include "recovery/recovery.h"
 #include "scheduler/poller.h"
 #include "server/server.h"
@@ -141,6 +143,9 @@ class Daemon {
   Status Start(StartProgress* progress) EXCLUDES(reload_mu_);
   Result<ReloadResult> Reload() EXCLUDES(reload_mu_);
   Status RecoverSlots(const Config& config, Clock* clock);
+  // With --metrics-listen: the metrics and their endpoint, bound before
+  // anything else starts so that a port in use stops the start at once.
+  Status StartMetrics(const Config& config);
   void OnSignal(int sig) EXCLUDES(reload_mu_);
 
   // Serializes reloads (from the signal thread and the control socket's
@@ -149,6 +154,9 @@ class Daemon {
   Config config_ GUARDED_BY(reload_mu_);
   std::vector<std::string> argv_;
   std::string cwd_;
+  // Null without --metrics-listen. Declared before everything that feeds
+  // it, so it outlives them.
+  std::unique_ptr<DaemonMetrics> metrics_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<RunStore> runs_;
   std::unique_ptr<Poller> poller_;
@@ -167,7 +175,28 @@ class Daemon {
   // Created before the signal thread starts; its ready() is read there.
   std::unique_ptr<LoopNotifier> notifier_;
   ControlContext control_;
+  // Last: stopped (its thread reads runs_ at each scrape) before the rest
+  // goes.
+  std::unique_ptr<metrics::HttpServer> metrics_server_;
 };
+
+Status Daemon::StartMetrics(const Config& config) {
+  const std::string& listen = config.daemon.metrics_listen;
+  if (listen.empty()) return Status::OK();
+  Result<metrics::ListenAddress> at = metrics::ParseListenAddress(listen);
+  if (!at.ok())
+    return Status::InvalidArgument("--metrics-listen=" + listen + ": " + at.status().message());
+  metrics_ = std::make_unique<DaemonMetrics>();
+  metrics::Registry* registry = metrics_->registry();
+  Result<std::unique_ptr<metrics::HttpServer>> http =
+      metrics::HttpServer::Start(*at, [registry] { return registry->Render(); });
+  if (!http.ok()) {
+    return http.status().WithContext("--metrics-listen=" + listen);
+  }
+  metrics_server_ = std::move(*http);
+  spdlog::info("metrics endpoint: http://{}/metrics", metrics_server_->address());
+  return Status::OK();
+}
 
 Status Daemon::Start(StartProgress* progress) {
   Config config;
@@ -176,6 +205,7 @@ Status Daemon::Start(StartProgress* progress) {
     config = config_;
   }
   Clock* clock = SystemClock();
+  WTD_RETURN_IF_ERROR(StartMetrics(config));
   StoreOptions so;
   so.dir = JoinPath(config.daemon.state_dir, "db");
   progress->Phase("opening the state store " + so.dir);
@@ -190,6 +220,12 @@ Status Daemon::Start(StartProgress* progress) {
   }
   runs_ = std::make_unique<RunStore>(store_.get(), clock);
   WTD_RETURN_IF_ERROR(runs_->Init());
+  if (metrics_) {
+    // Before recovery: its transitions and writes count too.
+    store_->SetCommitObserver(metrics_->StoreObserver());
+    runs_->SetObserver(metrics_->RunObserver());
+    metrics_->WatchLeases(runs_.get());
+  }
 
   GitRunLocksDeps lock_deps;
   lock_deps.runs = runs_.get();
@@ -221,6 +257,9 @@ Status Daemon::Start(StartProgress* progress) {
                  a.key.sha.substr(0, 12), RunStateName(a.from), RunStateName(a.to), a.detail);
   }
   for (const std::string& e : report.errors) spdlog::error("recovery: {}", e);
+  if (metrics_) {
+    for (const RecoveryAction& a : report.actions) metrics_->CountRecovery(a.kind);
+  }
   // Each lease left releasing: its ref deleted by CAS (one pointing
   // elsewhere is another owner's and stays), then its row. A crash in
   // between leaves the row releasing for the next pass.
@@ -229,6 +268,7 @@ Status Daemon::Start(StartProgress* progress) {
     if (st.ok()) {
       spdlog::info("recovery: lock {} in {} released (run {}, token {})", row.name, row.repo,
                    row.run_id, row.fencing_token);
+      if (metrics_) metrics_->CountRecovery("release_lock");
     } else {
       spdlog::error("recovery: cannot release lock {} in {}: {}", row.name, row.repo,
                     st.ToString());
@@ -261,6 +301,7 @@ Status Daemon::Start(StartProgress* progress) {
   scheduler_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), clock,
                                            waker_.get(), store_->incarnation(), config.scheduler);
   if (config.locks.enabled) scheduler_->SetRunLocks(leases_.get());
+  if (metrics_) scheduler_->SetTickHook(metrics_->TickHook());
   scheduler_->SetRunSlots(scheduler_slots_.get());
   activity_ = NewSystemActivityProbe();
   scheduler_->SetActivityProbe(activity_.get());
@@ -269,6 +310,7 @@ Status Daemon::Start(StartProgress* progress) {
   control_.scheduler = scheduler_.get();
   control_.state_dir = config.daemon.state_dir;
   control_.socket_path = config.daemon.socket_path;
+  if (metrics_server_) control_.metrics_listen = metrics_server_->address();
   control_.started_at_ms = clock->NowMs();
   control_.incarnation = store_->incarnation();
   control_.locks.locks_root = config.locks.locks_root;
@@ -308,6 +350,7 @@ Status Daemon::RecoverSlots(const Config& config, Clock* clock) {
                        slots_->Recover(repos, running, /*dry_run=*/false, &errors));
   for (const SlotAction& a : actions) {
     spdlog::info("recovery: {} {}: {}", a.kind, a.name.empty() ? "-" : a.name, a.detail);
+    if (metrics_) metrics_->CountRecovery(a.kind);
   }
   for (const std::string& e : errors) spdlog::error("recovery: worktrees: {}", e);
   Result<size_t> trimmed = idem_->Trim(retention_ms);
@@ -417,13 +460,18 @@ int Daemon::Run(Service* service) {
                  watchdog_usec / 1000, watchdog_usec / 2000);
   }
   LoopNotifier* notifier = notifier_.get();
-  scheduler_->SetStepHook([notifier](const LoopHeartbeat& beat) { return notifier->OnStep(beat); });
+  DaemonMetrics* metrics = metrics_.get();
+  scheduler_->SetStepHook([notifier, metrics](const LoopHeartbeat& beat) {
+    if (metrics) metrics->OnHeartbeat(beat);
+    return notifier->OnStep(beat);
+  });
   SignalWatcher* signals = watcher->get();
   std::thread signal_thread([this, signals] { signals->Run([this](int sig) { OnSignal(sig); }); });
   scheduler_->Loop();  // stops with the shutdown grace of the last reload
   signals->Stop();     // the signal thread returns at once
   signal_thread.join();
   server_->Stop();
+  if (metrics_server_) metrics_server_->Stop();
   WTD_CRASH_POINT("during_shutdown");
   Status clean = store_->MarkCleanShutdown();
   if (!clean.ok()) spdlog::error("cannot mark a clean shutdown: {}", clean.ToString());

@@ -3,9 +3,9 @@
 // scheduler loop until SIGTERM/SIGINT or `wtctl stop`.
 //
 // Start-up order (each step only after the previous one succeeded):
-//   config -> [daemonize] -> logging -> PID file (flock) -> store open
-//   (incarnation bumped) -> recovery pass -> control socket -> READY
-//   -> loop.
+//   config -> [daemonize] -> logging -> PID file (flock) -> [metrics
+//   endpoint bound] -> store open (incarnation bumped) -> recovery pass ->
+//   control socket -> READY -> loop.
 // Shutdown: stop taking runs, let running jobs finish for the grace period,
 // record the rest as interrupted, close the socket, mark the store cleanly
 // shut down, remove the PID file, exit 0.

@@ -8,6 +8,7 @@
 
 #include "base/paths.h"
 #include "locks/lock_name.h"
+#include "metrics/http_server.h"
 
 namespace wtd {
 namespace {
@@ -385,6 +386,26 @@ std::vector<OptionDef> BuildTable() {
   t.push_back(Int("idem-retention-h", &Config::worktrees, &WorktreeOptions::idem_retention_h, 1,
                   87'600, R::kNeedsRestart,
                   "hours a finished idempotency record is kept (never one in progress)"));
+  {
+    // The endpoint is bound once at start (docs/design/metrics.md): a
+    // reload reports a change as needing a restart.
+    OptionDef o =
+        Text("metrics-listen", &Config::daemon, &DaemonOptions::metrics_listen, R::kNeedsRestart,
+             "serve Prometheus metrics at http://ADDR:PORT/metrics (PORT or :PORT: on "
+             "127.0.0.1; port 0: any free port)");
+    o.shows_default = false;
+    o.default_note = "off";
+    o.set = [](const std::vector<std::string>& values, const std::string&, Config* c) {
+      const std::string& v = values.back();
+      if (!v.empty() && v != "off") {
+        Result<metrics::ListenAddress> at = metrics::ParseListenAddress(v);
+        if (!at.ok()) return Bad("metrics-listen", v, at.status().message());
+      }
+      c->daemon.metrics_listen = v == "off" ? "" : v;
+      return Status::OK();
+    };
+    t.push_back(std::move(o));
+  }
   t.push_back(Path("exec-shim", &Config::scheduler, &SchedulerOptions::exec_shim, R::kNeedsRestart,
                    "path of wtd-exec", "beside wtd"));
   return t;

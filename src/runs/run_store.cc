@@ -325,6 +325,7 @@ Result<Run> RunStore::Apply(uint64_t id, const std::function<Result<RunState>(Ru
   PutRun(&b, r, /*was_active=*/!IsTerminal(from));
   AddEvent(&b, r, from, now);
   WTD_RETURN_IF_ERROR(store_->Commit(b));
+  if (observer_.transition) observer_.transition(from, r);
   return r;
 }
 
@@ -733,7 +734,10 @@ Result<Run> RunStore::LockContended(uint64_t id, uint64_t token, int64_t not_bef
                EncodeU64Key(waits + 1));
         return Status::OK();
       });
-  if (r.ok()) WTD_CRASH_POINT("after_lock_contended_commit");
+  if (r.ok()) {
+    WTD_CRASH_POINT("after_lock_contended_commit");
+    if (observer_.lock_contended) observer_.lock_contended(*r);
+  }
   return r;
 }
 

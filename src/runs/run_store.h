@@ -146,6 +146,16 @@ struct JobLockWaits {
   uint64_t waits = 0;
 };
 
+// What a RunStore tells its observer (the daemon's metrics), after the
+// batch of each change committed, on the thread that made it. Either may be
+// empty. They must be quick and must not call back into the RunStore.
+struct RunStoreObserver {
+  // Run `after` moved from `from` to after.state.
+  std::function<void(RunState from, const Run& after)> transition;
+  // Run `run` found its lock held by another owner (LockContended).
+  std::function<void(const Run& run)> lock_contended;
+};
+
 struct RunFilter {
   std::string job;                // empty: any
   std::optional<RunState> state;  // unset: any
@@ -296,6 +306,9 @@ class RunStore {
   // The sequence number of the newest event stored (0: none).
   Result<uint64_t> LastEventSeq() const;
 
+  // Set before the RunStore is shared between threads.
+  void SetObserver(RunStoreObserver observer) { observer_ = std::move(observer); }
+
   StateStore* store() const { return store_; }
   Clock* clock() const { return clock_; }
   const RetryPolicy& retry_policy() const { return retry_; }
@@ -339,6 +352,7 @@ class RunStore {
   StateStore* store_;
   Clock* clock_;
   RetryPolicy retry_;
+  RunStoreObserver observer_;
   std::atomic<uint64_t> next_id_{1};
   std::atomic<uint64_t> next_event_{1};
   // The stripes serialize read-modify-write of store keys (a run by id, a

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "base/crash_point.h"
 
@@ -135,7 +136,13 @@ int64_t Scheduler::Step(bool refs_changed) {
   int64_t now = clock_->NowMs();
   int64_t next = now + opts.poll_ms;
   if (store_error_.empty() && (refs_changed || now >= next_poll_ms_)) {
+    auto tick_start = std::chrono::steady_clock::now();
     PollStats stats = source_->Tick();
+    if (tick_hook_) {
+      tick_hook_(stats, std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now() - tick_start)
+                            .count());
+    }
     ++ticks_;
     enqueued_ += stats.runs_enqueued;
     next_poll_ms_ = stats.more ? now : now + opts.poll_ms;

@@ -130,6 +130,12 @@ class Scheduler {
   // How often the probe samples each running job at most: every quarter
   // of --stuck-after-s, bounded by this.
   static constexpr int64_t kActivitySampleMs = 5000;
+  // Called on the loop thread after each poll tick with its figures and how
+  // long it took, in microseconds (the daemon's metrics). Set before Loop
+  // starts; it must be quick.
+  void SetTickHook(std::function<void(const PollStats& stats, int64_t micros)> hook) {
+    tick_hook_ = std::move(hook);
+  }
 
   void RequestStop();
   bool stop_requested() const { return stop_.load(); }
@@ -253,6 +259,7 @@ class Scheduler {
   std::string store_error_;
   std::string dispatch_error_;  // the last failed dispatch, until one succeeds
   StepHook step_hook_;
+  std::function<void(const PollStats&, int64_t)> tick_hook_;
   LoopHeartbeat heartbeat_;
   size_t damaged_reported_ = 0;  // unreadable active runs last logged
 };

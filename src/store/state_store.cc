@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "base/crash_point.h"
 #include "base/file_util.h"
@@ -240,9 +241,15 @@ Status StateStore::Commit(const WriteBatch& batch) {
   }
   rocksdb::WriteOptions wo;
   wo.sync = true;
+  auto start = std::chrono::steady_clock::now();
   rocksdb::Status s = db_->Write(wo, &wb);
   if (s.ok()) {
     commits_.fetch_add(1, std::memory_order_relaxed);
+    if (commit_observer_) {
+      commit_observer_(std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count());
+    }
     return Status::OK();
   }
   Status err = FromRocks(s, "synced write to state store " + dir_);

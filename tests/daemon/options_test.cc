@@ -90,6 +90,7 @@ class OptionsTest : public ::testing::Test {
     if (o.name == "jobs-root") return {"ci/jobs"};
     if (o.name == "locks-root") return {"refs/other/locks"};
     if (o.name == "notes-ref") return {"refs/notes/other"};
+    if (o.name == "metrics-listen") return {"127.0.0.1:9100"};
     return {"/x/" + o.name};
   }
   // Other options' values that a sample may need: the backoff's cap must not
@@ -129,7 +130,7 @@ TEST_F(OptionsTest, EveryOptionIsDefinedOnceWithHelpAndItsParts) {
   EXPECT_EQ(restart, (std::set<std::string>{"state-dir", "socket", "pid-file", "daemonize",
                                             "exec-shim", "locks", "locks-root", "notes-ref",
                                             "lease-ttl-s", "lock-grace-s", "worktree-slots",
-                                            "keep-failed", "idem-retention-h"}));
+                                            "keep-failed", "idem-retention-h", "metrics-listen"}));
 }
 
 TEST_F(OptionsTest, EveryDefaultParsesAndValidatesOnTheCommandLineAndInTheFile) {

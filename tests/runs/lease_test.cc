@@ -8,6 +8,8 @@
 #include <cereal/types/string.hpp>
 #include <memory>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "fakes/fake_clock.h"
 #include "fakes/temp_dir.h"
@@ -585,6 +587,37 @@ TEST_F(LeaseTest, AReapRecordIsCommittedUnderItsRepoNameAndBlob) {
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_EQ(*v, "{\"by\":\"test\"}");
   EXPECT_TRUE(runs_->RecordLockReap("", "main/build/abc", "b", "{}").IsInvalidArgument());
+}
+
+TEST_F(LeaseTest, TheObserverHearsEachCommittedChangeAndNoRefusedOne) {
+  std::vector<std::pair<RunState, RunState>> moves;
+  int contended = 0;
+  RunStoreObserver o;
+  o.transition = [&](RunState from, const wtd::Run& after) {
+    moves.emplace_back(from, after.state);
+  };
+  o.lock_contended = [&](const wtd::Run& run) {
+    ++contended;
+    EXPECT_EQ(run.state, S::kRetryWait);
+    EXPECT_EQ(run.lock_waits, 1u);
+  };
+  runs_->SetObserver(o);
+  auto [id, token] = Leased();
+  ASSERT_EQ(moves.size(), 1u);
+  EXPECT_EQ(moves[0], std::make_pair(S::kPending, S::kLeased));
+  // Refused: nothing heard.
+  EXPECT_FALSE(runs_->LockContended(id, token + 1, 0, "x").ok());
+  EXPECT_FALSE(runs_->Wake(id).ok());
+  EXPECT_EQ(moves.size(), 1u);
+  EXPECT_EQ(contended, 0);
+  ASSERT_TRUE(runs_->LockContended(id, token, 0, "held by host-b").ok());
+  EXPECT_EQ(contended, 1);
+  ASSERT_EQ(moves.size(), 2u);
+  EXPECT_EQ(moves[1], std::make_pair(S::kLeased, S::kRetryWait));
+  ASSERT_TRUE(runs_->Wake(id).ok());
+  ASSERT_TRUE(runs_->Cancel(id, S::kPending, "test").ok());
+  ASSERT_EQ(moves.size(), 4u);
+  EXPECT_EQ(moves[3], std::make_pair(S::kPending, S::kCancelled));
 }
 
 }  // namespace
