@@ -204,7 +204,9 @@ std::string Spark(const json& histogram, size_t first, size_t last, bool ascii) 
 }
 
 std::string BoundName(const json& le) {
-  return le.is_null() ? "+Inf" : FormatDurationMs(le.get<int64_t>());
+  if (le.is_null()) return "+Inf";
+  int64_t ms = le.get<int64_t>();
+  return ms < 1000 ? std::to_string(ms) + "ms" : FormatDurationMs(ms);
 }
 
 std::string Human(const json& r, bool ascii) {
