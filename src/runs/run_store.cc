@@ -331,7 +331,12 @@ Result<Run> RunStore::Apply(uint64_t id, const std::function<Result<RunState>(Ru
   if (IsTerminal(to) && !IsTerminal(from)) {
     std::string stats_key = RunStatsKey(HourOf(now), r.key.repo, r.key.worktree, r.key.job);
     stats_lock = std::unique_lock<std::mutex>(StatsStripeFor(stats_key));
-    WTD_ASSIGN_OR_RETURN(RunStats stats, ReadRunStats(stats_key));
+    Result<RunStats> stored = ReadRunStats(stats_key);
+    // The record is derived data: one that no longer decodes is started
+    // afresh (its hour loses what it held) rather than keep the run from
+    // ending. A read error is still an error.
+    if (!stored.ok() && !stored.status().IsCorruption()) return stored.status();
+    RunStats stats = stored.ok() ? std::move(*stored) : RunStats();
     AddRunToStats(stats, r);
     b.Put(Family::kMeta, stats_key, EncodeRunStats(stats));
   }

@@ -31,7 +31,8 @@
 // per-job counter). A transition that makes a run terminal also
 // read-modify-writes its hourly RunStats record (runs/run_stats.h) in its
 // batch, under a stripe by the record's key taken after the run's stripe and
-// the lease stripe. No lock is held around unrelated writes. Cursor updates
+// the lease stripe (a damaged record is replaced, not allowed to hold up the
+// run). No lock is held around unrelated writes. Cursor updates
 // of one worktree must come from one thread (the poller).
 #ifndef WTD_RUNS_RUN_STORE_H_
 #define WTD_RUNS_RUN_STORE_H_
@@ -259,6 +260,8 @@ class RunStore {
   uint64_t LastFencingToken() const EXCLUDES(token_mu_);
   Result<uint64_t> GetJobLockWaits(const std::string& repo, const std::string& job) const;
 
+  Result<std::vector<JobLockWaits>> ListJobLockWaits() const;
+
   // --- Run statistics (docs/design/stats.md). ---
 
   // The RunStats record of one (repo, worktree, job) for the hour starting at
@@ -270,7 +273,6 @@ class RunStore {
   // records (one range scan of meta), never run history. An undecodable
   // record fails the listing, naming its hour.
   Status ScanRunStats(int64_t since_hour_ms, const std::function<bool(const RunStats&)>& fn) const;
-  Result<std::vector<JobLockWaits>> ListJobLockWaits() const;
 
   // --- Watched repositories (meta/watched_repos). ---
 

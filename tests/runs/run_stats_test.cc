@@ -416,7 +416,7 @@ TEST_F(RunStatsStoreTest, AFailedCommitLeavesNeitherTheRunNorItsRecordChanged) {
   EXPECT_EQ(All().succeeded, 1u);
 }
 
-TEST_F(RunStatsStoreTest, AnUndecodableRecordFailsTheScanNamingIt) {
+TEST_F(RunStatsStoreTest, AnUndecodableRecordFailsTheScanNamingItAndIsReplacedByTheNextRun) {
   WriteBatch b;
   b.Put(Family::kMeta, RunStatsKey(kNowHour, "/repo", "main", "build"), "junk");
   ASSERT_TRUE(store_->Commit(b).ok());
@@ -424,11 +424,16 @@ TEST_F(RunStatsStoreTest, AnUndecodableRecordFailsTheScanNamingIt) {
   EXPECT_EQ(st.code(), Status::Code::kCorruption);
   EXPECT_NE(st.message().find("meta/run_stats/2026-12-03T10:00:00.000Z"), std::string::npos)
       << st.ToString();
-  // And a run that ends into it is refused rather than overwrite it.
+  // A run that ends in that hour is not held up by it: the record is started
+  // afresh, counting that run.
   uint64_t id = Running();
   AttemptOutcome ok;
-  EXPECT_FALSE(runs_->Finish(id, ok).ok());
-  EXPECT_EQ(runs_->Get(id)->state, S::kRunning);
+  ok.exit_code = 0;
+  Must(runs_->Finish(id, ok));
+  EXPECT_EQ(runs_->Get(id)->state, S::kSucceeded);
+  RunStats s = All();
+  EXPECT_EQ(s.runs(), 1u);
+  EXPECT_EQ(s.succeeded, 1u);
 }
 
 }  // namespace
