@@ -48,10 +48,11 @@ void DecodeAll(std::string_view in, bool seal) {
   RoundTrip<WatchedRepos>("watched repositories", as(RecordKind::kWatchedRepos), DecodeWatchedRepos,
                           EncodeWatchedRepos);
   RoundTrip<Slot>("slot", as(RecordKind::kSlot), DecodeSlot, EncodeSlot);
+  RoundTrip<RunStats>("run stats", as(RecordKind::kRunStats), DecodeRunStats, EncodeRunStats);
 }
 
 void CheckEnvelope(std::string_view value) {
-  for (uint8_t k = 0; k <= 7; ++k) {
+  for (uint8_t k = 0; k <= 8; ++k) {
     auto kind = static_cast<RecordKind>(k);
     Result<std::string_view> payload = UnsealRecord(kind, value);
     if (!payload.ok()) continue;

@@ -85,10 +85,26 @@ std::vector<std::pair<std::string, std::string>> Records() {
             "wtd/slots/wtd-0123abcd-1",
             1700000000000,
             1700000005000};
+  RunStats stats;
+  stats.repo = "/r";
+  stats.worktree = "main";
+  stats.job = "job";
+  stats.hour_ms = 1699999200000;
+  stats.succeeded = 2;
+  stats.failed = 1;
+  stats.attempts = 3;
+  stats.timed = 3;
+  stats.duration_sum_ms = 5120;
+  stats.histogram.assign(kRunStatsBuckets, 0);
+  stats.histogram[9] = 2;
+  stats.histogram[11] = 1;
+  stats.slowest = {{7, 5000, RunState::kFailed, 1700000005120}};
+  stats.failures = {{7, 5000, RunState::kFailed, 1700000005120}};
   return {{"run_pending", EncodeRun(pending)}, {"run_running", EncodeRun(running)},
           {"run_failed", EncodeRun(done)},     {"cursor", EncodeCursor(cursor)},
           {"lease", EncodeLease(lease)},       {"idem", EncodeIdem(idem)},
-          {"event", EncodeEvent(event)},       {"slot", EncodeSlot(slot)}};
+          {"event", EncodeEvent(event)},       {"slot", EncodeSlot(slot)},
+          {"run_stats", EncodeRunStats(stats)}};
 }
 
 bool WriteRecordSeeds(const fs::path& dir) {

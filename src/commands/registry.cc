@@ -14,6 +14,7 @@ const std::vector<CommandDef>& AllCommands() {
       EventsCommand(), StopCommand(),  PauseCommand(),   ResumeCommand(),
       ReloadCommand(), LocksCommand(), RecoverCommand(), WorktreeCommand(),
       TriggerCommand(), CancelCommand(), JobsCommand(),
+      StatsCommand(),
   };
   // clang-format on
   return kCommands;

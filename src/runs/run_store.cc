@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "base/crash_point.h"
+#include "base/time_format.h"
+#include "runs/run_stats.h"
 #include "store/keys.h"
 
 namespace wtd {
@@ -322,11 +324,63 @@ Result<Run> RunStore::Apply(uint64_t id, const std::function<Result<RunState>(Ru
     WTD_ASSIGN_OR_RETURN(std::optional<wtd::Lease> row, ReadLease(lease_key));
     WTD_RETURN_IF_ERROR(lease ? lease(before, r, row, &b) : ReleaseIfLeaving(before, r, row, &b));
   }
+  // A run that ends is counted in its hour's statistics in this same batch,
+  // under the record's stripe (after the run's and the lease's), so that the
+  // record counts exactly the runs that are terminal, each once.
+  std::unique_lock<std::mutex> stats_lock;
+  if (IsTerminal(to) && !IsTerminal(from)) {
+    std::string stats_key = RunStatsKey(HourOf(now), r.key.repo, r.key.worktree, r.key.job);
+    stats_lock = std::unique_lock<std::mutex>(StatsStripeFor(stats_key));
+    Result<RunStats> stored = ReadRunStats(stats_key);
+    // The record is derived data: one that no longer decodes is started
+    // afresh (its hour loses what it held) rather than keep the run from
+    // ending. A read error is still an error.
+    if (!stored.ok() && !stored.status().IsCorruption()) return stored.status();
+    RunStats stats = stored.ok() ? std::move(*stored) : RunStats();
+    AddRunToStats(stats, r);
+    b.Put(Family::kMeta, stats_key, EncodeRunStats(stats));
+  }
   PutRun(&b, r, /*was_active=*/!IsTerminal(from));
   AddEvent(&b, r, from, now);
   WTD_RETURN_IF_ERROR(store_->Commit(b));
   if (observer_.transition) observer_.transition(from, r);
   return r;
+}
+
+Result<RunStats> RunStore::ReadRunStats(const std::string& key) const {
+  Result<std::string> v = store_->Get(Family::kMeta, key);
+  if (!v.ok()) {
+    if (v.status().IsNotFound()) return RunStats();
+    return v.status();
+  }
+  Result<RunStats> s = DecodeRunStats(*v);
+  if (!s.ok()) return s.status().WithContext("meta/run_stats");
+  return s;
+}
+
+Result<RunStats> RunStore::GetRunStats(int64_t hour_ms, const std::string& repo,
+                                       const std::string& worktree, const std::string& job) const {
+  return ReadRunStats(RunStatsKey(hour_ms, repo, worktree, job));
+}
+
+Status RunStore::ScanRunStats(int64_t since_hour_ms,
+                              const std::function<bool(const RunStats&)>& fn) const {
+  const std::string_view prefix = RunStatsPrefix();
+  Status damaged;
+  WTD_RETURN_IF_ERROR(store_->ScanFrom(
+      Family::kMeta, RunStatsStartKey(since_hour_ms), [&](std::string_view k, std::string_view v) {
+        if (k.substr(0, prefix.size()) != prefix) return false;
+        Result<RunStats> s = DecodeRunStats(v);
+        if (!s.ok()) {
+          Result<uint64_t> hour = DecodeU64Key(k.substr(prefix.size(), 8));
+          damaged = s.status().WithContext(
+              "meta/run_stats/" +
+              (hour.ok() ? FormatRfc3339(static_cast<int64_t>(*hour)) : std::string("?")));
+          return false;
+        }
+        return fn(*s);
+      }));
+  return damaged;
 }
 
 Result<Run> RunStore::Transition(uint64_t id, RunState from, RunState to,

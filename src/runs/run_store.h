@@ -28,7 +28,11 @@
 // row's read-check-write per lock (striped by lease key hash), taken after
 // the run's stripe when both are needed. AcquireLease calls are serialized
 // with each other (the token counter), LockContended calls likewise (the
-// per-job counter). No lock is held around unrelated writes. Cursor updates
+// per-job counter). A transition that makes a run terminal also
+// read-modify-writes its hourly RunStats record (runs/run_stats.h) in its
+// batch, under a stripe by the record's key taken after the run's stripe and
+// the lease stripe (a damaged record is replaced, not allowed to hold up the
+// run). No lock is held around unrelated writes. Cursor updates
 // of one worktree must come from one thread (the poller).
 #ifndef WTD_RUNS_RUN_STORE_H_
 #define WTD_RUNS_RUN_STORE_H_
@@ -272,7 +276,20 @@ class RunStore {
   // The last fencing token handed out (0: none yet).
   uint64_t LastFencingToken() const EXCLUDES(token_mu_);
   Result<uint64_t> GetJobLockWaits(const std::string& repo, const std::string& job) const;
+
   Result<std::vector<JobLockWaits>> ListJobLockWaits() const;
+
+  // --- Run statistics (docs/design/stats.md). ---
+
+  // The RunStats record of one (repo, worktree, job) for the hour starting at
+  // `hour_ms`; an empty record (no runs) when none is stored.
+  Result<RunStats> GetRunStats(int64_t hour_ms, const std::string& repo,
+                               const std::string& worktree, const std::string& job) const;
+  // Calls `fn` with every RunStats record of the hours >= `since_hour_ms`,
+  // oldest hour first; stops early when it returns false. Reads only those
+  // records (one range scan of meta), never run history. An undecodable
+  // record fails the listing, naming its hour.
+  Status ScanRunStats(int64_t since_hour_ms, const std::function<bool(const RunStats&)>& fn) const;
 
   // --- Watched repositories (meta/watched_repos). ---
 
@@ -319,6 +336,10 @@ class RunStore {
   std::mutex& LeaseStripeFor(const std::string& lease_key) const {
     return lease_stripes_[std::hash<std::string>()(lease_key) % kStripes];
   }
+  std::mutex& StatsStripeFor(const std::string& stats_key) const {
+    return stats_stripes_[std::hash<std::string>()(stats_key) % kStripes];
+  }
+  Result<RunStats> ReadRunStats(const std::string& key) const;
   // What a transition does to the run's lease row, in its batch: `row` is
   // the row at the run's lock name (read under the lease stripe). Refuses,
   // or adds its writes to `b`.
@@ -362,6 +383,7 @@ class RunStore {
   mutable std::array<std::mutex, kStripes> stripes_;
   mutable std::array<std::mutex, kStripes> key_stripes_;    // by hash of the run key
   mutable std::array<std::mutex, kStripes> lease_stripes_;  // by hash of the lease key
+  mutable std::array<std::mutex, kStripes> stats_stripes_;  // by hash of the RunStats key
   // Held across an AcquireLease's commit, so that the stored counter only
   // grows and a token is never handed out twice.
   mutable Mutex token_mu_;

@@ -140,6 +140,33 @@ void serialize(Archive& ar, Slot& s, const std::uint32_t /*version*/) {
      s.updated_at_ms);
 }
 
+// A vector as a count, then each element; the count is checked against the
+// payload (every element takes at least one byte) before the vector is sized.
+template <class Archive, typename T>
+void SerializeVector(Archive& ar, std::vector<T>& v) {
+  uint64_t n = v.size();
+  ar(n);
+  if constexpr (Archive::is_loading::value) {
+    if (n > decode_limit) throw cereal::Exception("element count exceeds the record");
+    v.resize(static_cast<size_t>(n));
+  }
+  for (T& x : v) ar(x);
+}
+
+template <class Archive>
+void serialize(Archive& ar, RunStatsRun& r) {
+  ar(r.run_id, r.duration_ms, r.state, r.at_ms);
+}
+
+template <class Archive>
+void serialize(Archive& ar, RunStats& s, const std::uint32_t /*version*/) {
+  ar(s.repo, s.worktree, s.job, s.hour_ms, s.succeeded, s.failed, s.timed_out, s.cancelled,
+     s.skipped, s.attempts, s.timed, s.duration_sum_ms, s.lock_waits);
+  SerializeVector(ar, s.histogram);
+  SerializeVector(ar, s.slowest);
+  SerializeVector(ar, s.failures);
+}
+
 template <class Archive>
 void serialize(Archive& ar, Event& e, const std::uint32_t /*version*/) {
   ar(e.run_id, e.from, e.to, e.attempt, e.at_ms);
@@ -154,6 +181,7 @@ CEREAL_CLASS_VERSION(wtd::Lease, 2)
 CEREAL_CLASS_VERSION(wtd::WatchedRepos, 2)
 CEREAL_CLASS_VERSION(wtd::IdemRecord, 2)
 CEREAL_CLASS_VERSION(wtd::Event, 1)
+CEREAL_CLASS_VERSION(wtd::RunStats, 1)
 
 namespace wtd {
 namespace {
@@ -184,6 +212,8 @@ std::string_view KindName(RecordKind kind) {
       return "watched repositories";
     case RecordKind::kSlot:
       return "worktree slot";
+    case RecordKind::kRunStats:
+      return "run stats";
   }
   return "record";
 }
@@ -317,6 +347,7 @@ std::string EncodeLease(const Lease& l) { return Encode(RecordKind::kLease, l); 
 std::string EncodeIdem(const IdemRecord& r) { return Encode(RecordKind::kIdem, r); }
 std::string EncodeEvent(const Event& e) { return Encode(RecordKind::kEvent, e); }
 std::string EncodeSlot(const Slot& s) { return Encode(RecordKind::kSlot, s); }
+std::string EncodeRunStats(const RunStats& s) { return Encode(RecordKind::kRunStats, s); }
 std::string EncodeWatchedRepos(const WatchedRepos& w) {
   return Encode(RecordKind::kWatchedRepos, w);
 }
@@ -359,6 +390,25 @@ Result<Slot> DecodeSlot(std::string_view v) {
   if (static_cast<size_t>(s.state) >= kSlotStateCount) {
     return Status::Corruption("worktree slot: invalid state " +
                               std::to_string(static_cast<int>(s.state)));
+  }
+  return s;
+}
+Result<RunStats> DecodeRunStats(std::string_view v) {
+  WTD_ASSIGN_OR_RETURN(RunStats s, Decode<RunStats>(RecordKind::kRunStats, v));
+  if (!s.histogram.empty() && s.histogram.size() != kRunStatsBuckets) {
+    return Status::Corruption("run stats: " + std::to_string(s.histogram.size()) +
+                              " histogram buckets, expected " + std::to_string(kRunStatsBuckets));
+  }
+  if (s.slowest.size() > kRunStatsSlowest || s.failures.size() > kRunStatsFailures) {
+    return Status::Corruption("run stats: too many runs named");
+  }
+  for (const std::vector<RunStatsRun>* list : {&s.slowest, &s.failures}) {
+    for (const RunStatsRun& r : *list) {
+      if (static_cast<size_t>(r.state) >= kRunStateCount) {
+        return Status::Corruption("run stats: invalid state " +
+                                  std::to_string(static_cast<int>(r.state)));
+      }
+    }
   }
   return s;
 }

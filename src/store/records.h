@@ -16,6 +16,7 @@
 #define WTD_STORE_RECORDS_H_
 
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,6 +37,7 @@ enum class RecordKind : uint8_t {
   kEvent = 5,
   kWatchedRepos = 6,
   kSlot = 7,
+  kRunStats = 8,
 };
 
 // The states of a run; see docs/design/state-machine.md. Values are stored:
@@ -276,6 +278,56 @@ struct Slot {
   friend bool operator==(const Slot&, const Slot&) = default;
 };
 
+// The upper bounds (ms, inclusive) of the duration histogram of RunStats:
+// log-scale 1-2-5 steps from 1 ms to 100000 s, then +Inf. Stored as bucket
+// counts by position: never change them.
+inline constexpr int64_t kRunStatsBucketBounds[] = {
+    1,          2,          5,          10,         20,        50,        100,
+    200,        500,        1'000,      2'000,      5'000,     10'000,    20'000,
+    50'000,     100'000,    200'000,    500'000,    1'000'000, 2'000'000, 5'000'000,
+    10'000'000, 20'000'000, 50'000'000, 100'000'000};
+// The finite buckets above and the +Inf one.
+inline constexpr size_t kRunStatsBuckets = std::size(kRunStatsBucketBounds) + 1;
+// The slowest runs and newest failing runs one RunStats keeps (enough for
+// the top ones of any merged window to be exact).
+inline constexpr size_t kRunStatsSlowest = 3;
+inline constexpr size_t kRunStatsFailures = 5;
+
+// One run named in a RunStats record.
+struct RunStatsRun {
+  uint64_t run_id = 0;
+  int64_t duration_ms = 0;  // slowest: its duration
+  RunState state = RunState::kFailed;
+  int64_t at_ms = 0;  // when it became terminal
+
+  friend bool operator==(const RunStatsRun&, const RunStatsRun&) = default;
+};
+
+// What the runs of one (repo, worktree, job) that became terminal in one
+// hour came to (meta "run_stats\0" + hour + repo + worktree + job, written
+// in the batch that makes each run terminal; docs/design/stats.md).
+struct RunStats {
+  std::string repo;
+  std::string worktree;
+  std::string job;
+  int64_t hour_ms = 0;  // start of the hour (UTC, ms since the epoch)
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;
+  uint64_t timed_out = 0;
+  uint64_t cancelled = 0;
+  uint64_t skipped = 0;
+  uint64_t attempts = 0;  // sum of Run::attempt
+  uint64_t timed = 0;     // runs with a duration (those that started)
+  int64_t duration_sum_ms = 0;
+  uint64_t lock_waits = 0;            // sum of Run::lock_waits
+  std::vector<uint64_t> histogram;    // kRunStatsBuckets counts (empty: all zero)
+  std::vector<RunStatsRun> slowest;   // longest first, ties by lower id
+  std::vector<RunStatsRun> failures;  // failed or timed out, newest first
+
+  uint64_t runs() const { return succeeded + failed + timed_out + cancelled + skipped; }
+  friend bool operator==(const RunStats&, const RunStats&) = default;
+};
+
 // One state transition of one run (events family).
 struct Event {
   uint64_t run_id = 0;
@@ -294,6 +346,7 @@ std::string EncodeIdem(const IdemRecord& r);
 std::string EncodeEvent(const Event& e);
 std::string EncodeWatchedRepos(const WatchedRepos& w);
 std::string EncodeSlot(const Slot& s);
+std::string EncodeRunStats(const RunStats& s);
 
 // Corruption (naming the record kind) on any damage.
 Result<Run> DecodeRun(std::string_view value);
@@ -303,6 +356,7 @@ Result<IdemRecord> DecodeIdem(std::string_view value);
 Result<Event> DecodeEvent(std::string_view value);
 Result<WatchedRepos> DecodeWatchedRepos(std::string_view value);
 Result<Slot> DecodeSlot(std::string_view value);
+Result<RunStats> DecodeRunStats(std::string_view value);
 
 // Wraps a cereal payload in the record envelope (exposed for tests that
 // write records of an older class version).

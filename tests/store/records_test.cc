@@ -198,6 +198,31 @@ Slot SampleSlot() {
   return s;
 }
 
+RunStats SampleRunStats() {
+  RunStats s;
+  s.repo = "/srv/repo";
+  s.worktree = "main";
+  s.job = "build";
+  s.hour_ms = 1'699'999'200'000;
+  s.succeeded = 40;
+  s.failed = 3;
+  s.timed_out = 1;
+  s.cancelled = 2;
+  s.skipped = 1;
+  s.attempts = 51;
+  s.timed = 44;
+  s.duration_sum_ms = 123'456;
+  s.lock_waits = 4;
+  s.histogram.assign(kRunStatsBuckets, 0);
+  s.histogram[3] = 40;
+  s.histogram[kRunStatsBuckets - 1] = 4;
+  s.slowest = {{17, 900'000, RunState::kSucceeded, 1'700'000'000'000},
+               {12, 800'000, RunState::kTimedOut, 1'700'000'001'000}};
+  s.failures = {{12, 800'000, RunState::kTimedOut, 1'700'000'001'000},
+                {9, 5, RunState::kFailed, 1'700'000'000'500}};
+  return s;
+}
+
 Lease SampleLease() {
   Lease l;
   l.host = "host-a";
@@ -387,6 +412,30 @@ TEST(RecordsTest, ASlotRoundTripsAndAnUnknownStateIsCorruption) {
   EXPECT_EQ(SlotStateName(SlotState::kRemoving), "removing");
 }
 
+TEST(RecordsTest, RunStatsRoundTripAndAreCheckedOnDecode) {
+  Result<RunStats> s = DecodeRunStats(EncodeRunStats(SampleRunStats()));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(*s, SampleRunStats());
+  Result<RunStats> empty = DecodeRunStats(EncodeRunStats(RunStats()));
+  ASSERT_TRUE(empty.ok()) << empty.status().ToString();
+  EXPECT_EQ(*empty, RunStats());
+  // Another histogram layout, too many runs named, or an unknown state.
+  RunStats wrong = SampleRunStats();
+  wrong.histogram.pop_back();
+  Result<RunStats> refused = DecodeRunStats(EncodeRunStats(wrong));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("histogram buckets"), std::string::npos)
+      << refused.status().ToString();
+  wrong = SampleRunStats();
+  wrong.failures.resize(kRunStatsFailures + 1);
+  EXPECT_TRUE(DecodeRunStats(EncodeRunStats(wrong)).status().IsCorruption());
+  wrong = SampleRunStats();
+  wrong.slowest[0].state = static_cast<RunState>(kRunStateCount);
+  EXPECT_TRUE(DecodeRunStats(EncodeRunStats(wrong)).status().IsCorruption());
+  // Another kind's value stored at its key is refused by the envelope.
+  EXPECT_TRUE(DecodeRunStats(EncodeSlot(SampleSlot())).status().IsCorruption());
+}
+
 TEST(RecordsTest, LeaseOfClassVersionOneDecodesHeldWithNoNameOrBlob) {
   LeaseV1 v1{SampleLease()};
   Result<Lease> decoded = DecodeLease(EncodeOld(RecordKind::kLease, v1));
@@ -567,6 +616,12 @@ TEST(RecordsTest, EveryTruncationAndByteFlipOfASlotIsCorruption) {
   auto decode = [](std::string_view v) { return DecodeSlot(v).status(); };
   ExpectEveryDamageIsCorruption(EncodeSlot(SampleSlot()), decode);
   ExpectDamagedPayloadNeverCrashes(RecordKind::kSlot, EncodeSlot(SampleSlot()), decode);
+}
+
+TEST(RecordsTest, EveryTruncationAndByteFlipOfRunStatsIsCorruption) {
+  auto decode = [](std::string_view v) { return DecodeRunStats(v).status(); };
+  ExpectEveryDamageIsCorruption(EncodeRunStats(SampleRunStats()), decode);
+  ExpectDamagedPayloadNeverCrashes(RecordKind::kRunStats, EncodeRunStats(SampleRunStats()), decode);
 }
 
 TEST(RecordsTest, ForgedStringLengthIsRefusedBeforeAllocating) {
