@@ -19,6 +19,7 @@ const CommandDef& ReloadCommand();    // lifecycle.cc
 const CommandDef& LocksCommand();     // locks.cc
 const CommandDef& RecoverCommand();   // recover.cc
 const CommandDef& WorktreeCommand();  // worktree.cc
+const CommandDef& GcCommand();        // gc.cc
 
 }  // namespace wtd
 

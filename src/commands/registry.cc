@@ -11,6 +11,7 @@ const std::vector<CommandDef>& AllCommands() {
       StatusCommand(), RunsCommand(),  ShowCommand(),    LogsCommand(),
       EventsCommand(), StopCommand(),  PauseCommand(),   ResumeCommand(),
       ReloadCommand(), LocksCommand(), RecoverCommand(), WorktreeCommand(),
+      GcCommand(),  // retention by hand
   };
   return kCommands;
 }

@@ -25,6 +25,7 @@ class Control : public DaemonControl {
   void RequestStop() override { c_->scheduler->RequestStop(); }
   void SetPaused(bool paused) override { c_->scheduler->SetPaused(paused); }
   Result<ReloadResult> Reload() override { return c_->reload(); }
+  Result<GcResult> CollectHistory(bool dry_run) override { return c_->collect(dry_run); }
 
  private:
   ControlContext* c_;

@@ -31,6 +31,8 @@ struct ControlContext {
   WorktreeSlots* slots = nullptr;
   // Re-reads the configuration; returns what changed, or what was refused.
   std::function<Result<ReloadResult>()> reload;
+  // One collection of history on the loop thread (`wtctl gc`).
+  std::function<Result<GcResult>(bool dry_run)> collect;
 };
 
 // The command table. `ctx` must outlive the server using it.

@@ -305,8 +305,8 @@ class RunStore {
   // The reap records (meta "lock_reap/..."), from the first key after
   // `after` ("" for the first), at most `limit` of them, in key order:
   // {key, JSON value}.
-  Result<std::vector<std::pair<std::string, std::string>>> ListReapRecords(
-      const std::string& after, size_t limit) const;
+  Result<std::vector<std::pair<std::string, std::string>>> ListReapRecords(const std::string& after,
+                                                                           size_t limit) const;
   // Deletes reap records by key, in one synced batch (keys without the
   // "lock_reap/" prefix are refused).
   Status DeleteReapRecords(const std::vector<std::string>& keys);

@@ -58,6 +58,8 @@
 
 namespace wtd {
 
+class Collector;
+
 // The fields marked with a wtd option are set from the option table
 // (src/daemon/options.cc, docs/design/options.md), which takes its defaults
 // from here; the others are fixed by the daemon.
@@ -74,6 +76,13 @@ struct SchedulerOptions {
   // older ones deleted every `events_trim_ms`.
   uint64_t events_keep = 100000;
   int64_t events_trim_ms = 60000;
+  // Retention of history (src/retention, with a collector set): runs and
+  // their files, orphan files and reap records older than
+  // --retention-days (0: forever) go, one batch at most every
+  // gc_interval_ms, the next batches every gc_catch_up_ms until caught up.
+  double retention_days = 30;
+  int64_t gc_interval_ms = 60000;
+  int64_t gc_catch_up_ms = 100;
 };
 
 // What the loop tells its step hook (Scheduler::SetStepHook).
@@ -117,6 +126,10 @@ class Scheduler {
   // every job runs in its watched worktree. `slots` must outlive the
   // Scheduler.
   void SetRunSlots(RunSlots* slots) { slots_ = slots; }
+  // The retention collector (src/retention), used on the loop thread only;
+  // set before Loop starts. Without one nothing is collected. `collector`
+  // must outlive the Scheduler.
+  void SetCollector(Collector* collector) { collector_ = collector; }
 
   void RequestStop();
   bool stop_requested() const { return stop_.load(); }
@@ -181,6 +194,8 @@ class Scheduler {
   void CountQueue(const std::vector<Run>& active, int64_t now);
   // Calls the step hook; its sleep limit, or -1.
   int64_t Beat();
+  // One batch of retention when it is due; lowers *next_ms to the next.
+  void CollectHistory(int64_t now, int64_t* next_ms);
 
   RunStore* runs_;
   CommitSource* source_;
@@ -201,6 +216,8 @@ class Scheduler {
   std::unique_ptr<RunLocks> owned_locks_;  // the lease-less default
   RunLocks* locks_;
   RunSlots* slots_ = nullptr;
+  Collector* collector_ = nullptr;
+  int64_t next_gc_ms_ = 0;
   std::map<uint64_t, InFlight> in_flight_;
   std::map<uint64_t, std::string> lost_lock_;  // in flight, lock lost: why
   int64_t next_poll_ms_ = 0;
