@@ -153,7 +153,6 @@ int64_t Scheduler::Step(bool refs_changed) {
     if (!trimmed.ok()) NoteStoreError(trimmed);
     next_trim_ms_ = now + opts.events_trim_ms;
   }
-  if (store_error_.empty()) CollectHistory(now, &next);
   if (store_error_.empty() && !paused && !opts.dry_run) {
     std::vector<Status> damaged;
     Result<std::vector<Run>> active = runs_->ListActive(&damaged);
@@ -171,6 +170,7 @@ int64_t Scheduler::Step(bool refs_changed) {
       CountQueue(*active, now);
     }
   }
+  if (store_error_.empty()) CollectHistory(clock_->NowMs(), &next);
   Publish();
   return std::max<int64_t>(0, next - clock_->NowMs());
 }
