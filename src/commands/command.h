@@ -66,6 +66,8 @@ class DaemonControl {
     uint64_t incarnation = 0;
     std::string socket_path;
     uint64_t store_commits = 0;
+    uint64_t store_bytes = 0;  // the store's files on disk
+    RecoverySummary recovery;
     SchedulerSnapshot scheduler;
   };
   virtual Info Status() = 0;

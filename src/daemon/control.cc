@@ -19,6 +19,8 @@ class Control : public DaemonControl {
     info.incarnation = c_->incarnation;
     info.socket_path = c_->socket_path;
     info.store_commits = c_->runs->store()->commits();
+    info.store_bytes = c_->runs->store()->DiskBytes();
+    info.recovery = c_->recovery;
     info.scheduler = c_->scheduler->Snapshot();
     return info;
   }

@@ -27,6 +27,7 @@ struct ControlContext {
   std::string socket_path;
   int64_t started_at_ms = 0;
   uint64_t incarnation = 0;
+  RecoverySummary recovery;  // set at start, before the server
   LockCommandsConfig locks;  // the daemon's lock settings, for locks/recover
   WorktreeSlots* slots = nullptr;
   // Re-reads the configuration; returns what changed, or what was refused.

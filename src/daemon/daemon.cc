@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <future>
 #include <iostream>
+#include <map>
 #include <thread>
 
 #include "base/clock.h"
@@ -168,6 +169,7 @@ class Daemon {
   // Retention on the loop thread (the scheduler's collector).
   std::unique_ptr<Collector> collector_;
   std::unique_ptr<Waker> waker_;
+  std::unique_ptr<ActivityProbe> activity_;  // the stuck flag's samples
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Server> server_;
   // Created before the signal thread starts; its ready() is read there.
@@ -241,6 +243,16 @@ Status Daemon::Start(StartProgress* progress) {
       leases_->FinishLater(row.run_id, "release its lock", st);
     }
   }
+  control_.recovery.at_ms = clock->NowMs();
+  control_.recovery.previous_shutdown_clean = store_->previous_shutdown_clean();
+  control_.recovery.active_scanned = report.active_scanned;
+  control_.recovery.errors = report.errors;
+  control_.recovery.duration_us = report.duration_us;
+  {
+    std::map<std::string, uint64_t> by_kind;
+    for (const RecoveryAction& a : report.actions) ++by_kind[a.kind];
+    control_.recovery.actions.assign(by_kind.begin(), by_kind.end());
+  }
   spdlog::info("recovery: {} active run(s) checked, {} action(s), {} us", report.active_scanned,
                report.actions.size(), report.duration_us);
   progress->Phase("recovered: " + std::to_string(report.active_scanned) +
@@ -257,6 +269,8 @@ Status Daemon::Start(StartProgress* progress) {
                                            waker_.get(), store_->incarnation(), config.scheduler);
   if (config.locks.enabled) scheduler_->SetRunLocks(leases_.get());
   scheduler_->SetRunSlots(scheduler_slots_.get());
+  activity_ = NewSystemActivityProbe();
+  scheduler_->SetActivityProbe(activity_.get());
   CollectorHooks gc_hooks;
   gc_hooks.pinned_runs = RunsNamedBySlots(slots_.get());
   collector_ = std::make_unique<Collector>(runs_.get(), config.daemon.state_dir, clock, gc_hooks);

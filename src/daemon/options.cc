@@ -325,6 +325,9 @@ std::vector<OptionDef> BuildTable() {
                      36'500, R::kApplies,
                      "days terminal runs, their logs and context files and old reap records are "
                      "kept (fractions allowed; 0: forever); wtctl gc collects by hand"));
+  t.push_back(Int("stuck-after-s", &Config::scheduler, &SchedulerOptions::stuck_after_s, 1,
+                  30 * 86'400, R::kApplies,
+                  "flag a running job stuck in status after this long without output or CPU"));
   {
     OptionDef o = Path("state-dir", &Config::daemon, &DaemonOptions::state_dir, R::kNeedsRestart,
                        "state directory",

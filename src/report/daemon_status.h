@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace wtd {
@@ -25,6 +26,9 @@ struct RepoStatus {
   std::string root;   // main worktree root, once opened
   std::string error;  // last error, empty when healthy
   uint32_t consecutive_failures = 0;
+  int64_t last_ok_ms = 0;        // end of its last successful poll (0: none yet)
+  int64_t error_since_ms = 0;    // first failure of the current failing streak (0: healthy)
+  int64_t backoff_until_ms = 0;  // next poll not before this while failing (0: healthy)
   std::vector<WorktreeStatus> worktrees;
 };
 
@@ -44,6 +48,26 @@ struct SkippedCommits {
   int64_t at_ms = 0;
 };
 
+// What the recovery pass at this daemon's start did.
+struct RecoverySummary {
+  int64_t at_ms = 0;  // when it ended
+  bool previous_shutdown_clean = false;
+  uint64_t active_scanned = 0;
+  std::vector<std::pair<std::string, uint64_t>> actions;  // by kind, in kind order
+  std::vector<std::string> errors;                        // runs it could not handle
+  int64_t duration_us = 0;
+};
+
+// A job the loop runs now.
+struct RunningStatus {
+  uint64_t id = 0;
+  int64_t started_at_ms = 0;
+  // When it last produced output or used CPU, as the loop last sampled it
+  // (its start until then; 0 when nothing samples).
+  int64_t active_at_ms = 0;
+  bool stuck = false;  // idle for --stuck-after-s or longer
+};
+
 // What `wtctl status` shows; refreshed by the loop after each step.
 struct SchedulerSnapshot {
   bool paused = false;
@@ -55,8 +79,10 @@ struct SchedulerSnapshot {
   std::vector<RepoStatus> repos;
   std::vector<JobFileError> job_errors;
   std::vector<SkippedCommits> skipped_commits;
-  std::vector<uint64_t> running;  // run ids with a live process
-  std::string store_error;        // set once the store went read-only
+  std::vector<uint64_t> running;              // run ids with a live process
+  std::vector<RunningStatus> running_detail;  // the same runs, in id order
+  int64_t stuck_after_ms = 0;                 // --stuck-after-s, as in effect
+  std::string store_error;                    // set once the store went read-only
 };
 
 }  // namespace wtd

@@ -25,6 +25,7 @@ nlohmann::json RunToJson(const Run& r) {
       {"exit_code", has_exit && r.exit_code >= 0 ? nlohmann::json(r.exit_code) : nullptr},
       {"term_signal", r.term_signal != 0 ? nlohmann::json(r.term_signal) : nullptr},
       {"created_at", TimeOrNull(r.created_at_ms)},
+      {"updated_at", TimeOrNull(r.updated_at_ms)},
       {"started_at", TimeOrNull(r.started_at_ms)},
       {"finished_at", TimeOrNull(r.finished_at_ms)},
       {"not_before", r.state == RunState::kRetryWait ? TimeOrNull(r.not_before_ms) : nullptr},

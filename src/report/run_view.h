@@ -13,7 +13,7 @@
 namespace wtd {
 
 // {id, repo, worktree, job, sha, branch, state, attempt, max_attempts,
-//  exit_code, term_signal, created_at, started_at, finished_at (RFC 3339 UTC
+//  exit_code, term_signal, created_at, updated_at, started_at, finished_at (RFC 3339 UTC
 //  or null), duration_ms, log_path, log_bytes, log_truncated, error}
 nlohmann::json RunToJson(const Run& run);
 

@@ -143,7 +143,9 @@ Status Scheduler::Dispatch(uint64_t id) {
   ++started_;
   spdlog::info("run {} started: job {} on {} in {} (attempt {}, pid {})", id, run.key.job,
                run.key.sha.substr(0, 12), dir, running->attempt, exec->identity().pid);
-  in_flight_[id] = InFlight{*running, std::move(exec)};
+  InFlight& f = in_flight_[id];
+  f.run = *running;
+  f.exec = std::move(exec);
   return Status::OK();
 }
 

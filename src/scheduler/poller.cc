@@ -26,6 +26,8 @@ struct Poller::Repo {
   std::unique_ptr<git::Repository> git;
   std::vector<Worktree> worktrees;
   std::string error;
+  int64_t last_ok_ms = 0;
+  int64_t error_since_ms = 0;  // start of the current failing streak
   Backoff backoff;
   std::set<std::string> refused;  // worktree paths already reported as refused
 };
@@ -100,9 +102,12 @@ PollStats Poller::Tick() {
     if (st.ok()) {
       if (!repo->error.empty()) spdlog::info("repository {} is healthy again", repo->spec.path);
       repo->error.clear();
+      repo->error_since_ms = 0;
+      repo->last_ok_ms = clock_->NowMs();
       repo->backoff.Success();
       continue;
     }
+    if (repo->error_since_ms == 0) repo->error_since_ms = now;
     repo->backoff.Failure(now);
     repo->error = st.ToString();
     // A repository that failed is reopened from scratch next time: it may
@@ -382,6 +387,9 @@ std::vector<RepoStatus> Poller::Snapshot() const {
     s.root = repo->git ? repo->git->root() : "";
     s.error = repo->error;
     s.consecutive_failures = repo->backoff.failures();
+    s.last_ok_ms = repo->last_ok_ms;
+    s.error_since_ms = repo->error_since_ms;
+    s.backoff_until_ms = repo->backoff.failures() > 0 ? repo->backoff.next_ms() : 0;
     for (const Worktree& wt : repo->worktrees) {
       s.worktrees.push_back(
           WorktreeStatus{wt.info.id, wt.info.path, CursorBranch(wt.head), wt.head.sha});

@@ -170,6 +170,8 @@ int64_t Scheduler::Step(bool refs_changed) {
       CountQueue(*active, now);
     }
   }
+  SampleActivity(now);
+  if (probe_ != nullptr && !in_flight_.empty()) next = std::min(next, next_sample_ms_);
   if (store_error_.empty()) CollectHistory(clock_->NowMs(), &next);
   Publish();
   return std::max<int64_t>(0, next - clock_->NowMs());
@@ -199,6 +201,21 @@ void Scheduler::CollectHistory(int64_t now, int64_t* next_ms) {
         now + (st.ok() && !report.caught_up ? options_.gc_catch_up_ms : options_.gc_interval_ms);
   }
   *next_ms = std::min(*next_ms, next_gc_ms_);
+}
+
+void Scheduler::SampleActivity(int64_t now) {
+  if (probe_ == nullptr || now < next_sample_ms_) return;
+  // A busy job looks idle for up to one interval between samples: sampling
+  // four times per --stuck-after-s keeps it well below the threshold.
+  next_sample_ms_ =
+      now + std::clamp<int64_t>(options_.stuck_after_s * 1000 / 4, 250, kActivitySampleMs);
+  for (auto& [id, f] : in_flight_) {
+    if (f.active_at_ms == 0) f.active_at_ms = f.run.started_at_ms > 0 ? f.run.started_at_ms : now;
+    Result<Activity> a = probe_->Sample(f.run);
+    if (!a.ok()) continue;  // ended meanwhile: its completion is on the way
+    if (f.activity && !(*f.activity == *a)) f.active_at_ms = now;
+    f.activity = *a;
+  }
 }
 
 void Scheduler::WakeRetries(const std::vector<Run>& active, int64_t now, int64_t* next_ms) {
@@ -314,7 +331,18 @@ void Scheduler::Publish() {
   s.ticks = ticks_;
   s.runs_enqueued = enqueued_;
   s.runs_started = started_;
-  for (const auto& [id, f] : in_flight_) s.running.push_back(id);
+  int64_t now = clock_->NowMs();
+  int64_t stuck_after_ms = options_.stuck_after_s * 1000;
+  s.stuck_after_ms = stuck_after_ms;
+  for (const auto& [id, f] : in_flight_) {
+    s.running.push_back(id);
+    RunningStatus r;
+    r.id = id;
+    r.started_at_ms = f.run.started_at_ms;
+    r.active_at_ms = f.active_at_ms;
+    r.stuck = f.active_at_ms > 0 && now - f.active_at_ms >= stuck_after_ms;
+    s.running_detail.push_back(r);
+  }
   s.store_error = store_error_;
   s.stopping = stop_.load();
   heartbeat_.last_error = store_error_;

@@ -43,6 +43,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -51,6 +52,7 @@
 #include "base/mutex.h"
 #include "exec/launcher.h"
 #include "runs/run_store.h"
+#include "scheduler/activity.h"
 #include "scheduler/commit_source.h"
 #include "scheduler/run_locks.h"
 #include "scheduler/run_slots.h"
@@ -76,6 +78,10 @@ struct SchedulerOptions {
   // older ones deleted every `events_trim_ms`.
   uint64_t events_keep = 100000;
   int64_t events_trim_ms = 60000;
+  // --stuck-after-s: a running job with no new output and no CPU used for
+  // this long is flagged stuck in `wtctl status` (only flagged: a job may
+  // legitimately wait that long; its timeout is what ends it).
+  int64_t stuck_after_s = 600;
   // Retention of history (src/retention, with a collector set): runs and
   // their files, orphan files and reap records older than
   // --retention-days (0: forever) go, one batch at most every
@@ -126,6 +132,13 @@ class Scheduler {
   // every job runs in its watched worktree. `slots` must outlive the
   // Scheduler.
   void SetRunSlots(RunSlots* slots) { slots_ = slots; }
+  // What running jobs do, for the stuck flag (activity.h); set before Loop
+  // starts. Without one no job is ever flagged. `probe` must outlive the
+  // Scheduler.
+  void SetActivityProbe(ActivityProbe* probe) { probe_ = probe; }
+  // How often the probe samples each running job at most: every quarter
+  // of --stuck-after-s, bounded by this.
+  static constexpr int64_t kActivitySampleMs = 5000;
   // The retention collector (src/retention), used on the loop thread only;
   // set before Loop starts. Without one nothing is collected. `collector`
   // must outlive the Scheduler.
@@ -153,6 +166,10 @@ class Scheduler {
   struct InFlight {
     Run run;
     std::unique_ptr<Launched> exec;
+    // The probe's last sample, and when the job was last seen doing
+    // something (its start until a sample differs).
+    std::optional<Activity> activity;
+    int64_t active_at_ms = 0;
   };
   struct Completion {
     uint64_t id;
@@ -192,6 +209,8 @@ class Scheduler {
   void Publish() EXCLUDES(mu_);
   // The queue depths of heartbeat_ from the active runs listed this step.
   void CountQueue(const std::vector<Run>& active, int64_t now);
+  // Samples the running jobs' activity when kActivitySampleMs passed.
+  void SampleActivity(int64_t now);
   // Calls the step hook; its sleep limit, or -1.
   int64_t Beat();
   // One batch of retention when it is due; lowers *next_ms to the next.
@@ -216,6 +235,8 @@ class Scheduler {
   std::unique_ptr<RunLocks> owned_locks_;  // the lease-less default
   RunLocks* locks_;
   RunSlots* slots_ = nullptr;
+  ActivityProbe* probe_ = nullptr;
+  int64_t next_sample_ms_ = 0;
   Collector* collector_ = nullptr;
   int64_t next_gc_ms_ = 0;
   std::map<uint64_t, InFlight> in_flight_;

@@ -1,9 +1,12 @@
 #include "store/state_store.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -315,6 +318,21 @@ Status StateStore::MarkCleanShutdown() {
   WriteBatch b;
   b.Put(Family::kMeta, kMetaCleanShutdown, EncodeU64Key(incarnation_));
   return Commit(b);
+}
+
+uint64_t StateStore::DiskBytes() const {
+  // The database directory is flat: RocksDB keeps no subdirectories in it.
+  DIR* d = opendir(dir_.c_str());
+  if (d == nullptr) return 0;
+  uint64_t bytes = 0;
+  while (struct dirent* e = readdir(d)) {
+    struct stat st;
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+      bytes += static_cast<uint64_t>(st.st_size);
+    }
+  }
+  closedir(d);
+  return bytes;
 }
 
 uint64_t StateStore::EstimateKeys(Family f) const {

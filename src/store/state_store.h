@@ -133,6 +133,10 @@ class StateStore {
   // incarnation bump at Open included).
   uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
 
+  // The bytes of the store's files on disk (tables, WAL, manifest); 0 when
+  // its directory cannot be listed.
+  uint64_t DiskBytes() const;
+
   // Approximate number of keys in a family (RocksDB estimate).
   uint64_t EstimateKeys(Family f) const;
 

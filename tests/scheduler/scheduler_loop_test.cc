@@ -456,5 +456,85 @@ TEST_F(SchedulerLoopTest, InplaceRunsOfOneWorktreeRunOneAtATime) {
   EXPECT_EQ(launcher_.started[2]->request().cwd, "/srv/main");
 }
 
+// Answers what the test sets per run id; a run it has no answer for has
+// ended (NotFound).
+class FakeProbe final : public ActivityProbe {
+ public:
+  Result<Activity> Sample(const Run& run) override {
+    ++samples;
+    auto it = activity.find(run.id);
+    if (it == activity.end()) return Status::NotFound("no process");
+    return it->second;
+  }
+  std::map<uint64_t, Activity> activity;
+  int samples = 0;
+};
+
+TEST_F(SchedulerLoopTest, ARunningJobWithoutOutputOrCpuIsFlaggedStuckAndUnflaggedWhenItMoves) {
+  SchedulerOptions o;
+  o.concurrency = 2;
+  o.state_dir = dir_.Sub("state");
+  o.exec_shim = "/fake/wtd-exec";
+  o.stuck_after_s = 60;
+  sched_ = std::make_unique<Scheduler>(runs_.get(), source_.get(), &launcher_, &clock_,
+                                       waker_.get(), 7, o);
+  FakeProbe probe;
+  sched_->SetActivityProbe(&probe);
+  source_->Add(Sha('a'));
+  source_->Add(Sha('b'));
+  probe.activity[1] = Activity{10, 100};
+  probe.activity[2] = Activity{10, 100};
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 2u);
+  auto stuck = [&](uint64_t id) {
+    for (const RunningStatus& r : sched_->Snapshot().running_detail) {
+      if (r.id == id) return r.stuck;
+    }
+    ADD_FAILURE() << "run " << id << " is not listed as running";
+    return false;
+  };
+  EXPECT_FALSE(stuck(1));
+  // Run 1 does nothing; run 2 prints a little every 15 s (a quarter of the
+  // threshold, the sampling interval).
+  for (int i = 1; i <= 4; ++i) {
+    clock_.AdvanceMs(15'000);
+    probe.activity[2].output_bytes += 1;
+    Step();
+  }
+  EXPECT_TRUE(stuck(1)) << "60 s without output or CPU";
+  EXPECT_FALSE(stuck(2)) << "it printed within every sample";
+  // Run 2 goes quiet but burns CPU: still not stuck.
+  for (int i = 1; i <= 4; ++i) {
+    clock_.AdvanceMs(15'000);
+    probe.activity[2].cpu_ticks += 5;
+    Step();
+  }
+  EXPECT_FALSE(stuck(2));
+  // Run 1 wakes up: the flag clears at the next sample.
+  probe.activity[1].cpu_ticks += 1;
+  clock_.AdvanceMs(15'000);
+  Step();
+  EXPECT_FALSE(stuck(1));
+  int before = probe.samples;
+  Step();
+  EXPECT_EQ(probe.samples, before) << "sampled again before its interval";
+  // Once a job ends it is no longer listed.
+  launcher_.started[0]->Exit(0);
+  Step();
+  EXPECT_EQ(sched_->Snapshot().running_detail.size(), 1u);
+  EXPECT_EQ(sched_->Snapshot().stuck_after_ms, 60'000);
+}
+
+TEST_F(SchedulerLoopTest, WithoutAProbeNothingIsEverFlaggedStuck) {
+  source_->Add(Sha('a'));
+  Step();
+  clock_.AdvanceMs(3'600'000);
+  Step();
+  SchedulerSnapshot s = sched_->Snapshot();
+  ASSERT_EQ(s.running_detail.size(), 1u);
+  EXPECT_FALSE(s.running_detail[0].stuck);
+  EXPECT_EQ(s.running_detail[0].active_at_ms, 0);
+}
+
 }  // namespace
 }  // namespace wtd
