@@ -48,6 +48,8 @@ std::string Argument(const OptionDef& o) {
       return "";
     case OptionKind::kInt:
       return "N";
+    case OptionKind::kNumber:
+      return "X";
     case OptionKind::kList:
       return o.multitoken ? "VALUE..." : "PATH";
     case OptionKind::kText:

@@ -47,6 +47,7 @@ constexpr std::string_view kCrashPointNames[] = {
     "after_slot_checkout",           // the slot at the run's sha, run not ready yet
     "after_slot_removing",           // a slot recorded removing, its pieces still there
     "after_slot_dir_remove",         // a removed slot's work dir gone, admin entry not yet
+    "after_gc_commit",               // retention: run records deleted, their files not yet
     "during_recovery",               // recovery pass, after each action it commits
     "during_shutdown",               // graceful stop: jobs past the grace; before the clean marker
 };

@@ -26,6 +26,7 @@
 
 #include "base/process_table.h"
 #include "report/daemon_status.h"
+#include "retention/collector.h"
 #include "runs/run_store.h"
 #include "wtd/status.h"
 
@@ -43,6 +44,14 @@ struct ReloadResult {
   std::string config_file;                 // "" with no --config
   std::vector<std::string> applied;        // in effect now
   std::vector<std::string> needs_restart;  // running value kept until a restart
+};
+
+// What `gc` did or, dry-run, would do (docs/design/wtctl.md, "gc").
+struct GcResult {
+  double retention_days = 0;   // 0: forever, nothing collected
+  std::string retention_from;  // "daemon", "--retention-days" or "default"
+  int64_t cutoff_ms = 0;       // what finished before this went (0 with retention 0)
+  CollectReport report;
 };
 
 // What only a running daemon can answer or do. Implemented by src/daemon.
@@ -87,6 +96,14 @@ class DaemonControl {
   // a running job's process group is killed first); the committed run.
   virtual Result<Run> Cancel(uint64_t /*id*/, const std::string& /*reason*/) {
     return Status::NotSupported("this daemon cannot cancel runs");
+  }
+  // One collection of history with the daemon's --retention-days, batch
+  // by batch on the loop thread, as its own retention does (so the two
+  // never race); at most about 20 s of batches per call (report.caught_up
+  // says whether it finished).
+  virtual Result<GcResult> CollectHistory(bool dry_run) {
+    (void)dry_run;
+    return Status::NotSupported("this daemon does not collect history");
   }
 };
 

@@ -15,6 +15,7 @@ const std::vector<CommandDef>& AllCommands() {
       ReloadCommand(), LocksCommand(), RecoverCommand(), WorktreeCommand(),
       TriggerCommand(), CancelCommand(), JobsCommand(),
       StatsCommand(),
+      GcCommand(),
   };
   // clang-format on
   return kCommands;

@@ -43,6 +43,7 @@ po::options_description Describe(Source source, const Config& defaults) {
         break;
       }
       case OptionKind::kInt:
+      case OptionKind::kNumber:
       case OptionKind::kText: {
         auto* v = po::value<std::string>();
         if (source == Source::kHelp && o.shows_default) v->default_value(o.show(defaults));
@@ -83,6 +84,7 @@ std::optional<std::vector<std::string>> Given(const po::variables_map& vm, const
     case OptionKind::kList:
       return v.as<std::vector<std::string>>();
     case OptionKind::kInt:
+    case OptionKind::kNumber:
     case OptionKind::kText:
       break;
   }

@@ -72,6 +72,7 @@ class Control : public DaemonControl {
                          scheduler->Cancel(id, reason, std::move(done));
                        });
   }
+  Result<GcResult> CollectHistory(bool dry_run) override { return c_->collect(dry_run); }
 
  private:
   ControlContext* c_;

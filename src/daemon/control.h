@@ -39,6 +39,8 @@ struct ControlContext {
   // Scheduler::Post), and its --jobs-root (for `jobs`).
   Poller* poller = nullptr;
   std::string jobs_root = "jobs";
+  // One collection of history on the loop thread (`wtctl gc`).
+  std::function<Result<GcResult>(bool dry_run)> collect;
 };
 
 // The command table. `ctx` must outlive the server using it.

@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <future>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -31,6 +33,7 @@
 #include "leasing/git_run_locks.h"
 #include "metrics/http_server.h"
 #include "recovery/recovery.h"
+#include "retention/collector.h"
 #include "scheduler/poller.h"
 #include "server/server.h"
 #include "worktrees/slots.h"
@@ -142,6 +145,9 @@ class Daemon {
  private:
   Status Start(StartProgress* progress) EXCLUDES(reload_mu_);
   Result<ReloadResult> Reload() EXCLUDES(reload_mu_);
+  // `wtctl gc`: one pass of a fresh collector, batch by batch on the loop
+  // thread.
+  Result<GcResult> CollectNow(bool dry_run) EXCLUDES(reload_mu_);
   Status RecoverSlots(const Config& config, Clock* clock);
   // With --metrics-listen: the metrics and their endpoint, bound before
   // anything else starts so that a port in use stops the start at once.
@@ -168,6 +174,8 @@ class Daemon {
   std::unique_ptr<IdemStore> idem_;
   std::unique_ptr<WorktreeSlots> slots_;
   std::unique_ptr<SchedulerSlots> scheduler_slots_;
+  // Retention on the loop thread (the scheduler's collector).
+  std::unique_ptr<Collector> collector_;
   std::unique_ptr<Waker> waker_;
   std::unique_ptr<ActivityProbe> activity_;  // the stuck flag's samples
   std::unique_ptr<Scheduler> scheduler_;
@@ -305,6 +313,10 @@ Status Daemon::Start(StartProgress* progress) {
   scheduler_->SetRunSlots(scheduler_slots_.get());
   activity_ = NewSystemActivityProbe();
   scheduler_->SetActivityProbe(activity_.get());
+  CollectorHooks gc_hooks;
+  gc_hooks.pinned_runs = RunsNamedBySlots(slots_.get());
+  collector_ = std::make_unique<Collector>(runs_.get(), config.daemon.state_dir, clock, gc_hooks);
+  scheduler_->SetCollector(collector_.get());
   control_.runs = runs_.get();
   control_.slots = slots_.get();
   control_.scheduler = scheduler_.get();
@@ -319,6 +331,7 @@ Status Daemon::Start(StartProgress* progress) {
   control_.reload = [this] { return Reload(); };
   control_.poller = poller_.get();
   control_.jobs_root = config.poller.jobs_root;
+  control_.collect = [this](bool dry_run) { return CollectNow(dry_run); };
   WTD_ASSIGN_OR_RETURN(server_,
                        Server::Start(config.daemon.socket_path, ControlCommands(&control_)));
   return Status::OK();
@@ -403,6 +416,52 @@ Result<ReloadResult> Daemon::Reload() {
       result.config_file.empty() ? "the command line" : result.config_file, result.applied.size(),
       result.needs_restart.size());
   return result;
+}
+
+Result<GcResult> Daemon::CollectNow(bool dry_run) {
+  // The client waits 30 s for an answer: stop posting batches after 20.
+  constexpr int64_t kBudgetMs = 20'000;
+  GcResult out;
+  out.retention_from = "daemon";
+  {
+    MutexLock l(&reload_mu_);
+    out.retention_days = config_.scheduler.retention_days;
+  }
+  int64_t retention_ms = RetentionMs(out.retention_days);
+  if (retention_ms <= 0) {
+    out.report.caught_up = true;
+    return out;
+  }
+  Clock* clock = SystemClock();
+  out.cutoff_ms = clock->NowMs() - retention_ms;
+  // Shared with the posted batches: one may still be queued when this
+  // returns (the daemon stopping).
+  struct Pass {
+    Pass(RunStore* runs, std::string state_dir, Clock* clock, CollectorHooks hooks)
+        : collector(runs, std::move(state_dir), clock, std::move(hooks)) {}
+    Collector collector;
+    CollectReport report;
+  };
+  CollectorHooks hooks;
+  hooks.pinned_runs = RunsNamedBySlots(slots_.get());
+  auto pass = std::make_shared<Pass>(runs_.get(), control_.state_dir, clock, hooks);
+  int64_t deadline = clock->MonotonicUs() / 1000 + kBudgetMs;
+  int64_t cutoff = out.cutoff_ms;
+  do {
+    auto done = std::make_shared<std::promise<Status>>();
+    std::future<Status> batch = done->get_future();
+    scheduler_->Post([pass, done, cutoff, dry_run] {
+      done->set_value(pass->collector.CollectBatch(cutoff, kCollectBatch, dry_run, &pass->report));
+    });
+    while (batch.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+      if (scheduler_->stop_requested()) {
+        return Status::Aborted("the daemon is stopping: gc not finished");
+      }
+    }
+    WTD_RETURN_IF_ERROR(batch.get());
+  } while (!pass->report.caught_up && clock->MonotonicUs() / 1000 < deadline);
+  out.report = pass->report;
+  return out;
 }
 
 void Daemon::OnSignal(int sig) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <utility>
 
 #include "base/paths.h"
@@ -93,6 +94,47 @@ OptionDef Int(std::string name, Group Config::*group, T Group::*member, int64_t 
     return Status::OK();
   };
   o.show = [field](const Config& c) { return std::to_string(field(c)); };
+  return o;
+}
+
+// A finite decimal number, all of `text`, with an optional sign; fractions
+// and exponents allowed.
+bool ParseNumber(const std::string& text, double* out) {
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  if (begin != end && *begin == '+') ++begin;
+  auto [ptr, ec] = std::from_chars(begin, end, *out, std::chars_format::general);
+  return ec == std::errc() && ptr == end && begin != end && std::isfinite(*out);
+}
+
+// The shortest text that parses back to `v` ("30", "0.5", "2e-05").
+std::string ShowNumber(double v) {
+  char buf[64];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, ptr) : std::to_string(v);
+}
+
+// A double-valued field, in [lo, hi].
+template <typename Group>
+OptionDef Number(std::string name, Group Config::*group, double Group::*member, int64_t lo,
+                 int64_t hi, Reload reload, std::string help) {
+  Field<Group, double> field{group, member};
+  OptionDef o = Bound(name, OptionKind::kNumber, reload, std::move(help), field);
+  o.shows_default = true;
+  o.min = lo;
+  o.max = hi;
+  o.set = [name, field, lo, hi](const std::vector<std::string>& values, const std::string&,
+                                Config* c) -> Status {
+    double v = 0;
+    if (!ParseNumber(values.back(), &v)) return Bad(name, values.back(), "expected a number");
+    if (v < static_cast<double>(lo) || v > static_cast<double>(hi)) {
+      return Bad(name, values.back(),
+                 "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    }
+    field(*c) = v;
+    return Status::OK();
+  };
+  o.show = [field](const Config& c) { return ShowNumber(field(c)); };
   return o;
 }
 
@@ -280,6 +322,10 @@ std::vector<OptionDef> BuildTable() {
   t.push_back(Int("log-cap-bytes", &Config::scheduler, &SchedulerOptions::log_cap_bytes, 4096,
                   int64_t{1} << 40, R::kApplies,
                   "size cap of a run's log, all its attempts together"));
+  t.push_back(Number("retention-days", &Config::scheduler, &SchedulerOptions::retention_days, 0,
+                     36'500, R::kApplies,
+                     "days terminal runs, their logs and context files and old reap records are "
+                     "kept (fractions allowed; 0: forever); wtctl gc collects by hand"));
   t.push_back(Int("stuck-after-s", &Config::scheduler, &SchedulerOptions::stuck_after_s, 1,
                   30 * 86'400, R::kApplies,
                   "flag a running job stuck in status after this long without output or CPU"));

@@ -36,6 +36,7 @@ enum class OptionKind {
   kText,    // one string; one of `choices` when there are any
   kList,    // one or more strings (repeated, or several after one flag)
   kSwitch,  // no value on the command line; true/false in the file
+  kNumber,  // a decimal number, fractions allowed ("0.5", "2e-05"), in [min, max]
 };
 
 struct OptionDef {
@@ -51,7 +52,7 @@ struct OptionDef {
   // depends on other options or the environment: `default_note` says it.
   bool shows_default = false;
   std::string default_note;          // "[default: ...]" in --help
-  int64_t min = 0, max = 0;          // kInt
+  int64_t min = 0, max = 0;          // kInt, kNumber
   std::vector<std::string> choices;  // kText: the allowed values (empty: any)
   bool multitoken = false;           // kList: several values after one flag
 

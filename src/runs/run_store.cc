@@ -39,6 +39,8 @@ constexpr bool kLegal[kRunStateCount][kRunStateCount] = {
 // meta keys kept here (docs/design/store.md).
 constexpr char kMetaFencingToken[] = "fencing_token";
 constexpr char kMetaWatchedRepos[] = "watched_repos";
+constexpr char kMetaMaxCollectedRunId[] = "max_collected_run_id";
+constexpr std::string_view kReapPrefix = "lock_reap/";
 constexpr std::string_view kMetaLockWaitsPrefix("lock_waits\0", 11);
 
 std::string LockWaitsKey(std::string_view repo, std::string_view job) {
@@ -136,6 +138,15 @@ Status RunStore::Init() {
   if (!last_run.empty()) {
     WTD_ASSIGN_OR_RETURN(uint64_t id, DecodeU64Key(last_run));
     next_id_ = id + 1;
+  }
+  // Collected runs leave no key in `runs`: their ids are never handed out
+  // again (run_keys and events still name them).
+  Result<std::string> collected = store_->Get(Family::kMeta, kMetaMaxCollectedRunId);
+  if (!collected.ok() && !collected.status().IsNotFound()) return collected.status();
+  if (collected.ok()) {
+    Result<uint64_t> id = DecodeU64Key(*collected);
+    if (!id.ok()) return id.status().WithContext("meta/max_collected_run_id");
+    if (*id + 1 > next_id_) next_id_ = *id + 1;
   }
   WTD_ASSIGN_OR_RETURN(std::string last_event, store_->LastKey(Family::kEvents));
   if (!last_event.empty()) {
@@ -955,6 +966,82 @@ Result<wtd::WatchedRepos> RunStore::WatchedRepos() const {
   Result<wtd::WatchedRepos> w = DecodeWatchedRepos(*v);
   if (!w.ok()) return w.status().WithContext("meta/watched_repos");
   return w;
+}
+
+Status RunStore::ScanRunsFrom(
+    uint64_t from, const std::function<bool(uint64_t id, const Result<Run>& run)>& fn) const {
+  Status bad_key;
+  WTD_RETURN_IF_ERROR(store_->ScanFrom(
+      Family::kRuns, EncodeU64Key(from), [&](std::string_view k, std::string_view v) {
+        Result<uint64_t> id = DecodeU64Key(k);
+        if (!id.ok()) {
+          bad_key = id.status().WithContext("runs");
+          return false;
+        }
+        Result<Run> r = DecodeRun(v);
+        if (!r.ok()) r = r.status().WithContext("runs/" + std::to_string(*id));
+        return fn(*id, r);
+      }));
+  return bad_key;
+}
+
+Status RunStore::DeleteTerminalRuns(const std::vector<uint64_t>& ids) {
+  if (ids.empty()) return Status::OK();
+  // A terminal run has no transition left, so nothing can change it between
+  // this check and the commit; the stripes keep the check honest against a
+  // caller that passes a run still moving.
+  std::vector<size_t> stripes;
+  for (uint64_t id : ids) stripes.push_back(id % kStripes);
+  std::sort(stripes.begin(), stripes.end());
+  stripes.erase(std::unique(stripes.begin(), stripes.end()), stripes.end());
+  std::vector<std::unique_lock<std::mutex>> held;
+  for (size_t s : stripes) held.emplace_back(stripes_[s]);
+  uint64_t max_id = 0;
+  Result<std::string> stored = store_->Get(Family::kMeta, kMetaMaxCollectedRunId);
+  if (!stored.ok() && !stored.status().IsNotFound()) return stored.status();
+  if (stored.ok()) {
+    Result<uint64_t> v = DecodeU64Key(*stored);
+    if (!v.ok()) return v.status().WithContext("meta/max_collected_run_id");
+    max_id = *v;
+  }
+  WriteBatch b;
+  for (uint64_t id : ids) {
+    WTD_ASSIGN_OR_RETURN(Run r, Get(id));
+    if (!IsTerminal(r.state)) {
+      return Status::FailedPrecondition(RunName(id) + " is " + std::string(RunStateName(r.state)) +
+                                        ", not terminal: not collected");
+    }
+    b.Delete(Family::kRuns, EncodeU64Key(id));
+    max_id = std::max(max_id, id);
+  }
+  b.Put(Family::kMeta, kMetaMaxCollectedRunId, EncodeU64Key(max_id));
+  return store_->Commit(b);
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> RunStore::ListReapRecords(
+    const std::string& after, size_t limit) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (limit == 0) return out;
+  std::string start = after.empty() ? std::string(kReapPrefix) : after + '\0';
+  WTD_RETURN_IF_ERROR(
+      store_->ScanFrom(Family::kMeta, start, [&](std::string_view k, std::string_view v) {
+        if (k.substr(0, kReapPrefix.size()) != kReapPrefix) return false;
+        out.emplace_back(std::string(k), std::string(v));
+        return out.size() < limit;
+      }));
+  return out;
+}
+
+Status RunStore::DeleteReapRecords(const std::vector<std::string>& keys) {
+  if (keys.empty()) return Status::OK();
+  WriteBatch b;
+  for (const std::string& k : keys) {
+    if (k.compare(0, kReapPrefix.size(), kReapPrefix) != 0) {
+      return Status::InvalidArgument("not a reap record key: meta/" + k);
+    }
+    b.Delete(Family::kMeta, k);
+  }
+  return store_->Commit(b);
 }
 
 }  // namespace wtd

@@ -325,6 +325,27 @@ class RunStore {
 
   // Set before the RunStore is shared between threads.
   void SetObserver(RunStoreObserver observer) { observer_ = std::move(observer); }
+  // --- Retention (src/retention; docs/design/store.md, "Retention"). ---
+
+  // Calls fn(id, run) for each run with id >= `from`, in id order, until fn
+  // returns false. A record that cannot be decoded is passed as its error
+  // (naming the run); the scan goes on if fn says so.
+  Status ScanRunsFrom(uint64_t from,
+                      const std::function<bool(uint64_t id, const Result<Run>& run)>& fn) const;
+  // Deletes the records of runs `ids` in one synced batch, which also raises
+  // meta/max_collected_run_id so that Init never hands out a collected id
+  // again. Their run_keys entries stay: a commit whose run was collected is
+  // never enqueued again. Refused (FailedPrecondition, nothing written) when
+  // one of them is missing or not terminal.
+  Status DeleteTerminalRuns(const std::vector<uint64_t>& ids);
+  // The reap records (meta "lock_reap/..."), from the first key after
+  // `after` ("" for the first), at most `limit` of them, in key order:
+  // {key, JSON value}.
+  Result<std::vector<std::pair<std::string, std::string>>> ListReapRecords(const std::string& after,
+                                                                           size_t limit) const;
+  // Deletes reap records by key, in one synced batch (keys without the
+  // "lock_reap/" prefix are refused).
+  Status DeleteReapRecords(const std::vector<std::string>& keys);
 
   StateStore* store() const { return store_; }
   Clock* clock() const { return clock_; }

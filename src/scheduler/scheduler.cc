@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "base/crash_point.h"
+#include "retention/collector.h"
 
 namespace wtd {
 
@@ -178,8 +179,35 @@ int64_t Scheduler::Step(bool refs_changed) {
   }
   SampleActivity(now);
   if (probe_ != nullptr && !in_flight_.empty()) next = std::min(next, next_sample_ms_);
+  if (store_error_.empty()) CollectHistory(clock_->NowMs(), &next);
   Publish();
   return std::max<int64_t>(0, next - clock_->NowMs());
+}
+
+void Scheduler::CollectHistory(int64_t now, int64_t* next_ms) {
+  int64_t retention_ms = RetentionMs(options_.retention_days);
+  if (collector_ == nullptr || retention_ms <= 0) return;
+  if (now >= next_gc_ms_) {
+    CollectReport report;
+    Status st =
+        collector_->CollectBatch(now - retention_ms, kCollectBatch, /*dry_run=*/false, &report);
+    if (!report.runs.empty() || report.log_files + report.context_files + report.reap_records > 0) {
+      spdlog::info(
+          "retention: {} run(s), {} log file(s), {} context file(s) ({} orphan), {} reap "
+          "record(s) removed, {} bytes freed{}",
+          report.runs.size(), report.log_files, report.context_files, report.orphan_files,
+          report.reap_records, report.bytes_freed, report.caught_up ? "" : "; more to do");
+    }
+    for (const std::string& e : report.errors) spdlog::warn("retention: {}", e);
+    if (!st.ok()) {
+      spdlog::error("retention: {}", st.ToString());
+      if (!runs_->store()->sticky_error().ok()) NoteStoreError(st);
+    }
+    // Not caught up: the next batch soon, each a short step of its own.
+    next_gc_ms_ =
+        now + (st.ok() && !report.caught_up ? options_.gc_catch_up_ms : options_.gc_interval_ms);
+  }
+  *next_ms = std::min(*next_ms, next_gc_ms_);
 }
 
 void Scheduler::SampleActivity(int64_t now) {

@@ -60,6 +60,8 @@
 
 namespace wtd {
 
+class Collector;
+
 // The fields marked with a wtd option are set from the option table
 // (src/daemon/options.cc, docs/design/options.md), which takes its defaults
 // from here; the others are fixed by the daemon.
@@ -80,6 +82,13 @@ struct SchedulerOptions {
   // this long is flagged stuck in `wtctl status` (only flagged: a job may
   // legitimately wait that long; its timeout is what ends it).
   int64_t stuck_after_s = 600;
+  // Retention of history (src/retention, with a collector set): runs and
+  // their files, orphan files and reap records older than
+  // --retention-days (0: forever) go, one batch at most every
+  // gc_interval_ms, the next batches every gc_catch_up_ms until caught up.
+  double retention_days = 30;
+  int64_t gc_interval_ms = 60000;
+  int64_t gc_catch_up_ms = 100;
 };
 
 // What the loop tells its step hook (Scheduler::SetStepHook).
@@ -136,6 +145,10 @@ class Scheduler {
   void SetTickHook(std::function<void(const PollStats& stats, int64_t micros)> hook) {
     tick_hook_ = std::move(hook);
   }
+  // The retention collector (src/retention), used on the loop thread only;
+  // set before Loop starts. Without one nothing is collected. `collector`
+  // must outlive the Scheduler.
+  void SetCollector(Collector* collector) { collector_ = collector; }
 
   void RequestStop();
   bool stop_requested() const { return stop_.load(); }
@@ -223,6 +236,8 @@ class Scheduler {
   void SampleActivity(int64_t now);
   // Calls the step hook; its sleep limit, or -1.
   int64_t Beat();
+  // One batch of retention when it is due; lowers *next_ms to the next.
+  void CollectHistory(int64_t now, int64_t* next_ms);
 
   RunStore* runs_;
   CommitSource* source_;
@@ -245,6 +260,8 @@ class Scheduler {
   RunSlots* slots_ = nullptr;
   ActivityProbe* probe_ = nullptr;
   int64_t next_sample_ms_ = 0;
+  Collector* collector_ = nullptr;
+  int64_t next_gc_ms_ = 0;
   std::map<uint64_t, InFlight> in_flight_;
   std::map<uint64_t, std::string> lost_lock_;  // in flight, lock lost: why
   // In flight, terminated by `wtctl cancel`: the reason and who waits.

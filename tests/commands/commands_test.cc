@@ -97,6 +97,50 @@ TEST_F(CommandsTest, RunsHandlerAnswersFromTheStoreAloneNewestFirstAndFiltered) 
   EXPECT_EQ(runs.print(json::array()), "no runs\n");
 }
 
+TEST_F(CommandsTest, GcTakesARetentionInDaysAndCollectsOnTheStoreWithTheDaemonDown) {
+  const CommandDef& gc = Def("gc");
+  ASSERT_EQ(gc.access, Access::kStoreWrite);
+  CliArgs a;
+  a.flags = {{"dry-run", "1"}, {"retention-days", "0.5"}};
+  Result<json> req = gc.request(a);
+  ASSERT_TRUE(req.ok()) << req.status().ToString();
+  EXPECT_EQ(*req, (json{{"dry_run", true}, {"retention_days", 0.5}}));
+  EXPECT_FALSE(gc.writes(*req)) << "a dry run opens the store read-only";
+  for (const char* bad : {"-1", "x", "1e9", "nan", ""}) {
+    a.flags = {{"retention-days", bad}};
+    EXPECT_TRUE(gc.request(a).status().IsInvalidArgument()) << bad;
+  }
+
+  Enqueue("build", 'a');
+  Enqueue("build", 'b');
+  ASSERT_TRUE(runs_->Cancel(1, RunState::kPending, "test").ok());
+  clock_.AdvanceMs(86'400'000);
+  Result<json> plan = gc.handle(ctx_, json{{"dry_run", true}, {"retention_days", 0.5}});
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ((*plan)["retention_from"], "--retention-days");
+  EXPECT_EQ((*plan)["run_ids"], json::array({1}));
+  EXPECT_EQ((*plan)["runs_kept"], 1) << "the pending run";
+  EXPECT_TRUE(runs_->Get(1).ok()) << "the dry run removed the run";
+  std::string human = gc.print(*plan);
+  EXPECT_NE(human.find("would remove 1 run(s) (1)"), std::string::npos) << human;
+  EXPECT_NE(human.find("retention 0.5 day(s) (wtctl --retention-days)"), std::string::npos)
+      << human;
+
+  Result<json> fallback = gc.handle(ctx_, json{{"dry_run", false}});
+  ASSERT_TRUE(fallback.ok()) << fallback.status().ToString();
+  EXPECT_EQ((*fallback)["retention_from"], "default");
+  EXPECT_EQ((*fallback)["runs"], 0) << "a day is within the default 30";
+  Result<json> done = gc.handle(ctx_, json{{"dry_run", false}, {"retention_days", 0.5}});
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ((*done)["run_ids"], json::array({1}));
+  EXPECT_TRUE(runs_->Get(1).status().IsNotFound());
+  EXPECT_TRUE(runs_->Get(2).ok());
+  Result<json> forever = gc.handle(ctx_, json{{"retention_days", 0}});
+  ASSERT_TRUE(forever.ok());
+  EXPECT_TRUE((*forever)["cutoff"].is_null());
+  EXPECT_NE(gc.print(*forever).find("nothing collected"), std::string::npos);
+}
+
 TEST_F(CommandsTest, ShowAndLogsTakeOneRunId) {
   Enqueue("build", 'a');
   for (const char* name : {"show", "logs"}) {

@@ -77,6 +77,7 @@ class OptionsTest : public ::testing::Test {
       case OptionKind::kSwitch:
         return {d == "true" ? "false" : "true"};
       case OptionKind::kInt:
+      case OptionKind::kNumber:
         return {std::to_string(std::to_string(o.min) == d ? o.max : o.min)};
       case OptionKind::kList:
         if (o.name == "worktrees") return {"/w/one", "/w/two"};
@@ -113,7 +114,7 @@ TEST_F(OptionsTest, EveryOptionIsDefinedOnceWithHelpAndItsParts) {
     EXPECT_TRUE(IsPlainName(o.name)) << "not a plain name";
     EXPECT_FALSE(o.help.empty());
     EXPECT_TRUE(o.set && o.show && o.keep);
-    if (o.kind == OptionKind::kInt) {
+    if (o.kind == OptionKind::kInt || o.kind == OptionKind::kNumber) {
       EXPECT_LT(o.min, o.max);
     }
     if (o.kind != OptionKind::kList) {
@@ -199,6 +200,20 @@ TEST_F(OptionsTest, BadValuesAreRefusedNamingTheOptionAndTheValue) {
         args.insert(args.end(), extra.begin(), extra.end());
         Result<ParsedArgs> p = Parse(args);
         EXPECT_TRUE(p.ok()) << edge << ": " << p.status().ToString();
+      }
+    } else if (o.kind == OptionKind::kNumber) {
+      bad = {{"x12", "x12"},
+             {"12x", "12x"},
+             {"nan", "nan"},
+             {"inf", "inf"},
+             {"1e999", "1e999"},
+             {std::to_string(o.min - 1), std::to_string(o.min - 1)},
+             {std::to_string(o.max + 1), std::to_string(o.max + 1)}};
+      for (const std::string& good : {std::to_string(o.min), std::to_string(o.max),
+                                      std::string("0.5"), std::string("2e-05")}) {
+        Result<ParsedArgs> p = Parse({Dashed(o), good});
+        ASSERT_TRUE(p.ok()) << good << ": " << p.status().ToString();
+        EXPECT_EQ(std::stod(o.show(p->config)), std::stod(good)) << "shown as it was given";
       }
     } else if (!o.choices.empty()) {
       bad = {{"bogus", "bogus"}};

@@ -46,8 +46,12 @@ std::vector<Scenario> Scenarios() {
   static const std::set<std::string_view> kNotOnTheDaemonsPath = {
       "after_lock_contended_commit", "after_lease_renew_commit", "after_skip_commit",
       "after_reap_record",           "after_slot_removing",      "after_slot_dir_remove"};
+  // Nor does it collect history here: nothing is 30 days old
+  // (retention_test.cc crashes at after_gc_commit).
   for (std::string_view name : CrashPointNames()) {
-    if (!kNotOnTheDaemonsPath.count(name)) out.push_back({std::string(name)});
+    if (!kNotOnTheDaemonsPath.count(name) && name != "after_gc_commit") {
+      out.push_back({std::string(name)});
+    }
   }
   // Later hits: mid-stream, with earlier runs already recorded.
   out.push_back({"after_enqueue_commit", 2});
