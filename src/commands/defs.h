@@ -24,7 +24,7 @@ const CommandDef& StatsCommand();     // stats.cc
 const CommandDef& TriggerCommand();  // trigger.cc
 const CommandDef& CancelCommand();   // cancel.cc
 const CommandDef& JobsCommand();     // jobs.cc
-const CommandDef& GcCommand();        // gc.cc
+const CommandDef& GcCommand();       // gc.cc
 
 }  // namespace wtd
 

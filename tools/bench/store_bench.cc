@@ -32,6 +32,7 @@
 #include "fakes/fake_process_table.h"
 #include "recovery/recovery.h"
 #include "runs/run_store.h"
+#include "settle.h"
 #include "store/keys.h"
 #include "store/records.h"
 #include "store/state_store.h"
@@ -333,26 +334,9 @@ void Populate(StateStore* store, uint64_t first, size_t count, RunState state) {
   if (!b.empty()) Check(store->Commit(b), "populate");
 }
 
-// Flushes and fully compacts every column family of the closed store at
-// `dir` through RocksDB directly, so that recovery is measured on a settled
-// store rather than one still compacting a bulk load that just happened.
 void Settle(const std::string& dir) {
-  std::vector<std::string> names;
-  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names);
-  if (!s.ok()) Die("list families of " + dir + ": " + s.ToString());
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (const std::string& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  s = rocksdb::DB::Open(rocksdb::DBOptions(), dir, descs, &handles, &raw);
-  if (!s.ok()) Die("open " + dir + ": " + s.ToString());
-  std::unique_ptr<rocksdb::DB> db(raw);
-  for (rocksdb::ColumnFamilyHandle* h : handles) {
-    s = db->Flush(rocksdb::FlushOptions(), h);
-    if (s.ok()) s = db->CompactRange(rocksdb::CompactRangeOptions(), h, nullptr, nullptr);
-    if (!s.ok()) Die("settle " + dir + ": " + s.ToString());
-    db->DestroyColumnFamilyHandle(h);
-  }
+  std::string error = SettleStore(dir);
+  if (!error.empty()) Die(error);
 }
 
 struct RecoveryFigures {
