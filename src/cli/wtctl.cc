@@ -11,7 +11,6 @@
 #include "base/paths.h"
 #include "commands/command.h"
 #include "daemon/pid_file.h"
-#include "report/table.h"
 #include "runs/run_store.h"
 #include "store/state_store.h"
 #include "wtd/client.h"
@@ -138,12 +137,12 @@ std::string Usage() {
       "  --socket PATH    the control socket [default: <state-dir>/wtd.sock]\n"
       "  --json           machine-readable output (docs/design/wtctl.md)\n"
       "  -h, --help       this help\n\nCommands:\n";
-  std::vector<std::vector<std::string>> rows;
+  // Each command's usage, then its summary indented below it: the usages
+  // are too long to share a line with a column of summaries.
   for (const CommandDef& c : AllCommands()) {
-    rows.push_back({"  " + std::string(c.usage), std::string(c.summary)});
+    u += "  " + std::string(c.usage) + "\n      " + std::string(c.summary) + "\n";
   }
-  return u + FormatTable(rows) +
-         "\nExit status: 0 ok, 1 error, 2 usage error, 3 no daemon answered.\n";
+  return u + "\nExit status: 0 ok, 1 error, 2 usage error, 3 no daemon answered.\n";
 }
 
 Result<CliArgs> ParseCommandArgs(const CommandDef& c, const std::vector<std::string>& argv,
