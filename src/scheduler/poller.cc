@@ -562,8 +562,17 @@ Result<TriggeredRun> Poller::Trigger(const std::string& repo_path, const std::st
     break;
   }
   if (newest && !again) {
-    WTD_ASSIGN_OR_RETURN(Run run, runs_->Get(*newest));
-    return TriggeredRun{std::move(run), false};
+    Result<Run> run = runs_->Get(*newest);
+    if (run.status().IsNotFound()) {
+      // Retention removed its record; its key stays, so it is not re-run
+      // without being asked to.
+      return Status::FailedPrecondition("job " + job + " already ran on " + sha + " as run " +
+                                        std::to_string(*newest) +
+                                        ", whose record retention has removed; --again runs it "
+                                        "again");
+    }
+    if (!run.ok()) return run.status();
+    return TriggeredRun{std::move(*run), false};
   }
   // key.series is the first series without a run.
   WTD_ASSIGN_OR_RETURN(git::CommitInfo info, git->LookupCommit(sha));

@@ -148,6 +148,28 @@ TEST_F(ControlCommandsTest, TriggerEnqueuesOnceAndAgainMakesTheNextSeries) {
   EXPECT_EQ(runs_->List(all)->size(), 3u);
 }
 
+TEST_F(ControlCommandsTest, TriggerOfARunRetentionRemovedSaysSoAndAgainRunsIt) {
+  auto poller = MakePoller();
+  PollerDaemon daemon(poller.get());
+  ctx_.daemon = &daemon;
+  const CommandDef& t = Def("trigger");
+  Result<json> r = t.handle(ctx_, json{{"job", "manual"}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  uint64_t id = (*r)["run"]["id"].get<uint64_t>();
+  ASSERT_TRUE(runs_->Cancel(id, RunState::kPending, "test").ok());
+  ASSERT_TRUE(runs_->DeleteTerminalRuns({id}).ok());
+
+  r = t.handle(ctx_, json{{"job", "manual"}});
+  ASSERT_TRUE(r.status().IsFailedPrecondition()) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("run " + std::to_string(id) + ", whose record retention"),
+            std::string::npos)
+      << r.status().message();
+  r = t.handle(ctx_, json{{"job", "manual"}, {"again", true}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE((*r)["created"].get<bool>());
+  EXPECT_EQ((*r)["run"]["series"], 1);
+}
+
 TEST_F(ControlCommandsTest, TriggerErrorsNameTheJobFileCommitWorktreeAndRevision) {
   auto poller = MakePoller();
   PollerDaemon daemon(poller.get());
