@@ -177,8 +177,11 @@ TEST_F(GitRunLocksTest, ARunHoldsItsLockWhileItRunsThenWritesItsReceiptAndReleas
 }
 
 TEST_F(GitRunLocksTest, ALockOfALiveOwnerMakesTheRunWaitWithoutAnAttemptUntilItsOwnerIsGone) {
-  processes_.Start(4242, 5);
-  PlantForeign(4242);
+  // Another daemon of this host: any pid but this process's, which the fake
+  // table holds as this daemon's.
+  const int32_t other = getpid() + 1;
+  processes_.Start(other, 5);
+  PlantForeign(other);
   source_->Add(sha_);
   Step();
   EXPECT_TRUE(launcher_.started.empty());
@@ -186,9 +189,9 @@ TEST_F(GitRunLocksTest, ALockOfALiveOwnerMakesTheRunWaitWithoutAnAttemptUntilIts
   EXPECT_EQ(waiting.state, RunState::kRetryWait);
   EXPECT_EQ(waiting.attempt, 0u);
   EXPECT_EQ(waiting.lock_waits, 1u);
-  EXPECT_NE(waiting.error.find("pid 4242"), std::string::npos) << waiting.error;
+  EXPECT_NE(waiting.error.find("pid " + std::to_string(other)), std::string::npos) << waiting.error;
   EXPECT_TRUE(Leases().empty());
-  EXPECT_EQ(RefOwner()->pid, 4242) << "the holder's ref is untouched";
+  EXPECT_EQ(RefOwner()->pid, other) << "the holder's ref is untouched";
 
   // Still alive after the backoff: waits again.
   clock_.SetMs(waiting.not_before_ms);
@@ -198,7 +201,7 @@ TEST_F(GitRunLocksTest, ALockOfALiveOwnerMakesTheRunWaitWithoutAnAttemptUntilIts
   EXPECT_EQ(Get(1).lock_waits, 2u);
 
   // The holder dies: its lock is stale, reaped, and the run happens once.
-  processes_.Exit(4242);
+  processes_.Exit(other);
   clock_.SetMs(Get(1).not_before_ms);
   Step();
   Step();
