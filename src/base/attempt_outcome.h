@@ -17,7 +17,11 @@ struct AttemptOutcome {
   // attempt was interrupted, not finished. A job that ended before the
   // signal went out has its own outcome.
   bool stopped = false;
-  bool never_ran = false;   // aborted before release, or the release failed
+  bool never_ran = false;  // aborted before release, or the release failed
+  // The job's supervisor ended without recording how the job ended (it was
+  // killed, or could not write its exit file): like `stopped`, the attempt
+  // is interrupted and retried, not failed. `error` says what happened.
+  bool lost = false;
   int64_t duration_ms = 0;  // release to the job's exit
   // Size of the run log after this attempt: every attempt's output and
   // header, and the truncation marker if any.

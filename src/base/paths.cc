@@ -29,4 +29,12 @@ std::string RunContextPath(const std::string& state_dir, uint64_t run_id) {
   return JoinPath(state_dir, "runs/" + std::to_string(run_id) + ".json");
 }
 
+std::string RunExitPath(const std::string& state_dir, uint64_t run_id) {
+  return JoinPath(state_dir, "runs/" + std::to_string(run_id) + ".exit");
+}
+
+std::string RunGroupPath(const std::string& state_dir, uint64_t run_id) {
+  return JoinPath(state_dir, "runs/" + std::to_string(run_id) + ".pgid");
+}
+
 }  // namespace wtd

@@ -19,6 +19,12 @@ std::string DefaultStateDir(const char* (*env)(const char*) = nullptr);
 std::string RunLogPath(const std::string& state_dir, uint64_t run_id);
 // <state-dir>/runs/<id>.json: the run's context file (WTD_CONTEXT).
 std::string RunContextPath(const std::string& state_dir, uint64_t run_id);
+// <state-dir>/runs/<id>.exit: how the current attempt of the run ended, as its
+// supervisor (wtd-exec) wrote it (src/exec/exit_record.h).
+std::string RunExitPath(const std::string& state_dir, uint64_t run_id);
+// <state-dir>/runs/<id>.pgid: the process group of the run's job, as its
+// supervisor wrote it before letting the job run.
+std::string RunGroupPath(const std::string& state_dir, uint64_t run_id);
 
 }  // namespace wtd
 

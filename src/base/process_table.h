@@ -37,6 +37,10 @@ struct ProcessIdentity {
   int32_t pid = 0;
   uint64_t start_time = 0;  // clock ticks since boot
   std::string boot_id;
+  // The process is a run supervisor (wtd-exec, docs/design/supervisor.md)
+  // whose job runs in a process group of its own. Not part of the identity:
+  // carried from the launcher into the run record (Run::supervised).
+  bool supervisor = false;
 };
 
 class ProcessTable {

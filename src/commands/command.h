@@ -73,6 +73,12 @@ class DaemonControl {
   };
   virtual Info Status() = 0;
   virtual void RequestStop() = 0;
+  // `restart`: the daemon re-executes itself with the same command line,
+  // leaving running jobs to their supervisors for the next incarnation to
+  // adopt. Returns the number of jobs left running.
+  virtual Result<uint64_t> RequestRestart() {
+    return Status::NotSupported("this daemon cannot restart itself");
+  }
   virtual void SetPaused(bool paused) = 0;
   // Re-reads the configuration and applies it; the error says what was
   // refused (then nothing changed).

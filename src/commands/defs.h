@@ -16,6 +16,7 @@ const CommandDef& StopCommand();      // lifecycle.cc
 const CommandDef& PauseCommand();     // lifecycle.cc
 const CommandDef& ResumeCommand();    // lifecycle.cc
 const CommandDef& ReloadCommand();    // lifecycle.cc
+const CommandDef& RestartCommand();   // lifecycle.cc
 const CommandDef& LocksCommand();     // locks.cc
 const CommandDef& RecoverCommand();   // recover.cc
 const CommandDef& WorktreeCommand();  // worktree.cc

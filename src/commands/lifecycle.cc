@@ -1,5 +1,6 @@
-// The daemon's life: `stop` (and wait for it to exit), `pause`, `resume`,
-// `reload`. Each needs the running daemon.
+// The daemon's life: `stop` (and wait for it to exit), `restart` (and wait
+// for the next incarnation), `pause`, `resume`, `reload`. Each needs the
+// running daemon.
 #include <chrono>
 #include <thread>
 
@@ -58,6 +59,55 @@ int StopRunCli(Session& session, const json& request) {
                       kExitError);
 }
 
+Result<json> Restart(const CommandContext& c, const json&) {
+  WTD_RETURN_IF_ERROR(NeedDaemon(c, "restart"));
+  DaemonControl::Info before = c.daemon->Status();
+  WTD_ASSIGN_OR_RETURN(uint64_t jobs, c.daemon->RequestRestart());
+  return json{{"restarting", true},
+              {"pid", before.pid},
+              {"incarnation", before.incarnation},
+              {"jobs", jobs}};
+}
+
+// Asks for the re-execution, then waits until a daemon of a later
+// incarnation answers: the same pid, its jobs adopted.
+int RestartRunCli(Session& session, const json& request) {
+  int64_t wait_s = request.value("wait_s", kDefaultStopWaitS);
+  Result<json> r = session.Call("restart", json::object());
+  if (!r.ok()) {
+    bool none = r.status().code() == Status::Code::kFailedPrecondition;
+    return session.Fail(r.status().message(), none ? kExitNoDaemon : kExitError);
+  }
+  uint64_t before = r->value("incarnation", uint64_t{0});
+  uint64_t jobs = r->value("jobs", uint64_t{0});
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_s);
+  do {
+    Result<json> s = session.Call("status", json::object());
+    if (s.ok() && s->value("incarnation", uint64_t{0}) > before) {
+      uint64_t adopted = 0;
+      json running = s->value("running_jobs", json::array());
+      for (const json& job : running) adopted += job.value("adopted", false) ? 1 : 0;
+      json out = {{"restarted", true},
+                  {"pid", s->value("pid", 0)},
+                  {"incarnation", s->value("incarnation", uint64_t{0})},
+                  {"jobs_left_running", jobs},
+                  {"adopted", adopted}};
+      session.Print(out, "restarted: pid " + std::to_string(out["pid"].get<int>()) +
+                             ", incarnation " + std::to_string(out["incarnation"].get<uint64_t>()) +
+                             ", " + std::to_string(adopted) + " running job(s) adopted\n");
+      return kExitOk;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  } while (std::chrono::steady_clock::now() < deadline);
+  if (wait_s == 0) {
+    session.Print(json{{"restarting", true}}, "restarting\n");
+    return kExitOk;
+  }
+  return session.Fail("no daemon of a later incarnation answers after " + std::to_string(wait_s) +
+                          " s (see the daemon's log)",
+                      kExitError);
+}
+
 Result<json> Pause(const CommandContext& c, const json&) {
   WTD_RETURN_IF_ERROR(NeedDaemon(c, "pause"));
   c.daemon->SetPaused(true);
@@ -112,6 +162,22 @@ const CommandDef& StopCommand() {
       .request = StopRequest,
       .handle = Stop,
       .run = StopRunCli,
+  };
+  return kDef;
+}
+
+const CommandDef& RestartCommand() {
+  static const CommandDef kDef = {
+      .name = "restart",
+      .usage = "restart [--wait SECONDS]",
+      .summary =
+          "re-execute the daemon (same options) without stopping running jobs; "
+          "the new one adopts them. Waits for it to answer (60 s)",
+      .flags = {{"wait", true}},
+      .access = Access::kDaemon,
+      .request = StopRequest,
+      .handle = Restart,
+      .run = RestartRunCli,
   };
   return kDef;
 }

@@ -107,6 +107,9 @@ json RecoveryActionJson(const RecoveryAction& a) {
 Result<json> RecoverStore(const CommandContext& c, bool dry_run) {
   RecoveryOptions options;
   options.plan_only = dry_run;
+  // Outcomes supervisors recorded while no daemon ran are committed; a live
+  // supervisor is left for the next daemon to adopt.
+  options.state_dir = c.state_dir;
   ProcessTable* processes = c.processes != nullptr ? c.processes : SystemProcessTable();
   // Read-only (planning), the store's incarnation was not bumped: plan as
   // the incarnation that opening it read-write would make.
@@ -124,6 +127,10 @@ Result<json> RecoverStore(const CommandContext& c, bool dry_run) {
   GitRunLocks leases(deps);
   RecoveryHooks hooks;
   hooks.write_receipt = [&leases](const Run& run) { return leases.WriteReceipt(run); };
+  hooks.record_outcome = [&leases, &c](const Run& run, const AttemptOutcome& outcome) {
+    if (run.lease_token != 0) return leases.Finish(run, outcome);
+    return c.runs->Finish(run.id, outcome);
+  };
   WTD_ASSIGN_OR_RETURN(RecoveryReport report, RunRecovery(c.runs, processes, c.runs->clock(), hooks,
                                                           incarnation, options));
   json actions = json::array(), errors = json::array();

@@ -16,6 +16,7 @@ const std::vector<CommandDef>& AllCommands() {
       TriggerCommand(), CancelCommand(), JobsCommand(),
       StatsCommand(),
       GcCommand(),
+      RestartCommand(),
   };
   // clang-format on
   return kCommands;

@@ -54,7 +54,8 @@ json RunningJson(const SchedulerSnapshot& s, const std::vector<Run>& active, int
          {"age_s", rs.started_at_ms > 0 ? (now - rs.started_at_ms) / 1000 : 0},
          {"active_at", TimeOrNull(rs.active_at_ms)},
          {"idle_s", rs.active_at_ms > 0 ? json((now - rs.active_at_ms) / 1000) : json(nullptr)},
-         {"stuck", rs.stuck}});
+         {"stuck", rs.stuck},
+         {"adopted", rs.adopted}});
   }
   return out;
 }
@@ -225,7 +226,9 @@ std::string Print(const json& s) {
           {Cell(r["id"]), Cell(r["job"]), Cell(r["worktree"]), Cell(r["sha"]).substr(0, 12),
            Cell(r["pid"]), FormatDurationMs(r["age_s"].get<int64_t>() * 1000),
            r["idle_s"].is_null() ? "-" : FormatDurationMs(r["idle_s"].get<int64_t>() * 1000),
-           r["stuck"].get<bool>() ? "STUCK" : ""});
+           std::string(r["stuck"].get<bool>() ? "STUCK" : "") +
+               (r.value("adopted", false) ? (r["stuck"].get<bool>() ? " adopted" : "adopted")
+                                          : "")});
     }
     o << "\nrunning jobs (stuck: no output and no CPU for "
       << FormatDurationMs(s["stuck_after_s"].get<int64_t>() * 1000) << "):\n"

@@ -52,6 +52,11 @@ class Control : public DaemonControl {
     return info;
   }
   void RequestStop() override { c_->scheduler->RequestStop(); }
+  Result<uint64_t> RequestRestart() override {
+    uint64_t jobs = c_->scheduler->Snapshot().running.size();
+    c_->scheduler->RequestRestart();
+    return jobs;
+  }
   void SetPaused(bool paused) override { c_->scheduler->SetPaused(paused); }
   Result<ReloadResult> Reload() override { return c_->reload(); }
   Result<TriggeredRun> Trigger(const TriggerArgs& a) override {

@@ -10,15 +10,19 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <future>
 #include <iostream>
 #include <map>
+#include <optional>
+#include <string_view>
 #include <thread>
 
 #include "base/clock.h"
 #include "base/crash_point.h"
 #include "base/file_util.h"
 #include "base/mutex.h"
+#include "base/paths.h"
 #include "base/process_table.h"
 #include "daemon/config.h"
 #include "daemon/control.h"
@@ -42,6 +46,39 @@ namespace wtd {
 namespace {
 
 const char* Env(const char* name) { return getenv(name); }
+
+// Set by a daemon that re-executes itself (`wtctl restart`) to the umask its
+// jobs get (octal, or -1): the new image must neither daemonize again nor take
+// its own umask (077 by then) for the jobs'.
+constexpr char kReexecEnv[] = "WTD_REEXEC_JOB_UMASK";
+// Daemon::Run's status when the daemon is to re-execute itself.
+constexpr int kReexec = -1;
+
+// Where this executable is: the path it was started from, which after an
+// upgrade holds the new binary.
+std::string SelfExePath() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "";
+  std::string path(buf, static_cast<size_t>(n));
+  constexpr std::string_view kDeleted = " (deleted)";
+  if (path.size() > kDeleted.size() &&
+      path.compare(path.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0) {
+    path.resize(path.size() - kDeleted.size());
+  }
+  return path;
+}
+
+// The supervisor of `run`, as recorded, to be adopted.
+AdoptRequest AdoptRequestOf(const wtd::Run& run, const std::string& state_dir) {
+  AdoptRequest req;
+  req.run_id = run.id;
+  req.attempt = run.attempt;
+  req.supervisor = ProcessIdentity{run.pid, run.pid_start_time, run.boot_id, true};
+  req.exit_path = RunExitPath(state_dir, run.id);
+  req.group_path = RunGroupPath(state_dir, run.id);
+  return req;
+}
 
 std::string RealOr(const std::string& path) {
   char buf[PATH_MAX];
@@ -132,6 +169,19 @@ RecoveryHooks WithProgress(RecoveryHooks hooks, StartProgress* progress) {
   };
   hooks.release_unstarted = wrap(std::move(hooks.release_unstarted));
   hooks.release_finished = wrap(std::move(hooks.release_finished));
+  if (hooks.record_outcome) {
+    hooks.record_outcome = [progress, inner = std::move(hooks.record_outcome)](
+                               const Run& run, const AttemptOutcome& o) {
+      progress->RunHandled();
+      return inner(run, o);
+    };
+  }
+  if (hooks.adopt) {
+    hooks.adopt = [progress, inner = std::move(hooks.adopt)](const Run& run) {
+      progress->RunHandled();
+      return inner(run);
+    };
+  }
   return hooks;
 }
 
@@ -170,6 +220,10 @@ class Daemon {
   // Releases recovery's leases, and is the scheduler's RunLocks with
   // --locks on.
   std::unique_ptr<GitRunLocks> leases_;
+  std::unique_ptr<RunLocks> off_locks_;  // the scheduler's RunLocks with --locks off
+  // The runs recovery adopted, with the watchers of their supervisors, until
+  // the scheduler takes them.
+  std::vector<std::pair<wtd::Run, std::unique_ptr<Launched>>> adopted_;
   // The worktrees of isolated runs and their creation records.
   std::unique_ptr<IdemStore> idem_;
   std::unique_ptr<WorktreeSlots> slots_;
@@ -243,8 +297,39 @@ Status Daemon::Start(StartProgress* progress) {
   lock_deps.host = HostName();
   lock_deps.options = config.locks;
   leases_ = std::make_unique<GitRunLocks>(lock_deps);
+  off_locks_ = NewOffRunLocks(runs_.get());
+  RunLocks* run_locks =
+      config.locks.enabled ? static_cast<RunLocks*>(leases_.get()) : off_locks_.get();
+  launcher_ = NewShimLauncher(SystemProcessTable());
   RecoveryHooks hooks;
   GitRunLocks* leases = leases_.get();
+  // A job that ended while no daemon watched it: its supervisor's outcome,
+  // recorded as the loop would have (with a lock: receipt, then release).
+  hooks.record_outcome = [run_locks](const wtd::Run& run, const AttemptOutcome& outcome) {
+    return run_locks->Finish(run, outcome);
+  };
+  // A job still running under its supervisor: watched again, the run (and
+  // its lock) made this incarnation's; the scheduler takes it after the pass.
+  uint64_t incarnation = store_->incarnation();
+  std::string state_dir = config.daemon.state_dir;
+  int64_t stop_wait_ms = config.scheduler.kill_grace_ms + 10'000;
+  hooks.adopt = [this, run_locks, incarnation, state_dir,
+                 stop_wait_ms](const wtd::Run& run) -> Result<wtd::Run> {
+    WTD_ASSIGN_OR_RETURN(std::unique_ptr<Launched> exec,
+                         launcher_->Adopt(AdoptRequestOf(run, state_dir)));
+    Result<wtd::Run> adopted = run_locks->Adopt(run, incarnation);
+    if (!adopted.ok()) {
+      if (adopted.status().IsAborted()) {
+        // Its lock is another owner's now: the job must not go on.
+        exec->Terminate();
+        exec->Watch();
+        exec->Wait(stop_wait_ms);
+      }
+      return adopted.status();
+    }
+    adopted_.emplace_back(*adopted, std::move(exec));
+    return adopted;
+  };
   // A receipt or release recovery cannot finish now (a young ref lock file,
   // the repository failing) is handed to the loop's retry, not left for the
   // next start.
@@ -255,6 +340,7 @@ Status Daemon::Start(StartProgress* progress) {
   };
 
   RecoveryOptions recovery_options;
+  recovery_options.state_dir = config.daemon.state_dir;
   progress->Phase("recovering: checking the runs a previous wtd left unfinished",
                   static_cast<uint64_t>(recovery_options.kill_wait_ms) * 1000);
   WTD_ASSIGN_OR_RETURN(RecoveryReport report, RunRecovery(runs_.get(), SystemProcessTable(), clock,
@@ -305,10 +391,11 @@ Status Daemon::Start(StartProgress* progress) {
   poller_ = std::make_unique<Poller>(runs_.get(), clock, config.poller);
   poller_->SetRepos(RepoSpecs(config));
   WTD_ASSIGN_OR_RETURN(waker_, Waker::Create(config.daemon.inotify));
-  launcher_ = NewShimLauncher(SystemProcessTable());
   scheduler_ = std::make_unique<Scheduler>(runs_.get(), poller_.get(), launcher_.get(), clock,
                                            waker_.get(), store_->incarnation(), config.scheduler);
-  if (config.locks.enabled) scheduler_->SetRunLocks(leases_.get());
+  scheduler_->SetRunLocks(run_locks);
+  for (auto& [run, exec] : adopted_) scheduler_->AdoptRunning(run, std::move(exec));
+  adopted_.clear();
   if (metrics_) scheduler_->SetTickHook(metrics_->TickHook());
   scheduler_->SetRunSlots(scheduler_slots_.get());
   activity_ = NewSystemActivityProbe();
@@ -534,8 +621,35 @@ int Daemon::Run(Service* service) {
   WTD_CRASH_POINT("during_shutdown");
   Status clean = store_->MarkCleanShutdown();
   if (!clean.ok()) spdlog::error("cannot mark a clean shutdown: {}", clean.ToString());
+  if (scheduler_->restart_requested()) {
+    spdlog::info("stopped for a restart: re-executing");
+    Service::Notify("RELOADING=1\nSTATUS=re-executing; running jobs are left to their supervisors");
+    return kReexec;
+  }
   spdlog::info("stopped");
   return 0;
+}
+
+// Replaces this process with a new image of wtd, same pid, same command
+// line: its jobs' supervisors stay this pid's children and are adopted by the
+// next incarnation. Returns only when the exec failed.
+int ReExec(const std::string& exe, const std::vector<std::string>& args, const std::string& cwd) {
+  // The command line is read again from where it was first read.
+  if (chdir(cwd.c_str()) != 0) {
+    fprintf(stderr, "wtd: cannot re-execute: chdir %s: %s\n", cwd.c_str(), strerror(errno));
+    return 1;
+  }
+  char mask[16];
+  snprintf(mask, sizeof mask, "%d", JobUmask());
+  setenv(kReexecEnv, mask, 1);
+  std::vector<char*> argv;
+  std::vector<std::string> copy = args;
+  for (std::string& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execv(exe.c_str(), argv.data());
+  fprintf(stderr, "wtd: cannot re-execute %s: %s; its jobs are adopted at the next start\n",
+          exe.c_str(), strerror(errno));
+  return 1;
 }
 
 }  // namespace
@@ -558,6 +672,14 @@ int DaemonMain(int argc, char** argv) {
     return 0;
   }
   Config config = parsed->config;
+  // A re-executed daemon (`wtctl restart`) is already daemonized and keeps
+  // the job umask of the first start.
+  std::optional<int> reexec_umask;
+  if (const char* m = getenv(kReexecEnv)) {
+    reexec_umask = atoi(m);
+    unsetenv(kReexecEnv);
+  }
+  std::string exe = SelfExePath();
   if (Status st = CheckRepos(config); !st.ok()) {
     std::cerr << "wtd: " << st.message() << "\n";
     return 2;
@@ -568,7 +690,8 @@ int DaemonMain(int argc, char** argv) {
   }
   // What wtd creates (store, logs, context files, socket) is its user's
   // alone, whatever the umask it was started with; jobs get that umask back.
-  SetJobUmask(static_cast<int>(umask(077)));
+  int started_umask = static_cast<int>(umask(077));
+  SetJobUmask(reexec_umask ? *reexec_umask : started_umask);
   const std::string& state_dir = config.daemon.state_dir;
   if (Status st = MakeDirs(state_dir, 0700); !st.ok()) {
     std::cerr << "wtd: --state-dir=" << state_dir << ": " << st.message() << "\n";
@@ -580,7 +703,8 @@ int DaemonMain(int argc, char** argv) {
     return 1;
   }
   Service service;
-  if (config.daemon.daemonize) {
+  bool daemonize = config.daemon.daemonize && !reexec_umask;
+  if (daemonize) {
     std::string out = JoinPath(state_dir, "logs/wtd.out");
     Status st = MakeDirs(DirName(out), 0700);
     if (st.ok()) st = service.Daemonize(out);
@@ -605,6 +729,12 @@ int DaemonMain(int argc, char** argv) {
     return 1;
   }
   int rc = Daemon(config, args, cwd).Run(&service);
+  if (rc == kReexec) {
+    // The pid file stays (same pid); its lock goes with the exec (O_CLOEXEC)
+    // and the new image takes it again.
+    spdlog::shutdown();
+    return ReExec(exe, args, cwd);
+  }
   if (rc == 0) pid_file->Remove();
   spdlog::shutdown();
   return rc;

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,36 +19,39 @@
 #include <string_view>
 
 #include "base/file_util.h"
+#include "exec/exit_record.h"
+#include "exec/supervisor.h"
 
 namespace wtd {
 
 namespace {
 
 constexpr int64_t kPollIntervalMs = 100;
-// How long the output pipe is read after the group was killed. Only a process
-// that left the group (setsid) can hold it open longer; it is not waited for.
-constexpr int64_t kDrainLimitMs = 2000;
-constexpr size_t kOutputHeadBytes = 512;
-constexpr int kFirstFreeFd = 10;  // keeps daemon-side fds clear of 0..3 in the child
-constexpr char kExecFailurePrefix[] = "wtd-exec: exec ";
-constexpr char kTruncationPrefix[] = "[wtd: log truncated at ";
-constexpr size_t kTailBytes = 256;  // longer than any marker line
+// How long an aborted supervisor is given to exit on its own, and a killed
+// job group to go, before the caller moves on.
+constexpr int64_t kExitWaitMs = 2000;
+constexpr int kFirstFreeFd = 10;  // keeps daemon-side fds clear of 0..4 in the child
 
 void CloseFd(int* fd) {
   if (*fd >= 0) close(*fd);
   *fd = -1;
 }
 
-// pipe2(O_CLOEXEC) with both ends moved above the child's fixed fds 0..3.
+// Moves `fd` (O_CLOEXEC) above the child's fixed fds; closes the original.
+int MoveUp(int fd) {
+  if (fd < 0 || fd >= kFirstFreeFd) return fd;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, kFirstFreeFd);
+  close(fd);
+  return moved;
+}
+
+// pipe2(O_CLOEXEC) with both ends moved above the child's fixed fds.
 Status MakePipe(int fds[2], const char* what) {
   if (pipe2(fds, O_CLOEXEC) != 0) return Status::FromErrno(std::string("pipe2 ") + what, errno);
   for (int i = 0; i < 2; ++i) {
-    if (fds[i] >= kFirstFreeFd) continue;
-    int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, kFirstFreeFd);
-    int err = errno;
-    close(fds[i]);
-    fds[i] = moved;
-    if (moved < 0) {
+    fds[i] = MoveUp(fds[i]);
+    if (fds[i] < 0) {
+      int err = errno;
       CloseFd(&fds[1 - i]);
       return Status::FromErrno(std::string("fcntl F_DUPFD_CLOEXEC ") + what, err);
     }
@@ -55,9 +59,9 @@ Status MakePipe(int fds[2], const char* what) {
   return Status::OK();
 }
 
-// Writes one byte without letting SIGPIPE kill the process when the reader is
+// Writes `data` without letting SIGPIPE kill the process when the reader is
 // gone: SIGPIPE is blocked in this thread and a pending one is consumed.
-int WriteByteNoSigpipe(int fd) {
+int WriteNoSigpipe(int fd, std::string_view data) {
   sigset_t pipe_set, old_set;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
@@ -65,12 +69,11 @@ int WriteByteNoSigpipe(int fd) {
   bool was_pending = false;
   sigset_t pending;
   if (sigpending(&pending) == 0) was_pending = sigismember(&pending, SIGPIPE) == 1;
-  char byte = 'g';
   ssize_t n;
   do {
-    n = write(fd, &byte, 1);
+    n = write(fd, data.data(), data.size());
   } while (n < 0 && errno == EINTR);
-  int err = n == 1 ? 0 : (n < 0 ? errno : EIO);
+  int err = n == static_cast<ssize_t>(data.size()) ? 0 : (n < 0 ? errno : EIO);
   if (err == EPIPE && !was_pending) {
     struct timespec zero = {0, 0};
     while (sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
@@ -80,17 +83,19 @@ int WriteByteNoSigpipe(int fd) {
   return err;
 }
 
-int64_t MsBetween(std::chrono::steady_clock::time_point from,
-                  std::chrono::steady_clock::time_point to) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
-}
-
 // True when the child `pid` has exited (it stays a zombie: not reaped).
-bool LeaderExited(pid_t pid) {
+bool ChildExited(pid_t pid) {
   siginfo_t info;
   memset(&info, 0, sizeof(info));
   if (waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return errno == ECHILD;
   return info.si_pid == pid;
+}
+
+// True when `pid` is a child of this process (exited or not).
+bool IsChild(pid_t pid) {
+  siginfo_t info;
+  memset(&info, 0, sizeof(info));
+  return waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
 int ReapBlocking(pid_t pid) {
@@ -101,104 +106,140 @@ int ReapBlocking(pid_t pid) {
   return status;
 }
 
+void SleepMs(int64_t ms) {
+  struct timespec ts = {static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000};
+  nanosleep(&ts, nullptr);
+}
+
 std::atomic<int> job_umask{-1};
 
-// "--umask=0022" for the shim.
+// "--umask=0022" for the supervisor.
 std::string UmaskOption(int mask) {
   char buf[32];
   snprintf(buf, sizeof buf, "--umask=%04o", static_cast<unsigned>(mask) & 0777u);
   return buf;
 }
 
-// True when the last line of `tail` (the end of a log) is a truncation marker.
-bool EndsWithTruncationMarker(std::string_view tail) {
-  if (tail.empty() || tail.back() != '\n') return false;
-  tail.remove_suffix(1);
-  size_t newline = tail.rfind('\n');
-  std::string_view last = newline == std::string_view::npos ? tail : tail.substr(newline + 1);
-  return last.rfind(kTruncationPrefix, 0) == 0;
+// How a supervisor's wait status reads in an error.
+std::string DescribeStatus(int status) {
+  if (status >= 0 && WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
+  if (status >= 0 && WIFSIGNALED(status)) {
+    return "was killed by signal " + std::to_string(WTERMSIG(status));
+  }
+  return "ended";
 }
 
 }  // namespace
 
 void SetJobUmask(int mask) { job_umask.store(mask < 0 ? -1 : (mask & 0777)); }
 
-Execution::Execution(const SpawnRequest& req) : req_(req) {}
+int JobUmask() { return job_umask.load(); }
+
+Execution::Execution(ProcessTable* processes, uint64_t run_id, uint32_t attempt,
+                     std::string exit_path, std::string group_path)
+    : processes_(processes),
+      run_id_(run_id),
+      attempt_(attempt),
+      exit_path_(std::move(exit_path)),
+      group_path_(std::move(group_path)) {}
 
 Result<std::unique_ptr<Execution>> Execution::Start(const SpawnRequest& req,
                                                     ProcessTable* processes) {
   if (req.shim_path.empty() || req.shim_path[0] != '/') {
     return Status::InvalidArgument("exec shim path must be absolute: '" + req.shim_path + "'");
   }
-  std::unique_ptr<Execution> exec(new Execution(req));
+  if (req.exit_path.empty() || req.group_path.empty()) {
+    return Status::InvalidArgument("run " + std::to_string(req.run_id) +
+                                   ": no exit or group file path for its supervisor");
+  }
+  std::unique_ptr<Execution> exec(
+      new Execution(processes, req.run_id, req.attempt, req.exit_path, req.group_path));
   Status made = MakeDirs(DirName(req.log_path), 0700);
   if (!made.ok()) return made.WithContext("run log directory of " + req.log_path);
-  exec->log_fd_ =
-      open(req.log_path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (exec->log_fd_ < 0) return Status::FromErrno("open run log " + req.log_path, errno);
-  WTD_RETURN_IF_ERROR(exec->ReadLogTail());
-
-  int out[2], hs[2];
-  WTD_RETURN_IF_ERROR(MakePipe(out, "output pipe"));
-  exec->out_fd_ = out[0];
+  WTD_RETURN_IF_ERROR(MakeDirs(DirName(req.exit_path), 0700));
+  // An earlier attempt's files: the supervisor writes this attempt's anew.
+  WTD_RETURN_IF_ERROR(RemoveIfExists(req.exit_path));
+  WTD_RETURN_IF_ERROR(RemoveIfExists(req.group_path));
+  int log_fd = MoveUp(
+      open(req.log_path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (log_fd < 0) return Status::FromErrno("open run log " + req.log_path, errno);
+  struct stat st;
+  if (fstat(log_fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(log_fd);
+    return Status::FailedPrecondition("run log " + req.log_path + " is not a regular file");
+  }
+  int hs[2];
   Status piped = MakePipe(hs, "handshake pipe");
   if (!piped.ok()) {
-    close(out[1]);
+    close(log_fd);
     return piped;
   }
   exec->handshake_fd_ = hs[1];
-  Status spawned = exec->Spawn(out[1], hs[0]);
-  close(out[1]);
+  Status spawned = exec->Spawn(req, log_fd, hs[0]);
+  close(log_fd);
   close(hs[0]);
   WTD_RETURN_IF_ERROR(spawned);
+  exec->child_ = true;
 
   Result<uint64_t> start = processes->StartTime(exec->pid_);
   if (!start.ok()) {
-    exec->Abort();  // the shim sees EOF and exits 125; reaped here
-    return start.status().WithContext("start time of spawned job " + std::to_string(exec->pid_));
+    exec->Abort();  // the supervisor sees EOF and exits 125; reaped here
+    return start.status().WithContext("start time of spawned supervisor " +
+                                      std::to_string(exec->pid_));
   }
   exec->identity_.pid = exec->pid_;
   exec->identity_.start_time = *start;
   exec->identity_.boot_id = processes->BootId();
+  exec->identity_.supervisor = true;
+  // A pidfd becomes readable when the supervisor exits, so the worker wakes
+  // at once; without one (old kernel) it checks every kPollIntervalMs.
+  // (glibc 2.36's <sys/pidfd.h> lacks extern "C", so the syscall is used.)
+  exec->pid_fd_ = static_cast<int>(syscall(SYS_pidfd_open, exec->pid_, 0));
+  exec->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   return exec;
 }
 
-Status Execution::ReadLogTail() {
-  struct stat st;
-  if (fstat(log_fd_, &st) != 0) return Status::FromErrno("stat run log " + req_.log_path, errno);
-  if (!S_ISREG(st.st_mode)) {
-    return Status::FailedPrecondition("run log " + req_.log_path + " is not a regular file");
+Result<std::unique_ptr<Execution>> Execution::Adopt(const AdoptRequest& req,
+                                                    ProcessTable* processes) {
+  const ProcessIdentity& id = req.supervisor;
+  std::string who =
+      "supervisor " + std::to_string(id.pid) + " of run " + std::to_string(req.run_id);
+  if (id.pid <= 0) return Status::NotFound(who + ": no process recorded");
+  std::unique_ptr<Execution> exec(
+      new Execution(processes, req.run_id, req.attempt, req.exit_path, req.group_path));
+  exec->pid_ = id.pid;
+  exec->pid_fd_ = static_cast<int>(syscall(SYS_pidfd_open, id.pid, 0));
+  if (exec->pid_fd_ < 0 && errno == ESRCH) return Status::NotFound(who + " is gone");
+  // Checked after the pidfd is open: the pidfd then names this process and
+  // no later one that reuses the pid.
+  if (!processes->IsAlive(id)) return Status::NotFound(who + " is gone or is another process now");
+  exec->identity_ = id;
+  exec->identity_.supervisor = true;
+  exec->child_ = IsChild(id.pid);  // this process re-executed itself
+  exec->wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  {
+    MutexLock lock(&exec->mu_);
+    exec->released_ = true;
   }
-  log_bytes_ = static_cast<uint64_t>(st.st_size);
-  if (log_bytes_ == 0) return Status::OK();
-  char buf[kTailBytes];
-  size_t want = static_cast<size_t>(std::min<uint64_t>(log_bytes_, sizeof buf));
-  ssize_t n = pread(log_fd_, buf, want, static_cast<off_t>(log_bytes_ - want));
-  if (n != static_cast<ssize_t>(want)) {
-    return Status::FromErrno("read the end of run log " + req_.log_path, n < 0 ? errno : EIO);
-  }
-  std::string_view tail(buf, want);
-  log_ends_with_newline_ = tail.back() == '\n';
-  log_marked_ = EndsWithTruncationMarker(tail);
-  log_full_ = log_marked_;
-  return Status::OK();
+  return exec;
 }
 
-Status Execution::Spawn(int out_write, int handshake_read) {
+Status Execution::Spawn(const SpawnRequest& req, int log_fd, int handshake_read) {
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
   posix_spawnattr_init(&attr);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_write, 1);
-  posix_spawn_file_actions_adddup2(&actions, out_write, 2);
-  posix_spawn_file_actions_adddup2(&actions, handshake_read, 3);
-  // Nothing else of the daemon's reaches the job, whatever forgot
-  // O_CLOEXEC (a log file, a socket another thread accepted just now): a job
-  // that outlived its daemon must not keep the control socket or a store
-  // file open.
-  posix_spawn_file_actions_addclosefrom_np(&actions, 4);
-  posix_spawn_file_actions_addchdir_np(&actions, req_.cwd.c_str());
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  // fd 2 stays the daemon's stderr: the supervisor's own messages.
+  posix_spawn_file_actions_adddup2(&actions, handshake_read, kHandshakeFd);
+  posix_spawn_file_actions_adddup2(&actions, log_fd, kRunLogFd);
+  // Nothing else of the daemon's reaches the supervisor or the job, whatever
+  // forgot O_CLOEXEC (a socket another thread accepted just now): a job that
+  // outlived its daemon must not keep the control socket or a store file
+  // open.
+  posix_spawn_file_actions_addclosefrom_np(&actions, kRunLogFd + 1);
+  posix_spawn_file_actions_addchdir_np(&actions, req.cwd.c_str());
 
   sigset_t empty, defaults;
   sigemptyset(&empty);
@@ -210,22 +251,27 @@ Status Execution::Spawn(int out_write, int handshake_read) {
   posix_spawnattr_setsigmask(&attr, &empty);
   posix_spawnattr_setsigdefault(&attr, &defaults);
 
-  std::vector<std::string> args = {req_.shim_path};
+  std::vector<std::string> args = {req.shim_path,
+                                   "--run=" + std::to_string(req.run_id),
+                                   "--attempt=" + std::to_string(req.attempt),
+                                   "--log-cap=" + std::to_string(req.log_cap_bytes),
+                                   "--exit-file=" + req.exit_path,
+                                   "--group-file=" + req.group_path};
   if (int mask = job_umask.load(); mask >= 0) args.push_back(UmaskOption(mask));
-  args.insert(args.end(), {"--", "/bin/sh", "-c", req_.command});
+  args.insert(args.end(), {"--", "/bin/sh", "-c", req.command});
   std::vector<char*> argv, envp;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
-  std::vector<std::string> env = req_.env;
+  std::vector<std::string> env = req.env;
   for (std::string& var : env) envp.push_back(var.data());
   envp.push_back(nullptr);
 
-  int rc = posix_spawn(&pid_, req_.shim_path.c_str(), &actions, &attr, argv.data(), envp.data());
+  int rc = posix_spawn(&pid_, req.shim_path.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     pid_ = -1;
-    return Status::FromErrno("spawn " + req_.shim_path + " in " + req_.cwd, rc);
+    return Status::FromErrno("spawn " + req.shim_path + " in " + req.cwd, rc);
   }
   return Status::OK();
 }
@@ -233,9 +279,9 @@ Status Execution::Spawn(int out_write, int handshake_read) {
 Execution::~Execution() {
   Abort();  // no-op once released
   if (worker_.joinable()) worker_.join();
-  CloseFd(&out_fd_);
   CloseFd(&handshake_fd_);
-  CloseFd(&log_fd_);
+  CloseFd(&pid_fd_);
+  CloseFd(&wake_fd_);
 }
 
 Status Execution::Release(int64_t timeout_ms, int64_t kill_grace_ms) {
@@ -245,10 +291,10 @@ Status Execution::Release(int64_t timeout_ms, int64_t kill_grace_ms) {
                                       (released_ ? "released" : "aborted"));
   }
   released_ = true;
-  timeout_ms_ = timeout_ms;
-  kill_grace_ms_ = std::max<int64_t>(kill_grace_ms, 0);
-  released_at_ = std::chrono::steady_clock::now();
-  int err = WriteByteNoSigpipe(handshake_fd_);
+  std::string line = std::string(kReleaseWord) + " " +
+                     std::to_string(std::max<int64_t>(timeout_ms, 0)) + " " +
+                     std::to_string(std::max<int64_t>(kill_grace_ms, 0)) + "\n";
+  int err = WriteNoSigpipe(handshake_fd_, line);
   CloseFd(&handshake_fd_);
   Status result;
   if (err != 0) {
@@ -260,20 +306,25 @@ Status Execution::Release(int64_t timeout_ms, int64_t kill_grace_ms) {
   return result;
 }
 
+void Execution::Watch() {
+  MutexLock lock(&mu_);
+  if (child_ && handshake_fd_ >= 0) return;  // spawned here: Release starts the worker
+  if (worker_.joinable() || done_) return;
+  worker_ = std::thread([this] { Run(); });
+}
+
 void Execution::Abort() {
   MutexLock lock(&mu_);
   if (released_ || aborted_ || pid_ < 0) return;
   aborted_ = true;
   CloseFd(&handshake_fd_);
-  // The shim exits 125 at once on EOF; a shim that does not is killed.
-  auto limit = std::chrono::steady_clock::now() + std::chrono::milliseconds(kDrainLimitMs);
-  while (!LeaderExited(pid_) && std::chrono::steady_clock::now() < limit) {
+  // The supervisor exits 125 at once on EOF; one that does not is killed.
+  auto limit = std::chrono::steady_clock::now() + std::chrono::milliseconds(kExitWaitMs);
+  while (!ChildExited(pid_) && std::chrono::steady_clock::now() < limit) {
     poll(nullptr, 0, 5);
   }
-  kill(-pid_, SIGKILL);  // the group holds only the shim; it never ran anything
+  kill(-pid_, SIGKILL);  // the group holds only the supervisor; it never ran anything
   int status = ReapBlocking(pid_);
-  CloseFd(&out_fd_);
-  CloseFd(&log_fd_);
   outcome_ = AttemptOutcome();
   outcome_.never_ran = true;
   if (status >= 0 && WIFSIGNALED(status)) outcome_.term_signal = WTERMSIG(status);
@@ -289,7 +340,28 @@ void Execution::Terminate() {
     terminate_requested_ = true;
     abort = !released_;
   }
-  if (abort) Abort();
+  if (abort) {
+    Abort();
+  } else if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof one);
+  }
+}
+
+void Execution::Detach() {
+  bool abort = false;
+  {
+    MutexLock lock(&mu_);
+    if (done_) return;
+    detach_requested_ = true;
+    abort = !released_;
+  }
+  if (abort) return Abort();
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof one);
+  }
+  if (worker_.joinable()) worker_.join();
 }
 
 bool Execution::Done() const {
@@ -316,146 +388,78 @@ void Execution::OnDone(std::function<void(const AttemptOutcome&)> fn) {
 }
 
 void Execution::Run() {
-  bool timed_out = false;
-  bool pipe_open = true;
-  // A pidfd becomes readable when the leader exits, so the loop wakes at once;
-  // without one (old kernel) the leader is checked every kPollIntervalMs.
-  // (glibc 2.36's <sys/pidfd.h> lacks extern "C", so the syscall is used.)
-  int pid_fd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
-  if (!release_failed_) WriteAttemptHeader();  // before any of the job's output
-  SteadyTime exited_at;
+  bool term_sent = false;
   for (;;) {
-    SteadyTime now = std::chrono::steady_clock::now();
-    if (LeaderExited(pid_)) {
-      exited_at = now;
-      break;
+    bool exited;
+    if (pid_fd_ >= 0) {
+      struct pollfd pfd = {pid_fd_, POLLIN, 0};
+      exited = poll(&pfd, 1, 0) > 0;
+    } else {
+      exited = child_ ? ChildExited(pid_) : !processes_->IsAlive(identity_);
     }
-    EnforceDeadlines(now, &timed_out);
-    struct pollfd pfds[2] = {{pid_fd, POLLIN, 0}, {pipe_open ? out_fd_ : -1, POLLIN, 0}};
-    int ready = poll(pfds, 2, kPollIntervalMs);
-    if (ready > 0 && pfds[1].revents != 0) pipe_open = PumpOnce();
+    if (exited) break;
+    if (detach_requested_) return;  // the next daemon adopts the supervisor
+    if (terminate_requested_ && !term_sent) {
+      // The supervisor stops the job's group and records the job stopped.
+      if (pid_fd_ >= 0) {
+        syscall(SYS_pidfd_send_signal, pid_fd_, SIGTERM, nullptr, 0);
+      } else if (child_) {
+        kill(pid_, SIGTERM);  // unreaped: the pid cannot have been reused
+      } else {
+        processes_->SignalGroup(identity_, SIGTERM).IgnoreError();  // its own group
+      }
+      term_sent = true;
+    }
+    struct pollfd pfds[2] = {{pid_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (poll(pfds, 2, kPollIntervalMs) > 0 && pfds[1].revents != 0) {
+      uint64_t count;
+      (void)!read(wake_fd_, &count, sizeof count);
+    }
   }
-  CloseFd(&pid_fd);
-  // Kill the whole group before reaping the leader: while the leader is an
-  // unreaped zombie its pid (and so the group id) cannot be reused.
-  kill(-pid_, SIGKILL);
-  int status = ReapBlocking(pid_);
-  if (pipe_open) Drain(exited_at + std::chrono::milliseconds(kDrainLimitMs));
-  FinishLog();
-
-  AttemptOutcome outcome;
-  DecodeStatus(status, &outcome);
-  outcome.timed_out = timed_out;
-  outcome.stopped = term_sent_at_.has_value() && !timed_out;
-  outcome.duration_ms = MsBetween(released_at_, exited_at);
-  outcome.log_bytes = log_bytes_;
-  outcome.log_truncated = log_truncated_ || log_marked_;
+  int status = -1;
+  if (child_) {
+    status = ReapBlocking(pid_);
+  } else {
+    // Not this process's child: its parent reaps it; its status is unknown.
+    int s = 0;
+    if (waitpid(pid_, &s, WNOHANG) == pid_) status = s;
+  }
+  AttemptOutcome outcome = Collect(status);
   if (release_failed_) {
+    outcome = AttemptOutcome();
     outcome.never_ran = true;
-    outcome.exit_code = -1;
     outcome.error = release_error_;
   }
   Finish(std::move(outcome));
 }
 
-void Execution::EnforceDeadlines(SteadyTime now, bool* timed_out) {
-  if (!term_sent_at_) {
-    bool timeout_due = timeout_ms_ > 0 && MsBetween(released_at_, now) >= timeout_ms_;
-    if (timeout_due || terminate_requested_) {
-      *timed_out = timeout_due && !terminate_requested_;
-      kill(-pid_, SIGTERM);
-      term_sent_at_ = now;
+AttemptOutcome Execution::Collect(int status) {
+  if (release_failed_) return AttemptOutcome();
+  Result<std::optional<ExitRecord>> record = ReadExitRecord(exit_path_, run_id_, attempt_);
+  if (record.ok() && *record) return (*record)->outcome;
+  AttemptOutcome lost;
+  lost.lost = true;
+  lost.error = "supervisor " + std::to_string(identity_.pid) + " " + DescribeStatus(status) +
+               " without recording the job's outcome (" +
+               (record.ok() ? "no exit file " + exit_path_ : record.status().ToString()) + ")";
+  // Its job may live on, and its group members: they go before the next
+  // attempt starts.
+  Result<std::optional<JobGroup>> group = ReadJobGroup(group_path_);
+  if (!group.ok()) {
+    lost.error += "; its job's process group is unknown: " + group.status().ToString();
+    return lost;
+  }
+  if (!*group) return lost;  // the job never got past its gate
+  ProcessIdentity leader{(*group)->pgid, (*group)->start_time, identity_.boot_id};
+  if (processes_->SignalGroup(leader, SIGKILL).ok()) {
+    for (int64_t waited = 0; processes_->IsAlive(leader) && waited < kExitWaitMs; waited += 10) {
+      SleepMs(10);
     }
-  } else if (!kill_sent_ && MsBetween(*term_sent_at_, now) >= kill_grace_ms_) {
-    kill(-pid_, SIGKILL);
-    kill_sent_ = true;
+    lost.error += "; killed its job's process group " + std::to_string(leader.pid);
+  } else if (processes_->SignalLeftoverGroup(leader, SIGKILL).ok()) {
+    lost.error += "; killed what was left of its job's process group " + std::to_string(leader.pid);
   }
-}
-
-bool Execution::PumpOnce() {
-  char buf[64 * 1024];
-  ssize_t n = read(out_fd_, buf, sizeof(buf));
-  if (n < 0) return errno == EINTR || errno == EAGAIN;
-  if (n == 0) return false;
-  AppendToLog(buf, static_cast<size_t>(n));
-  return true;
-}
-
-void Execution::Drain(SteadyTime limit) {
-  for (;;) {
-    int64_t left = MsBetween(std::chrono::steady_clock::now(), limit);
-    if (left <= 0) return;
-    struct pollfd pfd = {out_fd_, POLLIN, 0};
-    int ready = poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left, kPollIntervalMs)));
-    if (ready > 0 && !PumpOnce()) return;
-  }
-}
-
-void Execution::WriteAttemptHeader() {
-  if (req_.attempt <= 1 || log_full_) return;
-  std::string header = log_ends_with_newline_ ? "" : "\n";
-  header += "[wtd: attempt " + std::to_string(req_.attempt) + "]\n";
-  if (log_bytes_ + header.size() > req_.log_cap_bytes) {
-    // No room even for the header: this attempt's part of the log is cut
-    // whole (a header without its output would mislead).
-    log_truncated_ = true;
-    log_full_ = true;
-    return;
-  }
-  WriteLog(header.data(), header.size());
-}
-
-void Execution::AppendToLog(const char* data, size_t size) {
-  if (output_head_.size() < kOutputHeadBytes) {
-    output_head_.append(data, std::min(size, kOutputHeadBytes - output_head_.size()));
-  }
-  uint64_t room = log_full_ ? 0 : req_.log_cap_bytes - std::min(log_bytes_, req_.log_cap_bytes);
-  size_t keep = static_cast<size_t>(std::min<uint64_t>(room, size));
-  if (keep < size) log_truncated_ = true;
-  WriteLog(data, keep);
-}
-
-size_t Execution::WriteLog(const char* data, size_t size) {
-  size_t written = 0;
-  while (written < size && log_fd_ >= 0) {
-    ssize_t n = write(log_fd_, data + written, size - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // disk full or I/O error: the output is lost, the job is not
-    written += static_cast<size_t>(n);
-  }
-  log_bytes_ += written;
-  if (written > 0) log_ends_with_newline_ = data[written - 1] == '\n';
-  return written;
-}
-
-void Execution::FinishLog() {
-  if (log_fd_ < 0) return;
-  if (log_truncated_ && !log_marked_) {
-    // Once per run: a later attempt finds the marker and writes nothing.
-    std::string marker = log_ends_with_newline_ ? "" : "\n";
-    marker += kTruncationPrefix + std::to_string(req_.log_cap_bytes) + " bytes]\n";
-    WriteLog(marker.data(), marker.size());  // best effort: the outcome records it anyway
-  }
-  fsync(log_fd_);
-  // The file, not the count, is the truth (a write may have failed midway).
-  struct stat st;
-  if (fstat(log_fd_, &st) == 0) log_bytes_ = static_cast<uint64_t>(st.st_size);
-  CloseFd(&log_fd_);
-  CloseFd(&out_fd_);
-}
-
-void Execution::DecodeStatus(int status, AttemptOutcome* outcome) const {
-  if (status >= 0 && WIFEXITED(status)) {
-    outcome->exit_code = WEXITSTATUS(status);
-  } else if (status >= 0 && WIFSIGNALED(status)) {
-    outcome->term_signal = WTERMSIG(status);
-  } else {
-    outcome->error = "could not reap job " + std::to_string(pid_);
-  }
-  // The shim's own message is the first output when its exec failed.
-  if (outcome->exit_code == 127 && output_head_.rfind(kExecFailurePrefix, 0) == 0) {
-    outcome->error = output_head_.substr(0, output_head_.find('\n'));
-  }
+  return lost;
 }
 
 void Execution::Finish(AttemptOutcome outcome) {
@@ -477,6 +481,10 @@ class ShimLauncher : public Launcher {
   explicit ShimLauncher(ProcessTable* processes) : processes_(processes) {}
   Result<std::unique_ptr<Launched>> Start(const SpawnRequest& req) override {
     WTD_ASSIGN_OR_RETURN(std::unique_ptr<Execution> exec, Execution::Start(req, processes_));
+    return std::unique_ptr<Launched>(std::move(exec));
+  }
+  Result<std::unique_ptr<Launched>> Adopt(const AdoptRequest& req) override {
+    WTD_ASSIGN_OR_RETURN(std::unique_ptr<Execution> exec, Execution::Adopt(req, processes_));
     return std::unique_ptr<Launched>(std::move(exec));
   }
 

@@ -1,29 +1,33 @@
-// Execution: one job process from spawn to reap, with the spawn handshake
-// (docs/design/loop.md, "Dispatch and the spawn handshake").
+// Execution: the daemon's side of one job's supervisor, from spawn (or
+// adoption) to the recorded outcome (docs/design/supervisor.md, and
+// docs/design/loop.md, "Dispatch and the spawn handshake").
 //
-// Start() posix_spawns the shim `wtd-exec` (tools/wtd_exec_main.cc) as the
-// leader of a new process group. The shim blocks reading one byte from fd 3
-// (the read end of a handshake pipe) before it execs `/bin/sh -c <command>`.
-// The caller durably records identity() and only then calls Release(), which
-// writes that byte. If the daemon dies or calls Abort() instead, the shim reads
-// EOF and exits 125 without running anything: a job never runs without a
-// durable record naming its process.
+// Start() opens the run log and posix_spawns the supervisor `wtd-exec`
+// (exec/supervisor.h) as the leader of a new process group, with the log as
+// its fd 4. It blocks reading fd 3 (the read end of a handshake pipe). The
+// caller durably records identity() and only then calls Release(), which
+// writes the release line (with the job's timeout) and closes the pipe. If
+// the daemon dies or calls Abort() instead, the supervisor reads EOF and
+// exits without running anything: a job never runs without a durable record
+// naming its supervisor.
 //
-// After Release a worker thread copies the job's stdout+stderr into the run
-// log, enforces the timeout (SIGTERM to the group, then SIGKILL after the
-// grace), and when the leader exits SIGKILLs the whole group before reaping
-// the leader, so no grandchild outlives the job and the group id cannot have
-// been reused when it is signalled.
+// After Release the supervisor does the job's work: it forks the job into
+// a group of its own, copies its output into the run log within the cap,
+// enforces the timeout, and writes the outcome to the run's exit file
+// before it exits. A worker thread here only waits for the supervisor to
+// exit (pidfd), reaps it and reads that file. A supervisor that exits
+// without a readable outcome (killed, or its write failed) has its job's
+// group killed (from the group file) and gives an outcome with `lost` set:
+// the attempt is interrupted, not failed.
 //
-// The run log holds every attempt of a run: a later attempt appends a header
-// line "[wtd: attempt N]" and then its output. log_cap_bytes bounds the whole
-// file, all attempts together: output beyond what is left is read and
-// discarded, and one line "[wtd: log truncated at CAP bytes]" is appended once
-// (a later attempt of a run whose log already ends with it writes nothing).
-// So the file never exceeds the cap plus that line.
+// Adopt() takes on the supervisor of a run an earlier daemon started: it
+// is not this process's child (unless this process re-executed itself: then
+// it is, and is reaped as such); it is watched through a pidfd opened while
+// its identity (pid + start time + boot id) is checked, so a reused pid is
+// never taken for it.
 //
-// No SIGCHLD handler is installed or needed; the leader is observed with
-// waitid(WNOWAIT) and reaped with waitpid by the worker (or by Abort).
+// Terminate sends SIGTERM to the supervisor, which stops the job's group
+// (SIGTERM, SIGKILL after the grace) and records it stopped.
 //
 // Thread-safety: all public methods may be called from any thread.
 #ifndef WTD_EXEC_EXECUTION_H_
@@ -51,48 +55,59 @@ namespace wtd {
 // The umask jobs run with, for the whole process (as the umask itself is).
 // The daemon runs with umask 077 so that what it creates is its user's alone,
 // and passes the umask it was started with here: every later job gets that one
-// back (the shim sets it before exec). -1, the default: jobs keep the
+// back (the supervisor sets it before exec). -1, the default: jobs keep the
 // process's umask.
 void SetJobUmask(int mask);
+// The umask SetJobUmask set, or -1.
+int JobUmask();
 
-// One job process from spawn to reap. Thread-safe: Wait/Done/Terminate may be
-// called from any thread.
 class Execution : public Launched {
  public:
   // Opens (creates 0600, appends; a symlink is refused) req.log_path,
-  // creating its directory, and spawns the shim held before exec. Returns an
-  // error naming the shim, cwd or log path when any step fails; on error
-  // nothing is left running.
-  // REQUIRES: processes != nullptr (used only here).
+  // creating its directory, removes an earlier attempt's exit and group
+  // files, and spawns the supervisor held before the job. Returns an error
+  // naming the shim, cwd or log path when any step fails; on error nothing
+  // is left running.
+  // REQUIRES: processes != nullptr and outlives the Execution.
   static Result<std::unique_ptr<Execution>> Start(const SpawnRequest& req, ProcessTable* processes);
+
+  // Watches the live supervisor `req.supervisor` again. NotFound when it is
+  // gone or its pid now names another process. Call OnDone, then Watch.
+  static Result<std::unique_ptr<Execution>> Adopt(const AdoptRequest& req, ProcessTable* processes);
 
   Execution(const Execution&) = delete;
   Execution& operator=(const Execution&) = delete;
 
   // If never released: Abort(). Otherwise waits for the worker thread, i.e.
-  // for the job to end (call Terminate() first to end it promptly).
+  // for the supervisor to end (call Terminate() first to end it promptly),
+  // unless Detach was called.
   ~Execution() override;
 
-  // {pid, start time, boot id} of the group leader; fixed from Start on.
+  // {pid, start time, boot id} of the supervisor; fixed from Start on.
   const ProcessIdentity& identity() const override { return identity_; }
 
-  // Lets the job exec and starts the pump/wait thread. timeout_ms <= 0 means
-  // no timeout; kill_grace_ms is the wait between SIGTERM and SIGKILL (also
-  // used by Terminate). FailedPrecondition when already released or aborted.
-  // IOError when the handshake byte cannot be written (the shim is gone): the
-  // job did not run, and the worker still reaps it and delivers an outcome with
-  // never_ran set.
+  // Lets the job run: writes the release line and starts the worker.
+  // timeout_ms <= 0: no timeout; kill_grace_ms is the wait between SIGTERM
+  // and SIGKILL (also for Terminate). FailedPrecondition when already
+  // released or aborted. IOError when the line cannot be written (the
+  // supervisor is gone): the job did not run, and the worker still reaps it
+  // and delivers an outcome with never_ran set.
   Status Release(int64_t timeout_ms, int64_t kill_grace_ms) override EXCLUDES(mu_);
 
-  // Instead of Release: closes the handshake pipe (the shim exits 125 without
-  // running anything) and reaps it. The outcome has never_ran set. OnDone is
-  // not called for an aborted execution. No-op after Release or a prior Abort.
+  // Instead of Release: closes the handshake pipe (the supervisor exits 125
+  // without running anything) and reaps it. The outcome has never_ran set.
+  // OnDone is not called. No-op after Release or a prior Abort.
   void Abort() override EXCLUDES(mu_);
 
-  // Asks the job to stop now (graceful shutdown): SIGTERM to the group, SIGKILL
-  // after kill_grace_ms. Before Release it is Abort(). Returns immediately;
-  // the worker sends the signal within ~100 ms.
+  // Asks the job to stop now: SIGTERM to the supervisor, which stops the
+  // job's group. Before Release it is Abort(). Returns immediately.
   void Terminate() override EXCLUDES(mu_);
+
+  // An adopted supervisor: starts the worker. No-op otherwise.
+  void Watch() override EXCLUDES(mu_);
+
+  // Stops the worker without reaping or signalling anything.
+  void Detach() override EXCLUDES(mu_);
 
   // True once the outcome is final.
   bool Done() const EXCLUDES(mu_);
@@ -104,64 +119,38 @@ class Execution : public Launched {
 
   // Optional completion callback, called once from the worker thread after
   // the outcome is final (Wait already returns it). The callback must not
-  // destroy this Execution. REQUIRES: set before Release.
+  // destroy this Execution. REQUIRES: set before Release (or Watch).
   void OnDone(std::function<void(const AttemptOutcome&)> fn) override EXCLUDES(mu_);
 
  private:
-  using SteadyTime = std::chrono::steady_clock::time_point;
+  Execution(ProcessTable* processes, uint64_t run_id, uint32_t attempt, std::string exit_path,
+            std::string group_path);
 
-  explicit Execution(const SpawnRequest& req);
-
-  // Spawns the shim with its fds, process group, signal state and cwd.
-  Status Spawn(int out_write, int handshake_read);
-  // Worker thread body: pump output, enforce timeouts, reap, finish the log.
+  // Spawns the supervisor with its fds, process group, signal state and cwd.
+  Status Spawn(const SpawnRequest& req, int log_fd, int handshake_read);
+  // Worker thread body: wait for the supervisor, reap it, read the outcome.
   void Run();
-  // Sends SIGTERM to the group when the timeout or a Terminate request is due,
-  // and SIGKILL when the grace after it has passed.
-  void EnforceDeadlines(SteadyTime now, bool* timed_out);
-  // Reads once from the output pipe into the log. False at EOF or error.
-  bool PumpOnce();
-  // Reads the pipe to EOF, at most until `limit`.
-  void Drain(SteadyTime limit);
-  // Reads the end of the log as earlier attempts left it: its size, whether it
-  // ends with a newline and with the truncation marker.
-  Status ReadLogTail();
-  // Writes the "[wtd: attempt N]" line of a later attempt, if it fits.
-  void WriteAttemptHeader();
-  // Writes `data` to the log within the cap; tracks truncation.
-  void AppendToLog(const char* data, size_t size);
-  // Writes to the log regardless of the cap; returns the bytes written.
-  size_t WriteLog(const char* data, size_t size);
-  // Appends the truncation marker, fsyncs, measures and closes the log.
-  void FinishLog();
+  // The outcome from the exit file, or a lost one (the job's group killed).
+  AttemptOutcome Collect(int status);
   // Marks the outcome final and wakes waiters.
   void Finish(AttemptOutcome outcome) EXCLUDES(mu_);
-  // Fills exit_code/term_signal/error from a waitpid status.
-  void DecodeStatus(int status, AttemptOutcome* outcome) const;
 
-  const SpawnRequest req_;
+  ProcessTable* const processes_;
+  const uint64_t run_id_;
+  const uint32_t attempt_;
+  const std::string exit_path_;
+  const std::string group_path_;
   ProcessIdentity identity_;
   pid_t pid_ = -1;
-  int out_fd_ = -1;        // read end of the job's stdout+stderr pipe
+  bool child_ = false;     // spawned by this process (reaped with waitpid)
+  int pid_fd_ = -1;        // the supervisor's pidfd, -1 when the kernel has none
+  int wake_fd_ = -1;       // eventfd: Terminate or Detach for the worker
   int handshake_fd_ = -1;  // write end of the handshake pipe (held until Release/Abort)
-  int log_fd_ = -1;
-
-  // Set by Start; owned by the worker thread after Release.
-  uint64_t log_bytes_ = 0;      // size of the log file
-  bool log_truncated_ = false;  // this attempt lost output (or its header) to the cap
-  bool log_marked_ = false;     // the log already ends with the truncation marker
-  bool log_full_ = false;       // nothing more is written this attempt
-  bool log_ends_with_newline_ = true;
-  std::string output_head_;  // first bytes of output, to recognise a shim exec failure
   bool release_failed_ = false;
   std::string release_error_;
 
-  SteadyTime released_at_;
-  int64_t timeout_ms_ = 0;
-  int64_t kill_grace_ms_ = 0;
-  std::optional<SteadyTime> term_sent_at_;
-  bool kill_sent_ = false;
   std::atomic<bool> terminate_requested_{false};
+  std::atomic<bool> detach_requested_{false};
 
   mutable Mutex mu_;
   CondVar cv_;  // signalled when done_ becomes true

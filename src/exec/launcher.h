@@ -5,7 +5,9 @@
 // A Launched job is held before it may run: the caller records its identity
 // durably and only then calls Release (docs/design/loop.md, the spawn
 // handshake). The real implementation (NewShimLauncher) is Execution: the
-// posix_spawned wtd-exec shim.
+// posix_spawned supervisor wtd-exec (docs/design/supervisor.md), which stays
+// the job's parent and records its outcome in a file, so a later daemon can
+// adopt a job that outlived the daemon that started it (Launcher::Adopt).
 //
 // Thread-safety: a Launcher's Start may be called from one thread at a
 // time; a Launched's methods from any thread.
@@ -26,6 +28,7 @@
 namespace wtd {
 
 struct SpawnRequest {
+  uint64_t run_id = 0;
   std::string shim_path;              // absolute path of wtd-exec
   std::string command;                // run by /bin/sh -c
   std::string cwd;                    // worktree root
@@ -33,6 +36,17 @@ struct SpawnRequest {
   std::string log_path;               // <state-dir>/logs/runs/<id>.log, shared by all attempts
   uint64_t log_cap_bytes = 16 << 20;  // bound of the whole run log
   uint32_t attempt = 1;               // 1-based; a later one starts with a header line
+  std::string exit_path;              // <state-dir>/runs/<id>.exit: the outcome, written last
+  std::string group_path;             // <state-dir>/runs/<id>.pgid: the job's process group
+};
+
+// A supervisor an earlier daemon started, to be watched again.
+struct AdoptRequest {
+  uint64_t run_id = 0;
+  uint32_t attempt = 0;        // the run's attempt: the one the exit file must name
+  ProcessIdentity supervisor;  // as the run records it
+  std::string exit_path;
+  std::string group_path;
 };
 
 // One job process, held before it may run.
@@ -54,8 +68,13 @@ class Launched {
   // limit); nullopt if it has not ended by then.
   virtual std::optional<AttemptOutcome> Wait(int64_t timeout_ms) = 0;
   // Called once, from any thread, when the outcome is final.
-  // REQUIRES: set before Release.
+  // REQUIRES: set before Release (for an adopted job: before Watch).
   virtual void OnDone(std::function<void(const AttemptOutcome&)> fn) = 0;
+  // An adopted job: starts watching it (Release's counterpart). Others: no-op.
+  virtual void Watch() {}
+  // Stops watching without ending the job or waiting for it (the daemon
+  // re-executes itself; the next one adopts the job). OnDone is not called.
+  virtual void Detach() = 0;
 };
 
 class Launcher {
@@ -64,6 +83,9 @@ class Launcher {
   // Starts the process for `req`, held before it may run. On error nothing
   // is left running.
   virtual Result<std::unique_ptr<Launched>> Start(const SpawnRequest& req) = 0;
+  // Takes on the live supervisor of a run an earlier daemon started. NotFound
+  // when the process is gone or is not that supervisor any more.
+  virtual Result<std::unique_ptr<Launched>> Adopt(const AdoptRequest& req) = 0;
 };
 
 // The real launcher: posix_spawn of the wtd-exec shim (execution.h).

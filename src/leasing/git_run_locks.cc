@@ -194,6 +194,43 @@ Result<Run> GitRunLocks::Started(const Run& run, const ProcessIdentity& process,
   return running;
 }
 
+Result<Run> GitRunLocks::Adopt(const Run& run, uint64_t incarnation) {
+  if (run.lease_token == 0) return deps_.runs->Adopt(run.id, run.incarnation, incarnation);
+  WTD_ASSIGN_OR_RETURN(ProcessIdentity self, deps_.processes->Self());
+  int64_t now = deps_.clock->NowMs();
+  wtd::Lease before;
+  locks::LockOwner owner;
+  WTD_ASSIGN_OR_RETURN(
+      Run adopted,
+      deps_.runs->Adopt(run.id, run.incarnation, incarnation, [&](wtd::Lease* l) -> Status {
+        before = *l;
+        l->host = deps_.host;
+        l->boot_id = self.boot_id;
+        l->pid = self.pid;
+        l->pid_start_time = self.start_time;
+        l->incarnation = incarnation;
+        l->expires_at_ms = now + ttl_ms_;
+        owner = OwnerOf(*l);
+        WTD_ASSIGN_OR_RETURN(std::string blob, locks::BlobIdOf(owner));
+        l->prev_ref_blob = l->ref_blob;
+        l->ref_blob = blob;
+        return Status::OK();
+      }));
+  WTD_ASSIGN_OR_RETURN(locks::LockRefs * refs, RefsFor(run.key.repo));
+  Result<std::string> moved = refs->Update(NameOf(run), before.ref_blob, owner);
+  if (!moved.ok() && locks::IsChanged(moved.status()) && !before.prev_ref_blob.empty()) {
+    moved = refs->Update(NameOf(run), before.prev_ref_blob, owner);  // a renewal cut short
+  }
+  if (!moved.ok() && (locks::IsChanged(moved.status()) || moved.status().IsNotFound())) {
+    return Status::Aborted(
+        "lock " + before.name + " in " + before.repo +
+        " was taken by another owner while no daemon renewed it: " + moved.status().message());
+  }
+  WTD_RETURN_IF_ERROR(moved.status());
+  renewed_at_[run.id] = now;
+  return adopted;
+}
+
 Status GitRunLocks::Renew(const Run& run) {
   int64_t now = deps_.clock->NowMs();
   auto it = renewed_at_.find(run.id);

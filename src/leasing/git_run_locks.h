@@ -45,6 +45,7 @@ class GitRunLocks : public RunLocks {
   Result<AcquireResult> Acquire(uint64_t id) override;
   Result<Run> Started(const Run& run, const ProcessIdentity& process, uint64_t incarnation,
                       const std::string& log_path) override;
+  Result<Run> Adopt(const Run& run, uint64_t incarnation) override;
   Status Renew(const Run& run) override;
   Result<Run> Finish(const Run& run, const AttemptOutcome& outcome) override;
   Status Release(const Run& run) override;

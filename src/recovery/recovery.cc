@@ -8,6 +8,9 @@
 #include <set>
 
 #include "base/crash_point.h"
+#include "base/file_util.h"
+#include "base/paths.h"
+#include "exec/exit_record.h"
 #include "store/keys.h"
 
 namespace wtd {
@@ -64,7 +67,8 @@ Kills KillSurvivors(const std::vector<Run>& active, uint64_t incarnation, Proces
   Kills k;
   std::vector<const Run*> killed;
   for (const Run& r : active) {
-    if (!Orphaned(r, incarnation)) continue;
+    // A supervised run's supervisor is adopted, not killed (Pass).
+    if (!Orphaned(r, incarnation) || r.supervised) continue;
     if (std::string why = Unprovable(r, processes); !why.empty()) {
       k.detail[r.id] = why;
       continue;
@@ -109,12 +113,14 @@ std::string KillLeftovers(const Run& r, ProcessTable* processes) {
 class Pass {
  public:
   Pass(RunStore* runs, ProcessTable* processes, const RecoveryHooks& hooks,
-       std::map<uint64_t, std::string> killed, bool plan, RecoveryReport* report)
+       std::map<uint64_t, std::string> killed, const RecoveryOptions& options,
+       RecoveryReport* report)
       : runs_(runs),
         processes_(processes),
         hooks_(hooks),
         killed_(std::move(killed)),
-        plan_(plan),
+        options_(options),
+        plan_(options.plan_only),
         report_(report) {}
 
   void Recover(const Run& r) {
@@ -175,6 +181,7 @@ class Pass {
  private:
   void RecoverRunning(const Run& r) {
     if (!Orphaned(r, report_->incarnation)) return;  // ours: the scheduler owns it
+    if (r.supervised) return RecoverSupervised(r);
     auto killed = killed_.find(r.id);
     std::string detail = killed != killed_.end() ? killed->second
                          : plan_                 ? "process " + std::to_string(r.pid) + " gone"
@@ -183,6 +190,138 @@ class Pass {
       if (hooks_.release_finished) WTD_RETURN_IF_ERROR(hooks_.release_finished(r));
       return runs_->Interrupt(r.id, "interrupted: daemon stopped while running (" + detail + ")");
     });
+  }
+
+  // The outcome its supervisor wrote for the run's current attempt: nullopt
+  // when there is none; a file that cannot be read is noted in *why.
+  std::optional<AttemptOutcome> ReadOutcome(const Run& r, std::string* why) const {
+    if (options_.state_dir.empty()) return std::nullopt;
+    Result<std::optional<ExitRecord>> rec =
+        ReadExitRecord(RunExitPath(options_.state_dir, r.id), r.id, r.attempt);
+    if (!rec.ok()) {
+      *why = rec.status().ToString();
+      return std::nullopt;
+    }
+    if (!*rec) return std::nullopt;
+    return (*rec)->outcome;
+  }
+
+  // A run whose pid is its supervisor's (docs/design/supervisor.md).
+  void RecoverSupervised(const Run& r) {
+    std::string unreadable;
+    if (std::optional<AttemptOutcome> o = ReadOutcome(r, &unreadable)) return RecordOutcome(r, *o);
+    std::string detail;
+    std::string unprovable = Unprovable(r, processes_);
+    if (unprovable.empty() && processes_->IsAlive(IdentityOf(r))) {
+      std::string alive = "supervisor " + std::to_string(r.pid) + " still runs";
+      if (plan_) {
+        return Act(hooks_.adopt ? "adopt_run" : "leave_running", r, RunState::kRunning,
+                   alive + (hooks_.adopt ? ": would adopt it" : ": left for the daemon"), nullptr);
+      }
+      if (!hooks_.adopt) {
+        report_->actions.push_back(RecoveryAction{"leave_running", r.id, r.key, r.state, r.state,
+                                                  "",
+                                                  alive + ": left for the next daemon to adopt"});
+        return;
+      }
+      Result<Run> adopted = hooks_.adopt(r);
+      if (adopted.ok()) {
+        report_->actions.push_back(
+            RecoveryAction{"adopt_run", r.id, r.key, r.state, adopted->state,
+                           r.lease_token != 0 ? LockName(r.key) : "",
+                           alive + ": adopted (attempt " + std::to_string(r.attempt) + ")"});
+        WTD_CRASH_POINT("during_recovery");
+        return;
+      }
+      if (adopted.status().IsNotFound()) {
+        // It ended between the look and the adoption: its outcome is there
+        // now, unless it died without one.
+        if (std::optional<AttemptOutcome> o = ReadOutcome(r, &unreadable)) {
+          return RecordOutcome(r, *o);
+        }
+        detail = "supervisor " + std::to_string(r.pid) + " ended without an outcome";
+      } else if (adopted.status().IsAborted()) {
+        detail = "adopted, but " + adopted.status().message() + "; job stopped";
+      } else {
+        return Error(r, adopted.status());  // left running for the next pass
+      }
+    } else if (!unprovable.empty()) {
+      detail = unprovable;
+    } else {
+      detail = "supervisor " + std::to_string(r.pid) + " gone without an outcome";
+      if (!plan_) detail += KillJobGroup(r);
+    }
+    if (!unreadable.empty()) detail += "; exit file not used: " + unreadable;
+    Act("interrupt_run", r, InterruptTarget(r), detail, [&]() -> Result<Run> {
+      if (hooks_.release_finished) WTD_RETURN_IF_ERROR(hooks_.release_finished(r));
+      return runs_->Interrupt(r.id, "interrupted: daemon stopped while running (" + detail + ")");
+    });
+    RemoveSupervisorFiles(r);
+  }
+
+  // SIGKILLs what is left of the job's group of a supervised run whose
+  // supervisor died; "" or what was done, for the detail.
+  std::string KillJobGroup(const Run& r) {
+    Result<std::optional<JobGroup>> g = ReadJobGroup(RunGroupPath(options_.state_dir, r.id));
+    if (!g.ok()) return "; its job's process group is unknown: " + g.status().ToString();
+    if (!*g) return "; its job never started";
+    ProcessIdentity leader{(*g)->pgid, (*g)->start_time, r.boot_id};
+    std::string group = std::to_string(leader.pid);
+    if (processes_->SignalGroup(leader, SIGKILL).ok()) {
+      for (int64_t waited = 0; processes_->IsAlive(leader) && waited < options_.kill_wait_ms;
+           waited += 10) {
+        SleepMs(10);
+      }
+      return "; killed its job's process group " + group;
+    }
+    if (processes_->SignalLeftoverGroup(leader, SIGKILL).ok()) {
+      return "; killed what was left of its job's process group " + group;
+    }
+    return "";
+  }
+
+  // The supervisor's outcome for `r`, recorded: its own state, or
+  // interrupted when the job was stopped (a stopping daemon signalled it
+  // and died before recording it).
+  void RecordOutcome(const Run& r, const AttemptOutcome& o) {
+    std::string how = o.timed_out          ? "timed out"
+                      : o.term_signal != 0 ? "killed by signal " + std::to_string(o.term_signal)
+                                           : "exit " + std::to_string(o.exit_code);
+    if (o.stopped || o.lost) {
+      std::string detail = "its supervisor recorded it stopped (" + how + ")";
+      Act("interrupt_run", r, InterruptTarget(r), detail, [&]() -> Result<Run> {
+        if (hooks_.release_finished) WTD_RETURN_IF_ERROR(hooks_.release_finished(r));
+        return runs_->Interrupt(r.id, "interrupted: the daemon stopped while it ran");
+      });
+    } else {
+      Act("record_outcome", r, OutcomeTarget(r, o),
+          "the job ended while no daemon watched it (" + how + "); outcome recorded",
+          [&]() -> Result<Run> {
+            if (hooks_.record_outcome) return hooks_.record_outcome(r, o);
+            return runs_->Finish(r.id, o);
+          });
+    }
+    RemoveSupervisorFiles(r);
+  }
+
+  // Where an outcome takes a run (as RunStore::Finish decides).
+  static RunState OutcomeTarget(const Run& r, const AttemptOutcome& o) {
+    if (!o.timed_out && o.term_signal == 0 && o.exit_code == 0) return RunState::kSucceeded;
+    if (r.attempt < r.max_attempts) return RunState::kRetryWait;
+    return o.timed_out ? RunState::kTimedOut : RunState::kFailed;
+  }
+
+  // Once the run left running (the outcome is in the store), its
+  // supervisor's files and context file go.
+  void RemoveSupervisorFiles(const Run& r) {
+    if (plan_ || options_.state_dir.empty()) return;
+    Result<Run> now = runs_->Get(r.id);
+    if (!now.ok() || now->state == RunState::kRunning) return;
+    for (const std::string& path :
+         {RunExitPath(options_.state_dir, r.id), RunGroupPath(options_.state_dir, r.id),
+          RunContextPath(options_.state_dir, r.id)}) {
+      RemoveIfExists(path).IgnoreError();  // retention sweeps what stays
+    }
   }
 
   void RecoverFinishing(const Run& r) {
@@ -275,6 +414,7 @@ class Pass {
   ProcessTable* processes_;
   const RecoveryHooks& hooks_;
   const std::map<uint64_t, std::string> killed_;  // run id -> what KillSurvivors did
+  const RecoveryOptions& options_;
   const bool plan_;
   std::set<uint64_t> moved_;  // planning: the runs an action would move
   RecoveryReport* report_;
@@ -297,7 +437,7 @@ Result<RecoveryReport> RunRecovery(RunStore* runs, ProcessTable* processes, Cloc
   report.active_scanned = active.size() + damaged.size();
   Kills kills = KillSurvivors(active, incarnation, processes, options);
   report.actions = std::move(kills.actions);
-  Pass pass(runs, processes, hooks, std::move(kills.detail), options.plan_only, &report);
+  Pass pass(runs, processes, hooks, std::move(kills.detail), options, &report);
   for (const Run& r : active) pass.Recover(r);
   pass.ReleaseOrphanLeases();
   report.duration_us = clock->MonotonicUs() - start;

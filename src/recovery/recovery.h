@@ -4,6 +4,14 @@
 //
 // It scans `active` only, never history, so its cost grows with the number
 // of unfinished runs, not with the number of runs ever made:
+//   running under a supervisor (wtd-exec, docs/design/supervisor.md):
+//     its exit file names this attempt -> the outcome recorded as if the
+//                                       daemon had watched the job end (no
+//                                       re-run); stopped: interrupted
+//     the supervisor alive             -> adopted (hook): the run becomes this
+//                                       incarnation's and stays running
+//     else                             -> what is left of the job's group
+//                                       killed, then interrupted as below
 //   running, process gone            -> retry_wait (failed when attempts spent)
 //   running, process alive from a previous incarnation (pid + start time +
 //     boot id all match the record) -> process group killed, then as above
@@ -55,6 +63,17 @@ struct RecoveryHooks {
   // another daemon's receipt was there first (the run is then skipped).
   // Empty: the run is completed without a receipt.
   std::function<Result<std::string>(const Run&)> write_receipt;
+  // Records the outcome a supervisor wrote for a run of an earlier
+  // incarnation (the scheduler's Finish: with a lock, receipt and release).
+  // Empty: RunStore::Finish (a run holding a lease is then an error).
+  std::function<Result<Run>(const Run&, const AttemptOutcome&)> record_outcome;
+  // Takes on the live supervisor of a run of an earlier incarnation: watches
+  // it and makes the run this incarnation's (RunLocks::Adopt). NotFound when
+  // the supervisor ended meanwhile (the pass looks for its outcome again);
+  // Aborted when its lock was lost (the hook has stopped the job; the run is
+  // interrupted). Empty (wtctl with no daemon): the run is left running for
+  // the next daemon to adopt.
+  std::function<Result<Run>(const Run&)> adopt;
 };
 
 struct RecoveryOptions {
@@ -67,11 +86,17 @@ struct RecoveryOptions {
   // an action into an error instead). `releasing` lists the leases that
   // would be releasing after it.
   bool plan_only = false;
+  // The state dir, where supervisors leave runs/<id>.exit and .pgid. Empty:
+  // no outcome is looked for and no job group is known.
+  std::string state_dir = {};
 };
 
 struct RecoveryAction {
   // "kill_orphan_group" (the live process group of a run of an earlier
-  // incarnation SIGKILLed; from = to = running), "interrupt_run",
+  // incarnation SIGKILLed; from = to = running), "record_outcome" (a
+  // supervisor's outcome recorded), "adopt_run" (a live supervisor adopted;
+  // running -> running), "leave_running" (a live supervisor left for the
+  // next daemon), "interrupt_run",
   // "requeue_run", "finish_release" (a finishing run completed or skipped),
   // "release_lease" (an orphaned held lease marked releasing; from and to
   // are its run's state, or pending when it has none).

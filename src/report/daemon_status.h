@@ -67,6 +67,9 @@ struct RunningStatus {
   // (its start until then; 0 when nothing samples).
   int64_t active_at_ms = 0;
   bool stuck = false;  // idle for --stuck-after-s or longer
+  // Started by an earlier daemon and adopted at this one's start: its
+  // supervisor outlived that daemon (docs/design/supervisor.md).
+  bool adopted = false;
 };
 
 // What `wtctl status` shows; refreshed by the loop after each step.

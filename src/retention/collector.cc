@@ -219,6 +219,9 @@ Result<bool> Collector::RunsStep(int64_t cutoff_ms, size_t* budget, CollectRepor
     report->runs.push_back(id);
     RemoveFile(RunLogPath(state_dir_, id), /*log=*/true, /*orphan=*/false, report);
     RemoveFile(RunContextPath(state_dir_, id), /*log=*/false, /*orphan=*/false, report);
+    // A supervisor's files, left by a crash before the loop removed them.
+    RemoveFile(RunExitPath(state_dir_, id), /*log=*/false, /*orphan=*/false, report);
+    RemoveFile(RunGroupPath(state_dir_, id), /*log=*/false, /*orphan=*/false, report);
   }
   if (done) {
     pass_.next_id = stop_id;
@@ -250,7 +253,9 @@ void Collector::ListOrphans() {
     bool log;
   };
   for (const Where& w : {Where{JoinPath(state_dir_, "logs/runs"), ".log", true},
-                         Where{JoinPath(state_dir_, "runs"), ".json", false}}) {
+                         Where{JoinPath(state_dir_, "runs"), ".json", false},
+                         Where{JoinPath(state_dir_, "runs"), ".exit", false},
+                         Where{JoinPath(state_dir_, "runs"), ".pgid", false}}) {
     DIR* d = opendir(w.dir.c_str());
     if (d == nullptr) continue;  // none yet
     while (struct dirent* e = readdir(d)) {

@@ -10,8 +10,9 @@
 //     count. Never a run that is not terminal, one a worktree slot still
 //     names (busy, or kept by keep_worktree = on_failure), or one whose lock
 //     lease row is still there (its release is not finished);
-//   - log and context files with no run record (a crash fell between a
-//     record's deletion and its files'), last modified before the cutoff;
+//   - log, context and supervisor files (runs/<id>.exit, .pgid) with no
+//     run record (a crash fell between a record's deletion and its files'),
+//     last modified before the cutoff;
 //   - the reap records in `meta` ("lock_reap/...") written before the
 //     cutoff whose reap is done: the ref no longer points at the blob the
 //     record names.
@@ -77,8 +78,8 @@ struct CollectorHooks {
 struct CollectReport {
   std::vector<uint64_t> runs;  // run records, in id order per batch
   uint64_t log_files = 0;      // files removed: of those runs and orphans
-  uint64_t context_files = 0;
-  uint64_t orphan_files = 0;  // of log_files + context_files, those with no run record
+  uint64_t context_files = 0;  // runs/<id>.json, and a supervisor's .exit and .pgid
+  uint64_t orphan_files = 0;   // of log_files + context_files, those with no run record
   uint64_t reap_records = 0;
   uint64_t bytes_freed = 0;  // the sizes of the files
   // Created before the cutoff but kept: not terminal, finished after the

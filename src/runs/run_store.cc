@@ -421,6 +421,7 @@ void StartAttempt(Run& r, const ProcessIdentity& process, uint64_t incarnation,
   r.pid = process.pid;
   r.pid_start_time = process.start_time;
   r.boot_id = process.boot_id;
+  r.supervised = process.supervisor;
   r.incarnation = incarnation;
   r.started_at_ms = now;
   r.log_path = log_path;
@@ -475,6 +476,33 @@ Result<Run> RunStore::MarkRunning(uint64_t id, const ProcessIdentity& process, u
         PutLease(b, l);
         return Status::OK();
       });
+}
+
+Result<Run> RunStore::Adopt(uint64_t id, uint64_t from_incarnation, uint64_t incarnation,
+                            const std::function<Status(wtd::Lease*)>& reown) {
+  std::lock_guard<std::mutex> lock(StripeFor(id));
+  WTD_ASSIGN_OR_RETURN(Run r, Get(id));
+  if (r.state != S::kRunning) return WrongState(r, S::kRunning);
+  if (r.incarnation != from_incarnation) {
+    return Status::FailedPrecondition(RunName(id) + " is incarnation " +
+                                      std::to_string(r.incarnation) + "'s, not " +
+                                      std::to_string(from_incarnation) + "'s");
+  }
+  r.incarnation = incarnation;
+  r.updated_at_ms = clock_->NowMs();
+  WriteBatch b;
+  std::string lease_key = EncodeLeaseKey(r.key.repo, LockName(r.key));
+  std::lock_guard<std::mutex> lease_lock(LeaseStripeFor(lease_key));
+  if (reown && r.lease_token != 0) {
+    WTD_ASSIGN_OR_RETURN(std::optional<wtd::Lease> row, ReadLease(lease_key));
+    WTD_RETURN_IF_ERROR(CheckHeld(row, r.key.repo, LockName(r.key), r.lease_token));
+    wtd::Lease l = *row;
+    WTD_RETURN_IF_ERROR(reown(&l));
+    PutLease(&b, l);
+  }
+  PutRun(&b, r, /*was_active=*/true);
+  WTD_RETURN_IF_ERROR(store_->Commit(b));
+  return r;
 }
 
 RunState RunStore::AfterFailedAttempt(Run& r, RunState final_state, int64_t now) const {

@@ -214,6 +214,15 @@ class RunStore {
   // died or stopped). It counts as an attempt, but is retried at once while
   // attempt < max_attempts + kInterruptAllowance.
   Result<Run> Interrupt(uint64_t id, const std::string& reason);
+  // A running run started by incarnation `from_incarnation` whose supervisor
+  // still runs becomes this incarnation's (`incarnation`): adopted at
+  // recovery (docs/design/supervisor.md). Not a transition: the state stays
+  // running, no event. For a run holding a lease, `reown` rewrites its held
+  // row (new owner, expiry, ref blob) in the same batch; without one the row
+  // is left as it is. FailedPrecondition when the run is not running or is
+  // another incarnation's.
+  Result<Run> Adopt(uint64_t id, uint64_t from_incarnation, uint64_t incarnation,
+                    const std::function<Status(wtd::Lease*)>& reown = nullptr);
   // leased|preparing|ready -> pending: no process ran, no attempt used.
   Result<Run> Requeue(uint64_t id, RunState from, const std::string& reason);
   // retry_wait -> pending once now >= not_before.

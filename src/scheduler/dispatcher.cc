@@ -121,13 +121,7 @@ Status Scheduler::Dispatch(uint64_t id) {
     return running.status();
   }
   WTD_CRASH_POINT("after_running_commit");
-  exec->OnDone([this, id](const AttemptOutcome& outcome) {
-    {
-      MutexLock l(&mu_);
-      completions_.push_back(Completion{id, outcome});
-    }
-    waker_->Notify();
-  });
+  WatchCompletion(id, exec.get());
   Status released = exec->Release(running->timeout_ms, options_.kill_grace_ms);
   if (!released.ok()) {
     // The shim never got its byte: nothing ran. Record the attempt as
@@ -191,6 +185,9 @@ Status Scheduler::Spawn(const Run& stored, const std::string& dir, std::unique_p
   std::string context_path = RunContextPath(options_.state_dir, run.id);
   WTD_RETURN_IF_ERROR(WriteContext(run, dir, context_path));
   SpawnRequest req;
+  req.run_id = run.id;
+  req.exit_path = RunExitPath(options_.state_dir, run.id);
+  req.group_path = RunGroupPath(options_.state_dir, run.id);
   req.shim_path = options_.exec_shim;
   req.log_cap_bytes = options_.log_cap_bytes;
   req.command = run.command;

@@ -19,6 +19,9 @@ class OffRunLocks : public RunLocks {
                       const std::string& log_path) override {
     return runs_->MarkRunning(run.id, process, incarnation, log_path);
   }
+  Result<Run> Adopt(const Run& run, uint64_t incarnation) override {
+    return runs_->Adopt(run.id, run.incarnation, incarnation);
+  }
   Status Renew(const Run&) override { return Status::OK(); }
   Result<Run> Finish(const Run& run, const AttemptOutcome& outcome) override {
     Result<Run> done = runs_->Finish(run.id, outcome);

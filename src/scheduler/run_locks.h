@@ -62,6 +62,13 @@ class RunLocks {
   virtual Result<Run> Started(const Run& run, const ProcessIdentity& process, uint64_t incarnation,
                               const std::string& log_path) = 0;
 
+  // A running run of an earlier incarnation whose supervisor still runs
+  // becomes `incarnation`'s (RunStore::Adopt); with a lock, the lease row
+  // and then the ref name this daemon as the owner, with a fresh expiry.
+  // Aborted when the ref is no longer the run's (another owner reaped it
+  // while no daemon renewed it): the caller stops the job.
+  virtual Result<Run> Adopt(const Run& run, uint64_t incarnation) = 0;
+
   // Moves the lease's expiry (row, then ref) when a third of the TTL has
   // passed since the last renewal. Aborted when the ref is no longer ours
   // (reaped by someone else): the caller stops the job. Called every step for

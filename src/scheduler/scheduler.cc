@@ -6,6 +6,8 @@
 #include <chrono>
 
 #include "base/crash_point.h"
+#include "base/file_util.h"
+#include "base/paths.h"
 #include "retention/collector.h"
 
 namespace wtd {
@@ -35,6 +37,49 @@ Scheduler::~Scheduler() {
 void Scheduler::RequestStop() {
   stop_.store(true);
   waker_->Notify();
+}
+
+void Scheduler::RequestRestart() {
+  restart_.store(true);
+  RequestStop();
+}
+
+void Scheduler::WatchCompletion(uint64_t id, Launched* exec) {
+  exec->OnDone([this, id](const AttemptOutcome& outcome) {
+    {
+      MutexLock l(&mu_);
+      completions_.push_back(Completion{id, outcome});
+    }
+    waker_->Notify();
+  });
+}
+
+void Scheduler::AdoptRunning(const Run& run, std::unique_ptr<Launched> exec) {
+  WatchCompletion(run.id, exec.get());
+  spdlog::info("run {} adopted: job {} on {} (attempt {}, supervisor pid {})", run.id, run.key.job,
+               run.key.sha.substr(0, 12), run.attempt, run.pid);
+  InFlight& f = in_flight_[run.id];
+  f.run = run;
+  f.exec = std::move(exec);
+  f.adopted = true;
+  f.exec->Watch();
+}
+
+void Scheduler::DetachAll() {
+  spdlog::info("restarting: {} job(s) left running under their supervisors", in_flight_.size());
+  for (auto& [id, f] : in_flight_) f.exec->Detach();
+  in_flight_.clear();
+  Publish();
+}
+
+void Scheduler::RemoveRunFiles(uint64_t id) const {
+  if (options_.state_dir.empty()) return;
+  for (const std::string& path :
+       {RunExitPath(options_.state_dir, id), RunGroupPath(options_.state_dir, id),
+        RunContextPath(options_.state_dir, id)}) {
+    Status st = RemoveIfExists(path);
+    if (!st.ok()) spdlog::warn("run {}: {} (retention removes it later)", id, st.ToString());
+  }
 }
 
 void Scheduler::SetPaused(bool paused) {
@@ -71,6 +116,7 @@ void Scheduler::Loop() {
   heartbeat_.stopping = true;
   heartbeat_.stop_budget_ms = options_.shutdown_grace_s * 1000 + options_.kill_grace_ms;
   Beat();
+  if (restart_.load()) return DetachAll();
   Shutdown(options_.shutdown_grace_s * 1000);
 }
 
@@ -277,10 +323,10 @@ void Scheduler::ReapCompletions() {
       WTD_CRASH_POINT("after_outcome_commit");
       if (r.ok()) ReleaseLock(*r);
       if (lost != lost_lock_.end()) lost_lock_.erase(lost);
-    } else if (lost != lost_lock_.end() || c.outcome.stopped) {
-      r = runs_->Interrupt(c.id, lost != lost_lock_.end()
-                                     ? "interrupted: " + lost->second
-                                     : "interrupted: the daemon stopped while it ran");
+    } else if (lost != lost_lock_.end() || c.outcome.stopped || c.outcome.lost) {
+      r = runs_->Interrupt(c.id, lost != lost_lock_.end() ? "interrupted: " + lost->second
+                                 : c.outcome.lost         ? "interrupted: " + c.outcome.error
+                                                  : "interrupted: the daemon stopped while it ran");
       WTD_CRASH_POINT("after_outcome_commit");
       if (r.ok()) ReleaseLock(*r);
       if (lost != lost_lock_.end()) lost_lock_.erase(lost);
@@ -304,6 +350,7 @@ void Scheduler::ReapCompletions() {
     if (!r.ok()) {
       NoteStoreError(r.status());
     } else {
+      RemoveRunFiles(c.id);
       spdlog::info("run {} {}: job {} on {} (attempt {}, exit {}, {} ms)", r->id,
                    RunStateName(r->state), r->key.job, r->key.sha.substr(0, 12), r->attempt,
                    r->exit_code, r->duration_ms);
@@ -415,6 +462,7 @@ void Scheduler::Publish() {
     r.started_at_ms = f.run.started_at_ms;
     r.active_at_ms = f.active_at_ms;
     r.stuck = f.active_at_ms > 0 && now - f.active_at_ms >= stuck_after_ms;
+    r.adopted = f.adopted;
     s.running_detail.push_back(r);
   }
   s.store_error = store_error_;

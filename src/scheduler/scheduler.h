@@ -151,7 +151,15 @@ class Scheduler {
   void SetCollector(Collector* collector) { collector_ = collector; }
 
   void RequestStop();
+  // Ends the loop like RequestStop, but leaves the running jobs to their
+  // supervisors (Launched::Detach) instead of stopping them: the daemon is
+  // about to re-execute itself, and the next incarnation adopts them.
+  void RequestRestart();
+  bool restart_requested() const { return restart_.load(); }
   bool stop_requested() const { return stop_.load(); }
+  // A run recovery adopted (RunLocks::Adopt done): `exec` watches its
+  // supervisor. Call before Loop starts.
+  void AdoptRunning(const Run& run, std::unique_ptr<Launched> exec);
   void SetPaused(bool paused) EXCLUDES(mu_);
   // Replaces the options (a reload) at the start of the next Step, on the
   // loop thread, or before the stop if the loop is ending.
@@ -186,6 +194,7 @@ class Scheduler {
     // something (its start until a sample differs).
     std::optional<Activity> activity;
     int64_t active_at_ms = 0;
+    bool adopted = false;  // started by an earlier daemon
   };
   struct Completion {
     uint64_t id;
@@ -222,6 +231,13 @@ class Scheduler {
   // Records the outcome of each finished job: Finish, or Interrupt for a
   // job stopped by Shutdown.
   void ReapCompletions() EXCLUDES(mu_);
+  // Once a run's outcome is in the store: its supervisor's exit and group
+  // files and its context file go.
+  void RemoveRunFiles(uint64_t id) const;
+  // Hands the completion of `exec` (run `id`) to the loop.
+  void WatchCompletion(uint64_t id, Launched* exec) EXCLUDES(mu_);
+  // The restart's end of the loop: every job left to its supervisor.
+  void DetachAll();
   // Gives back the lock of a run whose store call ended its hold (logged
   // on failure: recovery finishes it).
   void ReleaseLock(const Run& run);
@@ -253,6 +269,7 @@ class Scheduler {
   std::vector<std::function<void()>> posted_ GUARDED_BY(mu_);
 
   std::atomic<bool> stop_{false};
+  std::atomic<bool> restart_{false};
   // Loop thread only.
   SchedulerOptions options_;
   std::unique_ptr<RunLocks> owned_locks_;  // the lease-less default

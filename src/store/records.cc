@@ -82,6 +82,7 @@ void serialize(Archive& ar, Run& r, const std::uint32_t version) {
   if (version >= 4) ar(r.lock_waits, r.lease_token, r.finish_state);
   if (version >= 5) ar(r.isolation, r.keep_worktree, r.slot);
   if (version >= 6) ar(r.key.series);
+  if (version >= 7) SerializeBool(ar, r.supervised);
 }
 
 // A vector of strings as a count, then each string. The count is checked
@@ -174,7 +175,7 @@ void serialize(Archive& ar, Event& e, const std::uint32_t /*version*/) {
 
 }  // namespace wtd
 
-CEREAL_CLASS_VERSION(wtd::Run, 6)
+CEREAL_CLASS_VERSION(wtd::Run, 7)
 CEREAL_CLASS_VERSION(wtd::Slot, 1)
 CEREAL_CLASS_VERSION(wtd::Cursor, 2)
 CEREAL_CLASS_VERSION(wtd::Lease, 2)

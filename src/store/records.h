@@ -138,6 +138,11 @@ struct Run {
   Isolation isolation = Isolation::kCommit;
   KeepWorktree keep_worktree = KeepWorktree::kNever;
   std::string slot;  // the worktree slot of its current or last attempt ("" inplace)
+  // Class version 7: `pid` is the attempt's supervisor (wtd-exec staying the
+  // job's parent, docs/design/supervisor.md), which records the outcome in
+  // <state-dir>/runs/<id>.exit, and not the job itself. An older record
+  // reads as false: its pid is the job's.
+  bool supervised = false;
 
   friend bool operator==(const Run&, const Run&) = default;
 };

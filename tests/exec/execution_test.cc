@@ -74,6 +74,9 @@ class ExecutionTest : public ::testing::Test {
     req.cwd = dir_.Sub("work");
     req.env = {"PATH=/usr/bin:/bin", "WTD_TEST_VAR=a value with spaces"};
     req.log_path = dir_.Sub("logs/runs/1.log");
+    req.run_id = 1;
+    req.exit_path = dir_.Sub("runs/1.exit");
+    req.group_path = dir_.Sub("runs/1.pgid");
     return req;
   }
 
@@ -432,6 +435,76 @@ TEST_F(ExecutionTest, BadCwdIsAnErrorAndLeavesNothingRunning) {
   EXPECT_NE(exec.status().message().find("missing-worktree"), std::string::npos)
       << exec.status().ToString();
   EXPECT_TRUE(NoChildren());
+}
+
+TEST_F(ExecutionTest, ASupervisorKilledWithoutAnOutcomeIsLostAndItsJobGroupKilled) {
+  SpawnRequest req = Request("sleep 1000 & echo $! > bg.pid; exec sleep 1000");
+  std::unique_ptr<Execution> exec = StartOrDie(req);
+  ASSERT_TRUE(exec);
+  ASSERT_TRUE(exec->Release(0, 1000).ok());
+  pid_t background = ReadPid(dir_.Sub("work/bg.pid"));
+  ASSERT_GT(background, 0);
+  ASSERT_EQ(kill(exec->identity().pid, SIGKILL), 0);
+  std::optional<AttemptOutcome> outcome = exec->Wait(kLongMs);
+  ASSERT_TRUE(outcome.has_value());
+  EXPECT_TRUE(outcome->lost);
+  EXPECT_NE(outcome->error.find("was killed by signal 9 without recording the job's outcome"),
+            std::string::npos)
+      << outcome->error;
+  EXPECT_NE(outcome->error.find("killed its job's process group"), std::string::npos)
+      << outcome->error;
+  EXPECT_TRUE(WaitFor([&] { return ProcessGone(background); })) << "the job's group outlived it";
+}
+
+TEST_F(ExecutionTest, ADetachedSupervisorGoesOnAndIsAdoptedWithItsOutcome) {
+  SpawnRequest req = Request("echo started; while [ ! -e go ]; do sleep 0.02; done; exit 5");
+  req.attempt = 2;
+  std::unique_ptr<Execution> first = StartOrDie(req);
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(first->Release(0, 1000).ok());
+  ProcessIdentity supervisor = first->identity();
+  EXPECT_TRUE(supervisor.supervisor);
+  ASSERT_TRUE(
+      WaitFor([&] { return ReadOrEmpty(req.log_path).find("started") != std::string::npos; }));
+  first->Detach();  // as the daemon does before it re-executes itself
+  EXPECT_FALSE(first->Done());
+  first.reset();
+  EXPECT_FALSE(ProcessGone(supervisor.pid)) << "detaching ends nothing";
+
+  AdoptRequest adopt;
+  adopt.run_id = req.run_id;
+  adopt.attempt = 2;
+  adopt.supervisor = supervisor;
+  adopt.exit_path = req.exit_path;
+  adopt.group_path = req.group_path;
+  Result<std::unique_ptr<Execution>> again = Execution::Adopt(adopt, SystemProcessTable());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  std::atomic<int> calls{0};
+  (*again)->OnDone([&](const AttemptOutcome&) { ++calls; });
+  (*again)->Watch();
+  ASSERT_TRUE(WriteFileAtomic(dir_.Sub("work/go"), "").ok());
+  std::optional<AttemptOutcome> outcome = (*again)->Wait(kLongMs);
+  ASSERT_TRUE(outcome.has_value());
+  EXPECT_EQ(outcome->exit_code, 5);
+  EXPECT_FALSE(outcome->lost);
+  EXPECT_EQ(outcome->log_bytes, ReadOrEmpty(req.log_path).size());
+  EXPECT_TRUE(WaitFor([&] { return calls.load() == 1; }));
+  EXPECT_TRUE(NoChildren()) << "an adopted child of this process is reaped";
+}
+
+TEST_F(ExecutionTest, AdoptingAGoneOrReusedPidIsNotFound) {
+  AdoptRequest adopt;
+  adopt.run_id = 1;
+  adopt.attempt = 1;
+  adopt.exit_path = dir_.Sub("runs/1.exit");
+  adopt.group_path = dir_.Sub("runs/1.pgid");
+  Result<ProcessIdentity> self = SystemProcessTable()->Self();
+  ASSERT_TRUE(self.ok());
+  adopt.supervisor = *self;
+  adopt.supervisor.start_time += 1;  // this pid, another process
+  EXPECT_TRUE(Execution::Adopt(adopt, SystemProcessTable()).status().IsNotFound());
+  adopt.supervisor.pid = 0;
+  EXPECT_TRUE(Execution::Adopt(adopt, SystemProcessTable()).status().IsNotFound());
 }
 
 TEST_F(ExecutionTest, RelativeShimPathIsRejected) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,8 @@ class FakeLaunched final : public Launched {
     return release_error;
   }
   void Abort() override { aborted = true; }
+  void Watch() override { watched = true; }
+  void Detach() override { detached = true; }
   void Terminate() override {
     terminated = true;
     if (terminations != nullptr) ++*terminations;
@@ -71,8 +74,9 @@ class FakeLaunched final : public Launched {
     return outcome_.has_value();
   }
   const SpawnRequest& request() const { return req_; }
+  void set_identity(const ProcessIdentity& id) { identity_ = id; }
 
-  bool released = false, aborted = false, terminated = false;
+  bool released = false, aborted = false, terminated = false, watched = false, detached = false;
   int64_t timeout = 0;
   Status release_error;
   OnTerminate on_terminate = OnTerminate::kStopped;
@@ -101,11 +105,29 @@ class FakeLauncher final : public Launcher {
     return std::unique_ptr<Launched>(std::move(job));
   }
 
+  // Adopts any supervisor whose pid is not in `gone`.
+  Result<std::unique_ptr<Launched>> Adopt(const AdoptRequest& req) override {
+    if (gone.count(req.supervisor.pid)) {
+      return Status::NotFound("supervisor " + std::to_string(req.supervisor.pid) + " is gone");
+    }
+    SpawnRequest r;
+    r.run_id = req.run_id;
+    r.attempt = req.attempt;
+    auto job = std::make_unique<FakeLaunched>(r, req.supervisor.pid);
+    job->set_identity(req.supervisor);
+    job->on_terminate = on_terminate;
+    job->terminations = &terminations;
+    adopted.push_back(job.get());
+    return std::unique_ptr<Launched>(std::move(job));
+  }
+
   // Every job started, in order. Owned by the scheduler: valid only while
   // the job is in flight (a reaped job is destroyed).
   std::vector<FakeLaunched*> started;
-  int terminations = 0;  // Terminate calls over every job
-  Status fail_next;      // the next Start fails with it
+  std::vector<FakeLaunched*> adopted;  // likewise, every job adopted
+  std::set<int32_t> gone;              // supervisors Adopt does not find
+  int terminations = 0;                // Terminate calls over every job
+  Status fail_next;                    // the next Start fails with it
   FakeLaunched::OnTerminate on_terminate = FakeLaunched::OnTerminate::kStopped;
 
  private:

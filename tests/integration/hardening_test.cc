@@ -87,7 +87,14 @@ TEST_F(HardeningTest, AnAttemptInterruptedByAKilledDaemonIsFollowedInTheSameLog)
   std::string log_path = state_dir_ + "/logs/runs/1.log";
   ASSERT_TRUE(WaitFor([&] { return ReadFileOr(log_path) == "out 1\n"; }, ScaledMs(30000)))
       << "attempt 1 never wrote its output; log: " << ReadFileOr(log_path);
-  first->Kill9();  // attempt 1 is left running; recovery kills and retries it
+  // The daemon and the attempt's supervisor die: recovery finds no outcome,
+  // kills what is left of the job and retries it.
+  std::optional<json> s = Status();
+  ASSERT_TRUE(s && (*s)["running_jobs"].size() == 1) << (s ? s->dump(2) : "no status");
+  pid_t supervisor = (*s)["running_jobs"][0].value("pid", 0);
+  ASSERT_GT(supervisor, 0) << s->dump(2);
+  first->Kill9();
+  ASSERT_EQ(kill(supervisor, SIGKILL), 0);
   DaemonProcess* second = StartReady();
   ASSERT_NO_FATAL_FAILURE(WaitSettled(repo_.RevList(), "slow"));
   json runs = RawRuns();
@@ -102,7 +109,9 @@ TEST_F(HardeningTest, AnAttemptInterruptedByAKilledDaemonIsFollowedInTheSameLog)
 TEST_F(HardeningTest, StateFilesArePrivateAndJobsKeepTheUmaskWtdWasStartedWith) {
   ScopedUmask mask(022);  // would make 0755 directories and 0644 files
   std::string seen = dir_.Sub("umask");
-  repo_.CommitJob("ctx", "run = umask > " + seen + "; test -r \"$WTD_CONTEXT\"\n");
+  std::string ctx_mode = dir_.Sub("ctx-mode");
+  repo_.CommitJob("ctx", "run = umask > " + seen + "; test -r \"$WTD_CONTEXT\"; stat -c %a " +
+                             "\"$WTD_CONTEXT\" > " + ctx_mode + "\n");
   DaemonProcess* d = StartReady();
   ASSERT_NO_FATAL_FAILURE(WaitSettled(repo_.RevList(), "ctx"));
   EXPECT_EQ(Runs().at(0).state, "succeeded");
@@ -110,7 +119,10 @@ TEST_F(HardeningTest, StateFilesArePrivateAndJobsKeepTheUmaskWtdWasStartedWith) 
 
   // The context file and its directory in particular, then everything.
   EXPECT_EQ(ModeOf(state_dir_ + "/runs"), 0700);
-  EXPECT_EQ(ModeOf(state_dir_ + "/runs/1.json"), 0600);
+  // The context file goes once the outcome is recorded: its mode as the
+  // job saw it.
+  EXPECT_EQ(ReadFileOr(ctx_mode), "600\n");
+  EXPECT_LT(ModeOf(state_dir_ + "/runs/1.json"), 0) << "removed with the outcome recorded";
   EXPECT_EQ(ModeOf(state_dir_ + "/logs/runs/1.log"), 0600);
   EXPECT_EQ(ModeOf(state_dir_ + "/wtd.pid"), 0600);
   EXPECT_EQ(ModeOf(state_dir_), 0700);

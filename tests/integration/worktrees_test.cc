@@ -344,8 +344,8 @@ TEST_F(WorktreesTest, ABranchThatMovedOnIsNotDeletedByTheRollback) {
 // every commit once, each in its own tree.
 TEST_F(WorktreesTest, AKillMidStreamThenRecoverWithTheDaemonDownLeavesOnlyOwnedWorktrees) {
   std::string hold = dir_.Sub("hold");
-  repo_.CommitJob("effect", TreeCheckedJob().substr(0, TreeCheckedJob().size() - 1) + "; if [ -e " +
-                                hold + " ]; then sleep 60; fi\n");
+  repo_.CommitJob("effect", TreeCheckedJob().substr(0, TreeCheckedJob().size() - 1) +
+                                "; while [ -e " + hold + " ]; do sleep 0.05; done\n");
   WriteFileOrDie(hold, "");
   DaemonProcess* d = StartReady({"--concurrency", "2"});
   for (int i = 0; i < 4; ++i) repo_.Commit("f.txt", std::to_string(i), "c" + std::to_string(i));
@@ -358,13 +358,28 @@ TEST_F(WorktreesTest, AKillMidStreamThenRecoverWithTheDaemonDownLeavesOnlyOwnedW
       << "two jobs did not start";
   d->Signal(SIGKILL);
   ASSERT_TRUE(d->WaitExit(ScaledMs(30000)).has_value());
+  // The two jobs end on their own under their supervisors, which record
+  // their outcomes with no daemon there.
   std::remove(hold.c_str());
+  auto exit_files = [&] {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(state_dir_ + "/runs")) {
+      n += e.path().extension() == ".exit";
+    }
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return exit_files() == 2; }, ScaledMs(30000)));
   CommandResult rec = Wtctl({"--json", "recover"});
   ASSERT_EQ(rec.exit_code, 0) << rec.Describe();
   json r = json::parse(rec.out);
-  int released = 0;
-  for (const json& a : r["actions"]) released += a.value("kind", "") == "release_slot";
+  int released = 0, recorded = 0;
+  for (const json& a : r["actions"]) {
+    released += a.value("kind", "") == "release_slot";
+    recorded += a.value("kind", "") == "record_outcome";
+  }
+  EXPECT_EQ(recorded, 2) << rec.out;
   EXPECT_EQ(released, 2) << rec.out;
+  EXPECT_EQ(exit_files(), 0) << "recorded outcomes' files are removed";
   ASSERT_NO_FATAL_FAILURE(ExpectWorktreesOwned(state_dir_));
   for (const json& w : Worktrees()) EXPECT_EQ(w.value("state", ""), "free") << w.dump();
 

@@ -2,12 +2,16 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <memory>
 #include <stdexcept>
 #include <utility>
 
 #include "base/crash_point.h"
+#include "base/file_util.h"
+#include "base/paths.h"
+#include "exec/exit_record.h"
 #include "fakes/fake_clock.h"
 #include "fakes/fake_process_table.h"
 #include "fakes/temp_dir.h"
@@ -95,6 +99,173 @@ class RecoveryTest : public ::testing::Test {
   std::unique_ptr<RunStore> runs_;
   int next_ = 0;
 };
+
+// A supervised run (Run::supervised): its pid is the supervisor's, which
+// leaves runs/<id>.exit and runs/<id>.pgid under the state dir.
+class SupervisedRecoveryTest : public RecoveryTest {
+ protected:
+  uint64_t MakeSupervised(int32_t supervisor_pid, bool alive) {
+    ProcessIdentity sup{supervisor_pid, 500, "boot-A", /*supervisor=*/true};
+    if (alive) procs_.Start(supervisor_pid, 500);
+    uint64_t id = Make(S::kRunning, 3, sup, 1);
+    EXPECT_TRUE(runs_->Get(id)->supervised);
+    EXPECT_TRUE(MakeDirs(dir_.Sub("state/runs")).ok());
+    return id;
+  }
+  void WriteExit(uint64_t id, uint32_t attempt, int exit_code, bool stopped = false) {
+    ExitRecord r;
+    r.run_id = id;
+    r.attempt = attempt;
+    r.outcome.exit_code = exit_code;
+    r.outcome.stopped = stopped;
+    r.outcome.log_bytes = 12;
+    r.outcome.duration_ms = 40;
+    ASSERT_TRUE(WriteExitRecord(RunExitPath(dir_.Sub("state"), id), r).ok());
+  }
+  Result<RecoveryReport> RecoverSupervised(bool plan = false) {
+    RecoveryOptions o{/*kill_wait_ms=*/100};
+    o.plan_only = plan;
+    o.state_dir = dir_.Sub("state");
+    return RunRecovery(runs_.get(), &procs_, &clock_, hooks_, 2, o);
+  }
+  static const RecoveryAction* Find(const RecoveryReport& r, const std::string& kind) {
+    for (const RecoveryAction& a : r.actions) {
+      if (a.kind == kind) return &a;
+    }
+    return nullptr;
+  }
+  bool Exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+};
+
+TEST_F(SupervisedRecoveryTest, TheJobFinishedWhileDownIsRecordedWithItsOwnOutcomeNotRetried) {
+  uint64_t id = MakeSupervised(4100, /*alive=*/false);
+  WriteExit(id, 1, 0);
+  ASSERT_TRUE(WriteFileAtomic(RunGroupPath(dir_.Sub("state"), id), "4101 77\n").ok());
+  Result<RecoveryReport> planned = RecoverSupervised(/*plan=*/true);
+  ASSERT_TRUE(planned.ok());
+  ASSERT_NE(Find(*planned, "record_outcome"), nullptr);
+  EXPECT_EQ(Find(*planned, "record_outcome")->to, S::kSucceeded);
+  EXPECT_EQ(StateOf(id), S::kRunning) << "a plan changes nothing";
+
+  Result<RecoveryReport> r = RecoverSupervised();
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const RecoveryAction* a = Find(*r, "record_outcome");
+  ASSERT_NE(a, nullptr);
+  EXPECT_NE(a->detail.find("exit 0"), std::string::npos) << a->detail;
+  wtd::Run run = *runs_->Get(id);
+  EXPECT_EQ(run.state, S::kSucceeded);
+  EXPECT_EQ(run.attempt, 1u) << "no re-run";
+  EXPECT_EQ(run.log_bytes, 12u);
+  EXPECT_TRUE(procs_.signals().empty()) << "nothing to kill";
+  EXPECT_FALSE(Exists(RunExitPath(dir_.Sub("state"), id))) << "the file goes once recorded";
+  EXPECT_FALSE(Exists(RunGroupPath(dir_.Sub("state"), id)));
+  // Idempotent: the next pass has nothing left.
+  Result<RecoveryReport> again = RecoverSupervised();
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->actions.empty());
+}
+
+TEST_F(SupervisedRecoveryTest, AFailedOrStoppedOutcomeGoesWhereTheLoopWouldHaveTakenIt) {
+  uint64_t failed = MakeSupervised(4200, false);
+  WriteExit(failed, 1, 7);
+  uint64_t stopped = MakeSupervised(4300, false);
+  WriteExit(stopped, 1, -1, /*stopped=*/true);
+  ASSERT_TRUE(RecoverSupervised().ok());
+  EXPECT_EQ(StateOf(failed), S::kRetryWait);  // attempt 1 of 3
+  EXPECT_EQ(runs_->Get(failed)->exit_code, 7);
+  EXPECT_EQ(StateOf(stopped), S::kRetryWait);
+  EXPECT_NE(runs_->Get(stopped)->error.find("interrupted"), std::string::npos);
+}
+
+TEST_F(SupervisedRecoveryTest, ALiveSupervisorIsAdoptedNotKilled) {
+  uint64_t id = MakeSupervised(4400, /*alive=*/true);
+  std::vector<uint64_t> adopted;
+  hooks_.adopt = [&](const wtd::Run& r) -> Result<wtd::Run> {
+    adopted.push_back(r.id);
+    return runs_->Adopt(r.id, r.incarnation, 2);
+  };
+  Result<RecoveryReport> r = RecoverSupervised();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(adopted, std::vector<uint64_t>{id});
+  ASSERT_NE(Find(*r, "adopt_run"), nullptr);
+  EXPECT_EQ(StateOf(id), S::kRunning);
+  EXPECT_EQ(runs_->Get(id)->incarnation, 2u) << "this incarnation's now";
+  EXPECT_TRUE(procs_.signals().empty());
+  // The job still running at the next recovery (another crash): adopted again.
+  Result<RecoveryReport> next = RunRecovery(runs_.get(), &procs_, &clock_, hooks_, 3, [&] {
+    RecoveryOptions o{100};
+    o.state_dir = dir_.Sub("state");
+    return o;
+  }());
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(adopted.size(), 2u);
+}
+
+TEST_F(SupervisedRecoveryTest, WithoutAnAdopterALiveSupervisorIsLeftForTheDaemon) {
+  uint64_t id = MakeSupervised(4500, true);
+  Result<RecoveryReport> r = RecoverSupervised();
+  ASSERT_TRUE(r.ok());
+  ASSERT_NE(Find(*r, "leave_running"), nullptr);
+  EXPECT_EQ(StateOf(id), S::kRunning);
+  EXPECT_EQ(runs_->Get(id)->incarnation, 1u);
+  EXPECT_TRUE(procs_.signals().empty());
+}
+
+TEST_F(SupervisedRecoveryTest, ASupervisorThatEndedDuringAdoptionHasItsOutcomeLookedForAgain) {
+  uint64_t id = MakeSupervised(4600, true);
+  hooks_.adopt = [&](const wtd::Run& r) -> Result<wtd::Run> {
+    procs_.Exit(4600);
+    WriteExit(r.id, 1, 0);
+    return Status::NotFound("supervisor gone");
+  };
+  ASSERT_TRUE(RecoverSupervised().ok());
+  EXPECT_EQ(StateOf(id), S::kSucceeded);
+}
+
+TEST_F(SupervisedRecoveryTest, AGoneSupervisorIsRetriedAndWhatItsJobLeftIsKilled) {
+  uint64_t id = MakeSupervised(4700, /*alive=*/false);
+  procs_.Start(4701, 88);  // its job, orphaned but alive
+  ASSERT_TRUE(WriteFileAtomic(RunGroupPath(dir_.Sub("state"), id), "4701 88\n").ok());
+  Result<RecoveryReport> r = RecoverSupervised();
+  ASSERT_TRUE(r.ok());
+  const RecoveryAction* a = Find(*r, "interrupt_run");
+  ASSERT_NE(a, nullptr);
+  EXPECT_NE(a->detail.find("killed its job's process group 4701"), std::string::npos) << a->detail;
+  EXPECT_EQ(StateOf(id), S::kRetryWait);
+  EXPECT_EQ(procs_.signals(), (std::vector<std::pair<int32_t, int>>{{4701, SIGKILL}}));
+}
+
+TEST_F(SupervisedRecoveryTest, ATornOrStaleExitFileIsNoOutcomeAndIsReported) {
+  uint64_t torn = MakeSupervised(4800, false);
+  ASSERT_TRUE(WriteFileAtomic(RunExitPath(dir_.Sub("state"), torn), "{\"format\":\"wtd-e").ok());
+  uint64_t stale = MakeSupervised(4900, false);
+  WriteExit(stale, /*attempt=*/7, 0);  // another attempt's
+  Result<RecoveryReport> r = RecoverSupervised();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(StateOf(torn), S::kRetryWait);
+  EXPECT_EQ(StateOf(stale), S::kRetryWait);
+  int reported = 0;
+  for (const RecoveryAction& a : r->actions) {
+    if (a.kind == "interrupt_run" && a.detail.find("exit file not used") != std::string::npos) {
+      ++reported;
+    }
+  }
+  EXPECT_EQ(reported, 2);
+}
+
+TEST_F(SupervisedRecoveryTest, AnUnknownBootSignalsNothingAndAdoptsNothing) {
+  uint64_t id = MakeSupervised(5000, true);
+  procs_.SetBootId(kUnknownBootId);
+  bool asked = false;
+  hooks_.adopt = [&](const wtd::Run&) -> Result<wtd::Run> {
+    asked = true;
+    return Status::Aborted("never");
+  };
+  ASSERT_TRUE(RecoverSupervised().ok());
+  EXPECT_FALSE(asked);
+  EXPECT_EQ(StateOf(id), S::kRetryWait);
+  EXPECT_TRUE(procs_.signals().empty());
+}
 
 TEST_F(RecoveryTest, RunningWithDeadProcessIsRetriedAndSecondPassDoesNothing) {
   uint64_t id = Make(S::kRunning, 3, {100, 5, "boot-A"});  // pid 100 not in the table

@@ -2,6 +2,7 @@
 // fake clock: no git, no process, no sleeping. Each test takes runs through
 // one path of docs/design/loop.md and checks the recorded states.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <deque>
@@ -10,6 +11,8 @@
 #include <optional>
 #include <set>
 
+#include "base/file_util.h"
+#include "base/paths.h"
 #include "fakes/fake_clock.h"
 #include "fakes/fake_launcher.h"
 #include "fakes/temp_dir.h"
@@ -298,6 +301,75 @@ TEST_F(SchedulerLoopTest, AJobThatEndsAsTheGraceRunsOutKeepsItsOwnOutcome) {
   sched_->Shutdown(/*grace_ms=*/0);
   EXPECT_EQ(launcher_.terminations, 1);
   EXPECT_EQ(Get(1).state, RunState::kSucceeded) << Get(1).error;
+}
+
+TEST_F(SchedulerLoopTest, AJobWhoseSupervisorLostItsOutcomeIsInterruptedAndItsFilesGo) {
+  source_->Add(Sha('a'));
+  Step();
+  ASSERT_TRUE(MakeDirs(dir_.Sub("state/runs")).ok());
+  for (const std::string& f :
+       {RunExitPath(dir_.Sub("state"), 1), RunGroupPath(dir_.Sub("state"), 1),
+        RunContextPath(dir_.Sub("state"), 1)}) {
+    ASSERT_TRUE(WriteFileAtomic(f, "x").ok());
+  }
+  AttemptOutcome lost;
+  lost.lost = true;
+  lost.error = "supervisor 100 was killed by signal 9 without recording the job's outcome";
+  sched_->SetPaused(true);  // so that the retry does not start in the same step
+  launcher_.started[0]->Finish(lost);
+  Step();
+  wtd::Run r = Get(1);
+  EXPECT_EQ(r.state, RunState::kRetryWait);
+  EXPECT_EQ(r.not_before_ms, r.updated_at_ms) << "retried at once, as an interruption";
+  EXPECT_NE(r.error.find("interrupted: supervisor 100 was killed"), std::string::npos) << r.error;
+  for (const std::string& f :
+       {RunExitPath(dir_.Sub("state"), 1), RunGroupPath(dir_.Sub("state"), 1),
+        RunContextPath(dir_.Sub("state"), 1)}) {
+    EXPECT_NE(access(f.c_str(), F_OK), 0) << f << " outlived the recorded outcome";
+  }
+}
+
+TEST_F(SchedulerLoopTest, AnAdoptedRunIsInFlightAndRecordedWhenItEnds) {
+  // Started by incarnation 6, adopted by this one (7).
+  source_->Add(Sha('a'));
+  sched_->SetPaused(true);
+  Step();  // enqueued, not started
+  sched_->SetPaused(false);
+  ASSERT_TRUE(runs_->Lease(1).ok());
+  ASSERT_TRUE(runs_->MarkReady(1, RunState::kLeased).ok());
+  ASSERT_TRUE(runs_->MarkRunning(1, ProcessIdentity{900, 5, "fake-boot", true}, 6, "/log").ok());
+  Result<wtd::Run> adopted = runs_->Adopt(1, 6, 7);
+  ASSERT_TRUE(adopted.ok()) << adopted.status().ToString();
+  AdoptRequest req;
+  req.run_id = 1;
+  req.attempt = 1;
+  req.supervisor = ProcessIdentity{900, 5, "fake-boot", true};
+  Result<std::unique_ptr<Launched>> exec = launcher_.Adopt(req);
+  ASSERT_TRUE(exec.ok());
+  sched_->AdoptRunning(*adopted, std::move(*exec));
+  ASSERT_EQ(launcher_.adopted.size(), 1u);
+  EXPECT_TRUE(launcher_.adopted[0]->watched);
+  Step();
+  EXPECT_TRUE(launcher_.started.empty()) << "an adopted run is not started again";
+  SchedulerSnapshot snap = sched_->Snapshot();
+  ASSERT_EQ(snap.running_detail.size(), 1u);
+  EXPECT_TRUE(snap.running_detail[0].adopted);
+  launcher_.adopted[0]->Exit(0);
+  Step();
+  EXPECT_EQ(Get(1).state, RunState::kSucceeded);
+  EXPECT_EQ(Get(1).attempt, 1u);
+}
+
+TEST_F(SchedulerLoopTest, ARestartLeavesRunningJobsToTheirSupervisors) {
+  source_->Add(Sha('a'));
+  Step();
+  ASSERT_EQ(launcher_.started.size(), 1u);
+  sched_->RequestRestart();
+  EXPECT_TRUE(sched_->stop_requested());
+  sched_->Loop();  // ends at once: the restart detaches instead of stopping
+  EXPECT_EQ(launcher_.terminations, 0);
+  EXPECT_EQ(Get(1).state, RunState::kRunning) << "nothing recorded: the next one adopts it";
+  EXPECT_EQ(sched_->in_flight(), 0u);
 }
 
 // The step hook (the daemon's systemd notifier) is called on the loop thread

@@ -86,6 +86,17 @@ struct RunV5 {
   }
 };
 
+// A Run at class version 6 (before `supervised`).
+struct RunV6 {
+  RunV5 v5;
+
+  template <class Archive>
+  void serialize(Archive& ar, const std::uint32_t version) {
+    v5.serialize(ar, version);
+    ar(v5.v4.v3.v2.v1.r.key.series);
+  }
+};
+
 // A Lease at class version 1 (before repo, name, state, ref blobs, job).
 struct LeaseV1 {
   Lease l;
@@ -135,6 +146,7 @@ CEREAL_CLASS_VERSION(wtd::RunV2, 2)
 CEREAL_CLASS_VERSION(wtd::RunV3, 3)
 CEREAL_CLASS_VERSION(wtd::RunV4, 4)
 CEREAL_CLASS_VERSION(wtd::RunV5, 5)
+CEREAL_CLASS_VERSION(wtd::RunV6, 6)
 CEREAL_CLASS_VERSION(wtd::LeaseV1, 1)
 CEREAL_CLASS_VERSION(wtd::CursorV1, 1)
 CEREAL_CLASS_VERSION(wtd::IdemV1, 1)
@@ -389,6 +401,24 @@ TEST(RecordsTest, TheAttemptSeriesRoundTripsAndARunOfClassVersionFiveIsSeriesZer
   Result<wtd::Run> old = DecodeRun(EncodeOld(RecordKind::kRun, v5));
   ASSERT_TRUE(old.ok()) << old.status().ToString();
   EXPECT_EQ(*old, SampleRun());  // everything but the series, which reads as 0
+}
+
+TEST(RecordsTest, SupervisedRoundTripsAndARunOfClassVersionSixIsNotSupervised) {
+  wtd::Run supervised = SampleRun();
+  supervised.key.series = 2;
+  supervised.supervised = true;
+  Result<wtd::Run> back = DecodeRun(EncodeRun(supervised));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, supervised);
+
+  RunV6 v6;
+  v6.v5.v4.v3.v2.v1.r = supervised;
+  v6.v5.v4.v3.v2.v1.state = static_cast<uint8_t>(supervised.state);
+  Result<wtd::Run> old = DecodeRun(EncodeOld(RecordKind::kRun, v6));
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_FALSE(old->supervised);  // its pid is the job's own
+  old->supervised = true;
+  EXPECT_EQ(*old, supervised);
 }
 
 TEST(RecordsTest, ARunWithAnUnknownIsolationIsCorruption) {
