@@ -398,7 +398,7 @@ Status Daemon::Start(StartProgress* progress) {
   adopted_.clear();
   if (metrics_) scheduler_->SetTickHook(metrics_->TickHook());
   scheduler_->SetRunSlots(scheduler_slots_.get());
-  activity_ = NewSystemActivityProbe();
+  activity_ = NewSystemActivityProbe(config.daemon.state_dir);
   scheduler_->SetActivityProbe(activity_.get());
   CollectorHooks gc_hooks;
   gc_hooks.pinned_runs = RunsNamedBySlots(slots_.get());

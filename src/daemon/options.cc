@@ -453,7 +453,7 @@ std::vector<OptionDef> BuildTable() {
     t.push_back(std::move(o));
   }
   t.push_back(Path("exec-shim", &Config::scheduler, &SchedulerOptions::exec_shim, R::kNeedsRestart,
-                   "path of wtd-exec", "beside wtd"));
+                   "path of wtd-exec, the supervisor of each job", "beside wtd"));
   return t;
 }
 

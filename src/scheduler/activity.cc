@@ -5,7 +5,11 @@
 
 #include <charconv>
 #include <fstream>
+#include <optional>
 #include <sstream>
+
+#include "base/paths.h"
+#include "exec/exit_record.h"
 
 namespace wtd {
 
@@ -73,23 +77,34 @@ namespace {
 
 class SystemActivityProbe final : public ActivityProbe {
  public:
+  explicit SystemActivityProbe(std::string state_dir) : state_dir_(std::move(state_dir)) {}
+
   Result<Activity> Sample(const Run& run) override {
     if (run.pid <= 0)
       return Status::FailedPrecondition("run " + std::to_string(run.id) + " has no process");
+    pid_t group = run.pid;
+    if (run.supervised) {
+      // Until the job is forked there is no group file: the supervisor's.
+      Result<std::optional<JobGroup>> job = ReadJobGroup(RunGroupPath(state_dir_, run.id));
+      if (job.ok() && *job) group = (*job)->pgid;
+    }
     Activity a;
-    WTD_ASSIGN_OR_RETURN(a.cpu_ticks, GroupCpuTicks(run.pid));
+    WTD_ASSIGN_OR_RETURN(a.cpu_ticks, GroupCpuTicks(group));
     struct stat st;
     if (!run.log_path.empty() && stat(run.log_path.c_str(), &st) == 0) {
       a.output_bytes = static_cast<uint64_t>(st.st_size);
     }
     return a;
   }
+
+ private:
+  const std::string state_dir_;
 };
 
 }  // namespace
 
-std::unique_ptr<ActivityProbe> NewSystemActivityProbe() {
-  return std::make_unique<SystemActivityProbe>();
+std::unique_ptr<ActivityProbe> NewSystemActivityProbe(std::string state_dir) {
+  return std::make_unique<SystemActivityProbe>(std::move(state_dir));
 }
 
 }  // namespace wtd

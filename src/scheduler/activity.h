@@ -37,12 +37,15 @@ struct Activity {
 class ActivityProbe {
  public:
   virtual ~ActivityProbe() = default;
-  // The activity of running run `run` (its pid leads the job's group).
+  // The activity of running run `run`.
   virtual Result<Activity> Sample(const Run& run) = 0;
 };
 
-// Reads /proc and stats the log file.
-std::unique_ptr<ActivityProbe> NewSystemActivityProbe();
+// Reads /proc and stats the log file. The job's group is the one its
+// supervisor recorded in <state_dir>/runs/<id>.pgid for a supervised run
+// (the supervisor's own group holds only the supervisor), else the group
+// the run's pid leads.
+std::unique_ptr<ActivityProbe> NewSystemActivityProbe(std::string state_dir);
 
 // The fields of a /proc/PID/stat line the probe needs.
 struct ProcStatTimes {

@@ -9,6 +9,9 @@
 #include <fstream>
 #include <thread>
 
+#include "base/file_util.h"
+#include "base/paths.h"
+#include "exec/exit_record.h"
 #include "fakes/temp_dir.h"
 
 namespace wtd {
@@ -85,7 +88,7 @@ TEST(SystemActivityProbeTest, CountsTheLogFileAndTheGroupsCpu) {
   run.id = 1;
   run.pid = idle;
   run.log_path = log;
-  std::unique_ptr<ActivityProbe> probe = NewSystemActivityProbe();
+  std::unique_ptr<ActivityProbe> probe = NewSystemActivityProbe(dir.path());
   Result<Activity> a = probe->Sample(run);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(a->output_bytes, 12u);
@@ -93,6 +96,32 @@ TEST(SystemActivityProbeTest, CountsTheLogFileAndTheGroupsCpu) {
   EXPECT_EQ(probe->Sample(run)->output_bytes, 15u);
   StopGroup(idle);
   EXPECT_FALSE(probe->Sample(run).ok()) << "the job is gone";
+}
+
+TEST(SystemActivityProbeTest, ASupervisedRunIsMeasuredByItsJobsGroupNotItsSupervisors) {
+  TempDir dir;
+  pid_t supervisor = StartGroup(false);  // its own group holds only itself
+  pid_t job = StartGroup(true);          // the job's group spins
+  wtd::Run run;
+  run.id = 7;
+  run.pid = supervisor;
+  run.supervised = true;
+  std::unique_ptr<ActivityProbe> probe = NewSystemActivityProbe(dir.path());
+  Result<Activity> before = probe->Sample(run);
+  ASSERT_TRUE(before.ok()) << "no group file yet: the supervisor's group";
+  ASSERT_TRUE(MakeDirs(dir.Sub("runs")).ok());
+  ASSERT_TRUE(WriteFileAtomic(RunGroupPath(dir.path(), 7), EncodeJobGroup(JobGroup{job, 1})).ok());
+  Result<uint64_t> job0 = GroupCpuTicks(job);
+  ASSERT_TRUE(job0.ok());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  uint64_t seen = probe->Sample(run)->cpu_ticks;
+  while (seen < *job0 + 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    seen = probe->Sample(run)->cpu_ticks;
+  }
+  EXPECT_GE(seen, *job0 + 3) << "the job's CPU is the run's";
+  StopGroup(job);
+  StopGroup(supervisor);
 }
 
 }  // namespace
