@@ -342,10 +342,15 @@ void Execution::Terminate() {
   }
   if (abort) {
     Abort();
-  } else if (wake_fd_ >= 0) {
-    uint64_t one = 1;
-    (void)!write(wake_fd_, &one, sizeof one);
+  } else {
+    WakeWorker();
   }
+}
+
+void Execution::WakeWorker() {
+  if (wake_fd_ < 0) return;
+  uint64_t one = 1;
+  (void)!write(wake_fd_, &one, sizeof one);
 }
 
 void Execution::Detach() {
@@ -357,10 +362,7 @@ void Execution::Detach() {
     abort = !released_;
   }
   if (abort) return Abort();
-  if (wake_fd_ >= 0) {
-    uint64_t one = 1;
-    (void)!write(wake_fd_, &one, sizeof one);
-  }
+  WakeWorker();
   if (worker_.joinable()) worker_.join();
 }
 

@@ -128,6 +128,8 @@ class Execution : public Launched {
 
   // Spawns the supervisor with its fds, process group, signal state and cwd.
   Status Spawn(const SpawnRequest& req, int log_fd, int handshake_read);
+  // Wakes the worker's poll (Terminate, Detach).
+  void WakeWorker();
   // Worker thread body: wait for the supervisor, reap it, read the outcome.
   void Run();
   // The outcome from the exit file, or a lost one (the job's group killed).

@@ -52,6 +52,21 @@ bool TakeNumber(std::string_view* text, char end, T* out) {
   return true;
 }
 
+// The file at `path` decoded by `decode`: nullopt when there is no such
+// file; the decoder's error names the path.
+template <class T>
+Result<std::optional<T>> ReadOptional(const std::string& path,
+                                      Result<T> (*decode)(std::string_view)) {
+  Result<std::string> text = ReadFile(path);
+  if (!text.ok()) {
+    if (text.status().IsNotFound()) return std::optional<T>();
+    return text.status();
+  }
+  Result<T> value = decode(*text);
+  if (!value.ok()) return value.status().WithContext(path);
+  return std::optional<T>(std::move(*value));
+}
+
 }  // namespace
 
 std::string EncodeExitRecord(const ExitRecord& r) {
@@ -110,19 +125,13 @@ Status WriteExitRecord(const std::string& path, const ExitRecord& r) {
 
 Result<std::optional<ExitRecord>> ReadExitRecord(const std::string& path, uint64_t run_id,
                                                  uint32_t attempt) {
-  Result<std::string> text = ReadFile(path);
-  if (!text.ok()) {
-    if (text.status().IsNotFound()) return std::optional<ExitRecord>();
-    return text.status();
-  }
-  Result<ExitRecord> r = DecodeExitRecord(*text);
-  if (!r.ok()) return r.status().WithContext(path);
-  if (r->run_id != run_id || r->attempt != attempt) {
+  WTD_ASSIGN_OR_RETURN(std::optional<ExitRecord> r, ReadOptional(path, &DecodeExitRecord));
+  if (r && (r->run_id != run_id || r->attempt != attempt)) {
     return Status::Corruption(path + ": exit record of run " + std::to_string(r->run_id) +
                               " attempt " + std::to_string(r->attempt) + ", not of run " +
                               std::to_string(run_id) + " attempt " + std::to_string(attempt));
   }
-  return std::optional<ExitRecord>(std::move(*r));
+  return r;
 }
 
 std::string EncodeJobGroup(const JobGroup& g) {
@@ -140,14 +149,7 @@ Result<JobGroup> DecodeJobGroup(std::string_view text) {
 }
 
 Result<std::optional<JobGroup>> ReadJobGroup(const std::string& path) {
-  Result<std::string> text = ReadFile(path);
-  if (!text.ok()) {
-    if (text.status().IsNotFound()) return std::optional<JobGroup>();
-    return text.status();
-  }
-  Result<JobGroup> g = DecodeJobGroup(*text);
-  if (!g.ok()) return g.status().WithContext(path);
-  return std::optional<JobGroup>(*g);
+  return ReadOptional(path, &DecodeJobGroup);
 }
 
 }  // namespace wtd
