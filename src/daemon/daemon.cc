@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -339,6 +340,11 @@ Status Daemon::Start(StartProgress* progress) {
     return written;
   };
 
+  // A daemon that re-executed itself may have children already: supervisors
+  // of the previous image whose jobs ended. Those that exited are reaped
+  // here (their outcomes are in their exit files); live ones are adopted.
+  while (waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
   RecoveryOptions recovery_options;
   recovery_options.state_dir = config.daemon.state_dir;
   progress->Phase("recovering: checking the runs a previous wtd left unfinished",
