@@ -70,6 +70,25 @@ std::string SelfExePath() {
   return path;
 }
 
+// Reaps `pid` when it is a child of this process that has exited or exits
+// within `wait_ms`: a supervisor the image before a re-execution started,
+// whose outcome recovery took from its exit file (nothing else would reap
+// it). Never blocks on another process's child.
+void ReapOwnChild(pid_t pid, int64_t wait_ms) {
+  if (pid <= 0) return;
+  for (int64_t waited = 0;; waited += 5) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) return;  // not ours
+    if (info.si_pid == pid) {
+      waitpid(pid, nullptr, 0);
+      return;
+    }
+    if (waited >= wait_ms) return;
+    usleep(5000);
+  }
+}
+
 // The supervisor of `run`, as recorded, to be adopted.
 AdoptRequest AdoptRequestOf(const wtd::Run& run, const std::string& state_dir) {
   AdoptRequest req;
@@ -306,8 +325,15 @@ Status Daemon::Start(StartProgress* progress) {
   GitRunLocks* leases = leases_.get();
   // A job that ended while no daemon watched it: its supervisor's outcome,
   // recorded as the loop would have (with a lock: receipt, then release).
+  // (A supervisor that wrote its exit file exits at once after.)
   hooks.record_outcome = [run_locks](const wtd::Run& run, const AttemptOutcome& outcome) {
-    return run_locks->Finish(run, outcome);
+    Result<wtd::Run> done = run_locks->Finish(run, outcome);
+    ReapOwnChild(run.pid, 2000);
+    return done;
+  };
+  hooks.release_finished = [](const wtd::Run& run) {
+    ReapOwnChild(run.pid, 0);
+    return Status::OK();
   };
   // A job still running under its supervisor: watched again, the run (and
   // its lock) made this incarnation's; the scheduler takes it after the pass.

@@ -339,12 +339,24 @@ void Execution::Terminate() {
     if (done_) return;
     terminate_requested_ = true;
     abort = !released_;
+    // At once, not from the worker: a daemon that dies right after asking
+    // (a crash in its stop) still leaves the job stopping. The pidfd names
+    // the supervisor even once it is reaped (the signal then fails).
+    if (!abort && pid_fd_ >= 0 && !release_failed_) {
+      syscall(SYS_pidfd_send_signal, pid_fd_, SIGTERM, nullptr, 0);
+      term_sent_ = true;
+    }
   }
   if (abort) {
     Abort();
   } else {
     WakeWorker();
   }
+}
+
+bool Execution::TermSent() const {
+  MutexLock lock(&mu_);
+  return term_sent_;
 }
 
 void Execution::WakeWorker() {
@@ -390,7 +402,6 @@ void Execution::OnDone(std::function<void(const AttemptOutcome&)> fn) {
 }
 
 void Execution::Run() {
-  bool term_sent = false;
   for (;;) {
     bool exited;
     if (pid_fd_ >= 0) {
@@ -401,16 +412,16 @@ void Execution::Run() {
     }
     if (exited) break;
     if (detach_requested_) return;  // the next daemon adopts the supervisor
-    if (terminate_requested_ && !term_sent) {
-      // The supervisor stops the job's group and records the job stopped.
-      if (pid_fd_ >= 0) {
-        syscall(SYS_pidfd_send_signal, pid_fd_, SIGTERM, nullptr, 0);
-      } else if (child_) {
+    if (terminate_requested_ && !TermSent()) {
+      // Without a pidfd Terminate left it here. The supervisor stops the
+      // job's group and records the job stopped.
+      if (child_) {
         kill(pid_, SIGTERM);  // unreaped: the pid cannot have been reused
       } else {
         processes_->SignalGroup(identity_, SIGTERM).IgnoreError();  // its own group
       }
-      term_sent = true;
+      MutexLock lock(&mu_);
+      term_sent_ = true;
     }
     struct pollfd pfds[2] = {{pid_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     if (poll(pfds, 2, kPollIntervalMs) > 0 && pfds[1].revents != 0) {

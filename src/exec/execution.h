@@ -130,6 +130,8 @@ class Execution : public Launched {
   Status Spawn(const SpawnRequest& req, int log_fd, int handshake_read);
   // Wakes the worker's poll (Terminate, Detach).
   void WakeWorker();
+  // Whether the supervisor was sent SIGTERM.
+  bool TermSent() const EXCLUDES(mu_);
   // Worker thread body: wait for the supervisor, reap it, read the outcome.
   void Run();
   // The outcome from the exit file, or a lost one (the job's group killed).
@@ -159,6 +161,7 @@ class Execution : public Launched {
   bool released_ GUARDED_BY(mu_) = false;
   bool aborted_ GUARDED_BY(mu_) = false;
   bool done_ GUARDED_BY(mu_) = false;
+  bool term_sent_ GUARDED_BY(mu_) = false;
   AttemptOutcome outcome_ GUARDED_BY(mu_);  // final once done_
   std::function<void(const AttemptOutcome&)> on_done_ GUARDED_BY(mu_);
   std::thread worker_;

@@ -63,6 +63,7 @@ void Scheduler::AdoptRunning(const Run& run, std::unique_ptr<Launched> exec) {
   f.exec = std::move(exec);
   f.adopted = true;
   f.exec->Watch();
+  Publish();  // status shows it before the first step
 }
 
 void Scheduler::DetachAll() {
