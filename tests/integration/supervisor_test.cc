@@ -17,6 +17,7 @@
 
 #include <filesystem>
 #include <map>
+#include <ostream>
 #include <set>
 
 #include "integration/fixture.h"
@@ -530,11 +531,21 @@ TEST_F(SupervisorTest, RestartKeepsRunningJobsAndTheirLocks) {
 }
 
 // 8. A stop means stop: the job's processes are gone once the daemon has
-// exited, the run is interrupted, and it runs again at the next start.
-class StopTest : public SupervisorTest, public ::testing::WithParamInterface<bool> {};
+// exited, the run is interrupted, and it runs again at the next start. So
+// for a job the daemon started and for one it adopted.
+struct StopCase {
+  bool by_wtctl = false;  // `wtctl stop`, else SIGTERM
+  bool adopted = false;   // the job was adopted after a kill -9 of its daemon
+};
+
+void PrintTo(const StopCase& c, std::ostream* os) {
+  *os << (c.by_wtctl ? "wtctl stop" : "SIGTERM") << (c.adopted ? ", adopted job" : "");
+}
+
+class StopTest : public SupervisorTest, public ::testing::WithParamInterface<StopCase> {};
 
 TEST_P(StopTest, AGracefulStopStopsRunningJobs) {
-  bool by_wtctl = GetParam();
+  const StopCase& c = GetParam();
   std::string gate = Gate("job");
   std::string children = PidFile("job");
   std::string sha =
@@ -544,10 +555,19 @@ TEST_P(StopTest, AGracefulStopStopsRunningJobs) {
   std::map<std::string, json> running = WaitRunning(1);
   ASSERT_EQ(running.size(), 1u);
   pid_t supervisor = running["job"].value("pid", 0);
+  if (c.adopted) {
+    d->Kill9();
+    d = StartReady(args);
+    running = WaitRunning(1);
+    ASSERT_EQ(running.size(), 1u);
+    ASSERT_EQ(running["job"].value("adopted", false), true) << running["job"].dump();
+    ASSERT_EQ(running["job"].value("pid", 0), supervisor);
+  }
   ASSERT_TRUE(WaitFor([&] { return Lines(ReadFileOr(children)).size() == 1; }, ScaledMs(30000)));
   pid_t child = static_cast<pid_t>(std::stol(Lines(ReadFileOr(children))[0]));
   pid_t shell = JobPids("job").at(0);
-  if (by_wtctl) {
+  ASSERT_TRUE(Alive(shell) && Alive(child) && Alive(supervisor));
+  if (c.by_wtctl) {
     ASSERT_NO_FATAL_FAILURE(StopDaemon(d));
   } else {
     d->Signal(SIGTERM);
@@ -556,16 +576,21 @@ TEST_P(StopTest, AGracefulStopStopsRunningJobs) {
     EXPECT_EQ(*code, 0);
   }
   EXPECT_FALSE(Alive(shell)) << "the job outlived its stopped daemon";
-  EXPECT_FALSE(Alive(supervisor)) << "the supervisor outlived its stopped daemon";
   EXPECT_FALSE(Alive(child)) << "the job's background child outlived its stopped daemon";
+  // An adopted supervisor is not the daemon's child: it may take a moment
+  // longer to be gone once it recorded the stop.
+  EXPECT_TRUE(WaitFor([&] { return !Alive(supervisor); }, ScaledMs(10000)))
+      << "the supervisor outlived its stopped daemon";
   std::vector<RunRow> runs = Runs();  // from the store
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0].state, "retry_wait") << RunsToString(runs);
   EXPECT_EQ(runs[0].attempt, 1) << RunsToString(runs);
   EXPECT_NE(runs[0].error.find("interrupted"), std::string::npos) << RunsToString(runs);
+  EXPECT_EQ(Execs("job"), std::vector<std::string>{sha + " 1"});
 
   Open(gate);
   DaemonProcess* again = StartReady(args);
+  EXPECT_EQ(Recovery()["actions"].value("adopt_run", 0), 0) << "nothing was left to adopt";
   ASSERT_NO_FATAL_FAILURE(WaitSettled({sha}, "job"));
   json r = OnlyRunOf("job");
   EXPECT_EQ(r.value("state", ""), "succeeded") << r.dump(2);
@@ -574,10 +599,101 @@ TEST_P(StopTest, AGracefulStopStopsRunningJobs) {
   StopDaemon(again);
 }
 
-INSTANTIATE_TEST_SUITE_P(SigtermOrWtctlStop, StopTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "wtctl_stop" : "sigterm";
+INSTANTIATE_TEST_SUITE_P(SigtermOrWtctlStop, StopTest,
+                         ::testing::Values(StopCase{false, false}, StopCase{true, false},
+                                           StopCase{false, true}, StopCase{true, true}),
+                         [](const ::testing::TestParamInfo<StopCase>& info) {
+                           return std::string(info.param.by_wtctl ? "wtctl_stop" : "sigterm") +
+                                  (info.param.adopted ? "_adopted" : "");
                          });
+
+// `wtctl cancel` of an adopted run stops its job through the supervisor:
+// cancelled, its processes gone, never run again.
+TEST_F(SupervisorTest, AnAdoptedRunCanBeCancelled) {
+  std::string gate = Gate("job");
+  std::string children = PidFile("job");
+  std::string sha =
+      CommitJobs({{"job", GatedJob("job", gate, 0, "sleep 1000 & echo $! >> " + children + "; ")}});
+  DaemonProcess* d = StartReady();
+  std::map<std::string, json> running = WaitRunning(1);
+  ASSERT_EQ(running.size(), 1u);
+  uint64_t id = running["job"].value("id", uint64_t{0});
+  pid_t supervisor = running["job"].value("pid", 0);
+  d->Kill9();
+  DaemonProcess* again = StartReady();
+  running = WaitRunning(1);
+  ASSERT_EQ(running.size(), 1u);
+  ASSERT_EQ(running["job"].value("adopted", false), true) << running["job"].dump();
+  ASSERT_TRUE(WaitFor([&] { return Lines(ReadFileOr(children)).size() == 1; }, ScaledMs(30000)));
+  pid_t child = static_cast<pid_t>(std::stol(Lines(ReadFileOr(children))[0]));
+  pid_t shell = JobPids("job").at(0);
+
+  CommandResult cancel = Wtctl({"--json", "cancel", std::to_string(id)});
+  ASSERT_EQ(cancel.exit_code, 0) << cancel.Describe();
+  json out = json::parse(cancel.out, nullptr, false);
+  EXPECT_EQ(out.value("from", ""), "running") << cancel.out;
+  EXPECT_EQ(out["run"].value("state", ""), "cancelled") << cancel.out;
+  EXPECT_FALSE(Alive(shell)) << "the adopted job outlived its cancel";
+  EXPECT_TRUE(WaitFor([&] { return !Alive(child) && !Alive(supervisor); }, ScaledMs(10000)))
+      << "the job's background child or its supervisor outlived the cancel";
+  ASSERT_NO_FATAL_FAILURE(WaitQuietTicks());
+  json r = OnlyRunOf("job");
+  EXPECT_EQ(r.value("state", ""), "cancelled") << r.dump(2);
+  EXPECT_EQ(Execs("job"), std::vector<std::string>{sha + " 1"}) << "a cancelled run is not retried";
+  StopDaemon(again);
+  EXPECT_EQ(repo_.Git({"for-each-ref", "refs/wtd/locks"}), "") << "lock refs left behind";
+}
+
+// A job outlives two kills of its daemon, and `wtctl recover` in between
+// leaves its live supervisor for the next daemon: adopted each time, its
+// lock moved to each new owner, recorded once.
+TEST_F(SupervisorTest, AJobOutlivesTwoKillsAndARecoverInBetween) {
+  std::string gate = Gate("job");
+  std::string sha = CommitJobs({{"job", GatedJob("job", gate, 0)}});
+  DaemonProcess* d = StartReady();
+  std::map<std::string, json> running = WaitRunning(1);
+  ASSERT_EQ(running.size(), 1u);
+  uint64_t id = running["job"].value("id", uint64_t{0});
+  pid_t supervisor = running["job"].value("pid", 0);
+  d->Kill9();
+
+  CommandResult recover = Wtctl({"--json", "recover"});
+  ASSERT_EQ(recover.exit_code, 0) << recover.Describe();
+  json rec = json::parse(recover.out, nullptr, false);
+  int left = 0;
+  for (const json& a : rec["actions"]) {
+    EXPECT_NE(a.value("kind", ""), "interrupt_run") << recover.out;
+    EXPECT_NE(a.value("kind", ""), "reap_lock")
+        << "a live run's lock is not stale: " << recover.out;
+    left += a.value("kind", "") == "leave_running";
+  }
+  EXPECT_EQ(left, 1) << recover.out;
+  ASSERT_TRUE(Alive(supervisor)) << "wtctl recover stopped a live supervisor";
+
+  for (int round = 0; round < 2; ++round) {
+    d = StartReady();
+    EXPECT_EQ(Recovery()["actions"].value("adopt_run", 0), 1) << Recovery().dump();
+    running = WaitRunning(1);
+    ASSERT_EQ(running.size(), 1u);
+    EXPECT_EQ(running["job"].value("pid", 0), supervisor);
+    EXPECT_EQ(running["job"].value("adopted", false), true);
+    CommandResult locks = Wtctl({"--json", "locks"});
+    json l = json::parse(locks.out, nullptr, false);
+    ASSERT_TRUE(l.is_object() && l["locks"].size() == 1) << locks.Describe();
+    EXPECT_EQ(l["locks"][0]["owner"].value("pid", 0), d->pid()) << locks.out;
+    EXPECT_EQ(l["locks"][0].value("stale", true), false) << locks.out;
+    if (round == 0) d->Kill9();
+  }
+  Open(gate);
+  ASSERT_NO_FATAL_FAILURE(WaitSettled({sha}, "job"));
+  json r = OnlyRunOf("job");
+  EXPECT_EQ(r.value("id", uint64_t{0}), id);
+  EXPECT_EQ(r.value("state", ""), "succeeded") << r.dump(2);
+  EXPECT_EQ(r.value("attempt", 0), 1) << r.dump(2);
+  EXPECT_EQ(Execs("job"), std::vector<std::string>{sha + " 1"});
+  StopDaemon(d);
+  ExpectLocksReleased(state_dir_, {sha}, "job");
+}
 
 }  // namespace
 }  // namespace wtd::itest
