@@ -209,8 +209,12 @@ class SupervisorCrashPointTest : public IntegrationTest {
   void SetUp() override {
     IntegrationTest::SetUp();
     execs_ = dir_.Sub("execs");
-    repo_.CommitJob("effect",
-                    "run = echo \"$WTD_SHA $WTD_ATTEMPT\" >> " + execs_ + "\nmax_attempts = 1\n");
+    crash_env_ = dir_.Sub("crash-env");
+    // The job appends its execution, and what it sees of the supervisor's
+    // crash variable (removed before the job runs).
+    repo_.CommitJob("effect", "run = echo \"$WTD_SHA $WTD_ATTEMPT\" >> " + execs_ +
+                                  "; echo \"${WTD_EXEC_CRASH_AT:-unset}\" >> " + crash_env_ +
+                                  "\nmax_attempts = 1\n");
     repo_.Commit("a.txt", "a", "second");
     repo_.Commit("b.txt", "b", "third");
   }
@@ -223,6 +227,9 @@ class SupervisorCrashPointTest : public IntegrationTest {
     EXPECT_NO_FATAL_FAILURE(WaitSettled(repo_.RevList(), "effect"));
     EXPECT_NO_FATAL_FAILURE(WaitQuietTicks());
     EXPECT_TRUE(d->Running()) << "a supervisor's crash took its daemon with it";
+    std::vector<std::string> seen = Lines(ReadFileOr(crash_env_));
+    EXPECT_FALSE(seen.empty());
+    for (const std::string& v : seen) EXPECT_EQ(v, "unset") << "the job saw WTD_EXEC_CRASH_AT";
     return d;
   }
 
@@ -237,6 +244,7 @@ class SupervisorCrashPointTest : public IntegrationTest {
   }
 
   std::string execs_;
+  std::string crash_env_;
 };
 
 TEST_F(SupervisorCrashPointTest, AnOutcomeWrittenBeforeTheSupervisorDiedIsRecordedOnce) {

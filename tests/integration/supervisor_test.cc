@@ -530,6 +530,61 @@ TEST_F(SupervisorTest, RestartKeepsRunningJobsAndTheirLocks) {
   StopDaemon(d);
 }
 
+// The process layout the supervisor promises: the supervisor alone in a
+// process group of its own, the job leading another, neither the daemon's;
+// neither holds a socket or a file of the state dir but the run's log; a
+// SIGHUP does not end the supervisor.
+TEST_F(SupervisorTest, TheSupervisorAndItsJobHoldNothingOfTheDaemons) {
+  std::string gate = Gate("job");
+  std::string sha = CommitJobs({{"job", GatedJob("job", gate, 0)}});
+  DaemonProcess* d = StartReady();
+  std::map<std::string, json> running = WaitRunning(1);
+  ASSERT_EQ(running.size(), 1u);
+  uint64_t id = running["job"].value("id", uint64_t{0});
+  pid_t supervisor = running["job"].value("pid", 0);
+  pid_t shell = JobPids("job").at(0);
+  EXPECT_EQ(getpgid(supervisor), supervisor);
+  EXPECT_EQ(getpgid(shell), shell);
+  EXPECT_NE(getpgid(supervisor), getpgid(d->pid()));
+  EXPECT_NE(getpgid(shell), getpgid(d->pid()));
+  std::string group_file = state_dir_ + "/runs/" + std::to_string(id) + ".pgid";
+  EXPECT_EQ(ReadFileOr(group_file).rfind(std::to_string(shell) + " ", 0), 0u)
+      << "the group file names the job's group: " << ReadFileOr(group_file);
+
+  std::string log = fs::canonical(LogPath(id)).string();
+  std::string state = fs::canonical(state_dir_).string();
+  for (pid_t pid : {supervisor, shell}) {
+    std::string fd_dir = "/proc/" + std::to_string(pid) + "/fd";
+    int seen = 0;
+    for (const auto& e : fs::directory_iterator(fd_dir)) {
+      std::error_code ec;
+      std::string target = fs::read_symlink(e.path(), ec).string();
+      if (ec) continue;  // closed meanwhile
+      ++seen;
+      EXPECT_NE(target.rfind("socket:", 0), 0u)
+          << "pid " << pid << " holds a socket as fd " << e.path().filename();
+      if (target.rfind(state + "/", 0) == 0) {
+        EXPECT_EQ(target, log) << "pid " << pid << " holds a file of the state dir as fd "
+                               << e.path().filename();
+      }
+    }
+    EXPECT_GE(seen, 3) << fd_dir;
+  }
+
+  // A hangup is not a stop: the attempt goes on and ends on its own.
+  ASSERT_EQ(kill(supervisor, SIGHUP), 0);
+  Open(gate);
+  ASSERT_NO_FATAL_FAILURE(WaitSettled({sha}, "job"));
+  json r = OnlyRunOf("job");
+  EXPECT_EQ(r.value("state", ""), "succeeded") << r.dump(2);
+  EXPECT_EQ(r.value("attempt", 0), 1) << "the supervisor survived its SIGHUP; " << r.dump(2);
+  // The outcome recorded, the run's files go.
+  for (const char* ext : {".exit", ".pgid", ".json"}) {
+    EXPECT_FALSE(fs::exists(state_dir_ + "/runs/" + std::to_string(id) + ext)) << ext;
+  }
+  StopDaemon(d);
+}
+
 // 8. A stop means stop: the job's processes are gone once the daemon has
 // exited, the run is interrupted, and it runs again at the next start. So
 // for a job the daemon started and for one it adopted.
