@@ -489,6 +489,14 @@ TEST_F(SupervisorTest, RestartKeepsRunningJobsAndTheirLocks) {
   ASSERT_EQ(locks.size(), 2u);
   EXPECT_EQ(locks["one"]["owner"].value("incarnation", uint64_t{0}), before) << locks["one"];
 
+  // A follower of run one's log started before the restart goes on after it.
+  uint64_t one = running["one"].value("id", uint64_t{0});
+  Background follow({WTCTL_BIN, "--state-dir", state_dir_, "logs", std::to_string(one), "--follow"},
+                    dir_.Sub("follow.out"));
+  ASSERT_TRUE(
+      WaitFor([&] { return follow.Out().find("tick 1\n") != std::string::npos; }, ScaledMs(30000)))
+      << follow.Out();
+
   CommandResult restart = Wtctl({"--json", "restart"}, ScaledMs(120000));
   ASSERT_EQ(restart.exit_code, 0) << restart.Describe();
   json out = json::parse(restart.out, nullptr, false);
@@ -516,6 +524,11 @@ TEST_F(SupervisorTest, RestartKeepsRunningJobsAndTheirLocks) {
   }
 
   Open(gate);
+  std::optional<int> code = follow.WaitExit(ScaledMs(30000));
+  ASSERT_TRUE(code.has_value()) << "logs --follow did not end with the run: " << follow.Out();
+  EXPECT_EQ(*code, 0);
+  EXPECT_EQ(follow.Out(), ReadFileOr(LogPath(one))) << "the whole log, across the restart";
+  EXPECT_NE(follow.Out().find("\nfinished attempt 1\n"), std::string::npos) << follow.Out();
   ASSERT_NO_FATAL_FAILURE(WaitSettled({sha}, "one"));
   ASSERT_NO_FATAL_FAILURE(WaitSettled({sha}, "two"));
   ASSERT_NO_FATAL_FAILURE(WaitQuietTicks());
