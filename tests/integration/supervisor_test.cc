@@ -425,6 +425,50 @@ TEST_F(SupervisorTest, AKilledSupervisorsJobGroupIsKilledAndTheAttemptRetried) {
   EXPECT_NE(log.find("[wtd: attempt 2]\n"), std::string::npos) << log;
 }
 
+// The daemon and then the supervisor are killed while the job runs (it
+// prints nothing, so a closed output pipe does not end it): the next
+// daemon finds no outcome and no supervisor, kills the job's group from
+// the group file, and retries the attempt.
+TEST_F(SupervisorTest, AJobWhoseSupervisorDiedWithNoDaemonIsKilledByRecovery) {
+  std::string gate = Gate("job");
+  std::string children = PidFile("job");
+  std::string sha =
+      CommitJobs({{"job", "run = echo \"job $WTD_SHA $WTD_ATTEMPT\" >> " + execs_ +
+                              "; echo $$ >> " + JobPidFile("job") + "; sleep 1000 & echo $! >> " +
+                              children + "; i=0; while [ ! -e " + gate +
+                              " ]; do i=$((i+1)); [ $i -lt 2400 ] || exit 99; sleep 0.05; done\n"
+                              "max_attempts = 1\n"}});
+  DaemonProcess* d = StartReady();
+  std::map<std::string, json> running = WaitRunning(1);
+  ASSERT_EQ(running.size(), 1u);
+  pid_t supervisor = running["job"].value("pid", 0);
+  ASSERT_TRUE(WaitFor([&] { return Lines(ReadFileOr(children)).size() == 1; }, ScaledMs(30000)));
+  pid_t child = static_cast<pid_t>(std::stol(Lines(ReadFileOr(children))[0]));
+  pid_t shell = JobPids("job").at(0);
+  d->Kill9();
+  ASSERT_EQ(kill(supervisor, SIGKILL), 0);
+  ASSERT_TRUE(WaitFor([&] { return !Alive(supervisor); }, ScaledMs(10000)));
+  ASSERT_TRUE(Alive(shell) && Alive(child)) << "the job outlived its supervisor, for now";
+
+  DaemonProcess* again = StartReady();
+  json recovery = Recovery();
+  EXPECT_EQ(recovery["actions"].value("interrupt_run", 0), 1) << recovery.dump();
+  EXPECT_FALSE(Alive(shell)) << "recovery left the job of a dead supervisor running";
+  EXPECT_FALSE(Alive(child)) << "recovery left the job's background child running";
+  EXPECT_NE(again->Log().find("killed its job's process group " + std::to_string(shell)),
+            std::string::npos)
+      << again->Log();
+  running = WaitRunning(1, 2);
+  ASSERT_EQ(running.size(), 1u) << "no second attempt";
+  Open(gate);
+  ASSERT_NO_FATAL_FAILURE(WaitSettled({sha}, "job"));
+  json r = OnlyRunOf("job");
+  EXPECT_EQ(r.value("state", ""), "succeeded") << r.dump(2);
+  EXPECT_EQ(r.value("attempt", 0), 2) << r.dump(2);
+  EXPECT_EQ(Execs("job"), (std::vector<std::string>{sha + " 1", sha + " 2"}));
+  StopDaemon(again);
+}
+
 // 5. A supervisor that died without an outcome and an exit file that is
 // garbage: no outcome, the attempt retried, the file named as not used.
 TEST_F(SupervisorTest, AGarbageExitFileIsNoOutcomeAndIsReported) {
@@ -501,7 +545,7 @@ TEST_F(SupervisorTest, RestartKeepsRunningJobsAndTheirLocks) {
   ASSERT_EQ(restart.exit_code, 0) << restart.Describe();
   json out = json::parse(restart.out, nullptr, false);
   EXPECT_EQ(out.value("pid", 0), d->pid()) << restart.out;
-  EXPECT_EQ(out.value("adopted", 0), 2) << restart.out;
+  EXPECT_EQ(out.value("jobs_left_running", 0), 2) << restart.out;
   EXPECT_TRUE(d->Running());
   json s = *Status();
   EXPECT_EQ(s.value("pid", 0), d->pid()) << "re-executed in place";
