@@ -642,6 +642,35 @@ TEST_F(SupervisorTest, TheSupervisorAndItsJobHoldNothingOfTheDaemons) {
   StopDaemon(d);
 }
 
+// `wtctl status` flags a job stuck when it has neither printed nor used CPU
+// for --stuck-after-s (docs/design/wtctl.md): the CPU of the job's process
+// group, which is not its supervisor's.
+TEST_F(SupervisorTest, ASilentJobUsingCpuIsNotFlaggedStuck) {
+  std::string gate = Gate("cpu");
+  std::string idle_pid = PidFile("idle");
+  repo_.Write("jobs/cpu.job", "run = while [ ! -e " + gate + " ]; do :; done\n");
+  std::string sha = CommitJobs({{"idle", "run = echo $$ > " + idle_pid + "; exec sleep 60\n"}});
+  DaemonProcess* d =
+      StartReady({"--stuck-after-s", "2", "--concurrency", "2", "--shutdown-grace-s", "0"});
+  std::map<std::string, json> running;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::optional<json> s = Status();
+        if (!s) return false;
+        running.clear();
+        for (const json& r : (*s)["running_jobs"]) running[r.value("job", "")] = r;
+        return running.size() == 2 && running["idle"].value("stuck", false) &&
+               running["cpu"].value("age_s", 0) >= 4;
+      },
+      ScaledMs(60000)))
+      << "the idle job was never flagged stuck: " << json(running).dump();
+  EXPECT_EQ(running["cpu"].value("stuck", true), false)
+      << "a job busy on the CPU is flagged stuck: " << running["cpu"].dump();
+  EXPECT_LT(running["cpu"].value("idle_s", 99), 2) << running["cpu"].dump();
+  Open(gate);
+  StopDaemon(d);  // stops the idle job too
+}
+
 // 8. A stop means stop: the job's processes are gone once the daemon has
 // exited, the run is interrupted, and it runs again at the next start. So
 // for a job the daemon started and for one it adopted.
