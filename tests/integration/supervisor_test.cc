@@ -46,6 +46,22 @@ std::string Comm(pid_t pid) {
   return comm;
 }
 
+// The pids of `parent`'s children that have exited and not been reaped.
+std::vector<pid_t> ZombieChildren(pid_t parent) {
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string stat = ReadFileOr(e.path().string() + "/stat");
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size()) continue;
+    char state = stat[close + 2];
+    pid_t ppid = static_cast<pid_t>(std::atol(stat.c_str() + close + 4));
+    if (ppid == parent && (state == 'Z' || state == 'X')) out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
 // A wtctl left running in the background, its stdout in a file.
 class Background {
  public:
@@ -669,6 +685,46 @@ TEST_F(SupervisorTest, ASilentJobUsingCpuIsNotFlaggedStuck) {
   EXPECT_LT(running["cpu"].value("idle_s", 99), 2) << running["cpu"].dump();
   Open(gate);
   StopDaemon(d);  // stops the idle job too
+}
+
+// Jobs that end while `wtctl restart` re-executes the daemon: their
+// supervisors, still the daemon's children, exit before the new image
+// could adopt them; it records their outcomes from the exit files, once,
+// and reaps them (a supervisor is never left a zombie of the daemon).
+TEST_F(SupervisorTest, JobsEndingDuringARestartAreRecordedOnceAndReaped) {
+  std::string log = dir_.Sub("wtd-1.log");  // the first daemon's output (StartDaemon)
+  // Each job ends as soon as the daemon says it is re-executing.
+  std::string body = "while ! grep -q 'stopped for a restart' " + log +
+                     "; do sleep 0.01; done; echo \"finished attempt $WTD_ATTEMPT\"\n";
+  std::map<std::string, std::string> jobs;
+  for (const std::string job : {"a", "b", "c"}) {
+    jobs[job] = "run = echo \"" + job + " $WTD_SHA $WTD_ATTEMPT\" >> " + execs_ + "; " + body;
+  }
+  std::string sha = CommitJobs(jobs);
+  DaemonProcess* d = StartReady({"--concurrency", "3"});
+  ASSERT_EQ(d->log_path(), log);
+  std::map<std::string, json> running = WaitRunning(3);
+  ASSERT_EQ(running.size(), 3u);
+
+  CommandResult restart = Wtctl({"restart"}, ScaledMs(120000));
+  ASSERT_EQ(restart.exit_code, 0) << restart.Describe();
+  for (const std::string job : {"a", "b", "c"}) {
+    ASSERT_NO_FATAL_FAILURE(WaitSettled({sha}, job));
+  }
+  ASSERT_NO_FATAL_FAILURE(WaitQuietTicks());
+  json recovery = Recovery();
+  for (const std::string job : {"a", "b", "c"}) {
+    json r = OnlyRunOf(job);
+    EXPECT_EQ(r.value("state", ""), "succeeded") << r.dump(2);
+    EXPECT_EQ(r.value("attempt", 0), 1) << r.dump(2);
+    EXPECT_EQ(Execs(job), std::vector<std::string>{sha + " 1"}) << job;
+  }
+  EXPECT_EQ(recovery["actions"].value("interrupt_run", 0), 0) << recovery.dump();
+  std::vector<pid_t> zombies = ZombieChildren(d->pid());
+  EXPECT_TRUE(zombies.empty()) << zombies.size()
+                               << " supervisor(s) left unreaped by the daemon; recovery: "
+                               << recovery.dump();
+  StopDaemon(d);
 }
 
 // 8. A stop means stop: the job's processes are gone once the daemon has
