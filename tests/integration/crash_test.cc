@@ -4,10 +4,12 @@
 // restart every commit must have exactly one recorded run, succeeded, and
 // the job's effect must be there for every commit (the job may have run
 // more than once: execution is at-least-once, the recorded outcome exactly
-// once).
+// once). Then the supervisor's own crash points (WTD_EXEC_CRASH_AT), hit by
+// every supervisor while the daemon lives.
 #include <signal.h>
 
 #include <cstdio>
+#include <map>
 #include <ostream>
 #include <set>
 
@@ -213,6 +215,93 @@ INSTANTIATE_TEST_SUITE_P(EveryCrashPoint, CrashPointTest, ::testing::ValuesIn(Sc
                          [](const ::testing::TestParamInfo<Scenario>& info) {
                            return info.param.Name();
                          });
+
+// The supervisor's own crash points (docs/design/crash-points.md):
+// WTD_EXEC_CRASH_AT given to wtd reaches every supervisor it starts, which
+// SIGKILLs itself there, each time, while the daemon lives.
+class SupervisorCrashPointTest : public IntegrationTest {
+ protected:
+  void SetUp() override {
+    IntegrationTest::SetUp();
+    execs_ = dir_.Sub("execs");
+    crash_env_ = dir_.Sub("crash-env");
+    // The job appends its execution, and what it sees of the supervisor's
+    // crash variable (removed before the job runs).
+    repo_.CommitJob("effect", "run = echo \"$WTD_SHA $WTD_ATTEMPT\" >> " + execs_ +
+                                  "; echo \"${WTD_EXEC_CRASH_AT:-unset}\" >> " + crash_env_ +
+                                  "\nmax_attempts = 1\n");
+    repo_.Commit("a.txt", "a", "second");
+    repo_.Commit("b.txt", "b", "third");
+  }
+
+  // Runs the daemon with every supervisor crashing at `point` until every
+  // commit's run has ended.
+  DaemonProcess* RunCrashing(const std::string& point) {
+    DaemonProcess* d = StartDaemon({"--concurrency", "2"}, {"WTD_EXEC_CRASH_AT=" + point});
+    EXPECT_NO_FATAL_FAILURE(WaitReady(d));
+    EXPECT_NO_FATAL_FAILURE(WaitSettled(repo_.RevList(), "effect"));
+    EXPECT_NO_FATAL_FAILURE(WaitQuietTicks());
+    EXPECT_TRUE(d->Running()) << "a supervisor's crash took its daemon with it";
+    std::vector<std::string> seen = Lines(ReadFileOr(crash_env_));
+    EXPECT_FALSE(seen.empty());
+    for (const std::string& v : seen) EXPECT_EQ(v, "unset") << "the job saw WTD_EXEC_CRASH_AT";
+    return d;
+  }
+
+  // The attempts each sha's job executed, in order.
+  std::map<std::string, std::vector<int>> Executions() const {
+    std::map<std::string, std::vector<int>> out;
+    for (const std::string& line : Lines(ReadFileOr(execs_))) {
+      size_t space = line.find(' ');
+      out[line.substr(0, space)].push_back(std::stoi(line.substr(space + 1)));
+    }
+    return out;
+  }
+
+  std::string execs_;
+  std::string crash_env_;
+};
+
+TEST_F(SupervisorCrashPointTest, AnOutcomeWrittenBeforeTheSupervisorDiedIsRecordedOnce) {
+  DaemonProcess* d = RunCrashing("exec_after_exit_write");
+  std::vector<std::string> shas = repo_.RevList();
+  std::vector<RunRow> runs = Runs();
+  ExpectExactlyOnce(runs, shas, "effect");
+  for (const RunRow& r : runs) {
+    EXPECT_EQ(r.attempt, 1) << "the written outcome counts: no retry; " << RunsToString(runs);
+    EXPECT_EQ(r.exit_code, 0) << RunsToString(runs);
+  }
+  std::map<std::string, std::vector<int>> executions = Executions();
+  EXPECT_EQ(executions.size(), shas.size());
+  for (const std::string& sha : shas) {
+    EXPECT_EQ(executions[sha], std::vector<int>{1}) << "executions of " << Short(sha);
+  }
+  ASSERT_NO_FATAL_FAILURE(StopDaemon(d));
+  ExpectLocksReleased(state_dir_, shas, "effect");
+}
+
+TEST_F(SupervisorCrashPointTest, AnOutcomeLostBeforeItsWriteIsRetriedUntilTheAllowanceIsSpent) {
+  DaemonProcess* d = RunCrashing("exec_before_exit_write");
+  std::vector<std::string> shas = repo_.RevList();
+  std::vector<RunRow> runs = Runs();
+  // Each attempt ran and lost its outcome: interrupted, retried at once
+  // while attempt < max_attempts + 3 (docs/design/loop.md, "Retries"), then
+  // failed. One run per commit all the same.
+  ExpectExactlyOnce(runs, shas, "effect", "main", "failed");
+  constexpr int kAttempts = 1 + 3;
+  for (const RunRow& r : runs) {
+    EXPECT_EQ(r.attempt, kAttempts) << RunsToString(runs);
+    EXPECT_NE(r.error.find("supervisor"), std::string::npos) << r.error;
+    EXPECT_NE(r.error.find("without recording the job's outcome"), std::string::npos) << r.error;
+  }
+  std::map<std::string, std::vector<int>> executions = Executions();
+  EXPECT_EQ(executions.size(), shas.size());
+  for (const std::string& sha : shas) {
+    EXPECT_EQ(executions[sha], (std::vector<int>{1, 2, 3, 4})) << "executions of " << Short(sha);
+  }
+  ASSERT_NO_FATAL_FAILURE(StopDaemon(d));
+  EXPECT_EQ(repo_.Git({"for-each-ref", "refs/wtd/locks"}), "") << "lock refs left behind";
+}
 
 }  // namespace
 }  // namespace wtd::itest
