@@ -9,14 +9,17 @@
 //      shim the daemon used then (wtd_bench_shim). Wall time, the release to
 //      the job's first instruction, the CPU of this process and of its
 //      children, and the durable-write floor of the same directory;
-//   2. commit-to-start latency of the real wtd (inotify wake), supervised;
+//   2. commit-to-start latency of the real wtd (inotify wake), supervised,
+//      and with --anchor-wtd the same of another wtd binary (one built from
+//      before the supervisor), one commit to each in turn;
 //   3. a restart with 50 running jobs: `restart` (re-exec in place) and
 //      kill -9 + start, each until a daemon of the next incarnation answers
 //      with all 50 adopted, against the same with no job running; then the
 //      jobs are let go and every run must end succeeded at attempt 1.
 // Not a test: it prints numbers. Usage:
 //   wtd_supervisor_bench [--runs N] [--commits N] [--jobs N] [--wtd PATH]
-//                        [--wtd-exec PATH] [--shim PATH] [--dir BASE] [--quick]
+//                        [--wtd-exec PATH] [--shim PATH] [--anchor-wtd PATH]
+//                        [--dir BASE] [--part 1|2|3]... [--quick]
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -65,12 +68,12 @@ int64_t WallNs() {
 
 // What Die cleans up: the daemon this bench started (its jobs end once the
 // bench's lock file is closed, on exit), and the bench's directory.
-pid_t g_daemon = -1;
+std::vector<pid_t> g_daemons;
 std::string g_dir;
 
 [[noreturn]] void Die(const std::string& why) {
   std::fprintf(stderr, "wtd_supervisor_bench: %s\n", why.c_str());
-  if (g_daemon > 0) kill(g_daemon, SIGKILL);
+  for (pid_t pid : g_daemons) kill(pid, SIGKILL);
   if (!g_dir.empty()) std::fprintf(stderr, "left for inspection: %s\n", g_dir.c_str());
   std::exit(1);
 }
@@ -255,6 +258,28 @@ double ExitFileFloorUs(const std::string& dir, int i) {
   return static_cast<double>(MonoNs() - t0) / 1e3;
 }
 
+// A program's start-up alone: `path` spawned with no arguments (both
+// wtd-exec and wtd_bench_shim then print their usage and exit 125), reaped.
+// Adds the wall time and the child's CPU (us) to *wall and *cpu.
+void ExecOnly(const std::string& path, std::vector<double>* wall, double* cpu) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  std::string arg0 = path;
+  char* argv[] = {arg0.data(), nullptr};
+  char* envp[] = {nullptr};
+  double cpu0 = CpuUs(RUSAGE_CHILDREN);
+  int64_t t0 = MonoNs();
+  pid_t pid = -1;
+  if (posix_spawn(&pid, path.c_str(), &fa, nullptr, argv, envp) != 0) Die("posix_spawn " + path);
+  posix_spawn_file_actions_destroy(&fa);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  wall->push_back(static_cast<double>(MonoNs() - t0) / 1e3);
+  *cpu += CpuUs(RUSAGE_CHILDREN) - cpu0;
+}
+
 // fsync of a new, empty file: the run log's sync at the end of a run (both
 // the supervisor and the daemon before it sync a log created for the run).
 double NewFileFsyncUs(const std::string& dir, int i) {
@@ -301,7 +326,8 @@ PerRun PerRunBench(const std::string& base, const std::string& wtd_exec, const s
               [](Setup* st, const std::string& c) { return RunSupervised(st, c); }}};
   std::string stamp_file = s.dir + "/stamp";
   std::string stamp_cmd = "'" + shim + "' --stamp '" + stamp_file + "'";
-  std::vector<double> floor_us, new_file_us;
+  std::vector<double> floor_us, new_file_us, exec_sup_us, exec_shim_us;
+  double exec_sup_cpu = 0, exec_shim_cpu = 0;
   const int warmup = std::max(3, n / 20);
   for (int r = -warmup; r < n; ++r) {
     // The order rotates so that no variant always follows another.
@@ -319,6 +345,10 @@ PerRun PerRunBench(const std::string& base, const std::string& wtd_exec, const s
     double f = ExitFileFloorUs(s.dir + "/floor", r + warmup);
     double g = NewFileFsyncUs(s.dir + "/floor", r + warmup);
     if (r >= 0) floor_us.push_back(f), new_file_us.push_back(g);
+    if (r >= 0) {
+      ExecOnly(wtd_exec, &exec_sup_us, &exec_sup_cpu);
+      ExecOnly(shim, &exec_shim_us, &exec_shim_cpu);
+    }
     for (int k = 0; k < 3; ++k) {
       Variant& x = v[static_cast<size_t>((r + warmup + k) % 3)];
       unlink(stamp_file.c_str());
@@ -353,6 +383,11 @@ PerRun PerRunBench(const std::string& base, const std::string& wtd_exec, const s
               Percentile(floor_us, 0.95));
   std::printf("    fsync of a new empty file (the run log)        p50 %7.0f  p95 %7.0f\n", nf50,
               Percentile(new_file_us, 0.95));
+  std::printf("  start-up alone (spawned with no arguments: usage, exit 125; N=%d):\n", n);
+  std::printf("    wtd-exec               p50 %7.0f  p95 %7.0f  cpu %5.0f\n",
+              Percentile(exec_sup_us, 0.5), Percentile(exec_sup_us, 0.95), exec_sup_cpu / n);
+  std::printf("    wtd_bench_shim         p50 %7.0f  p95 %7.0f  cpu %5.0f\n",
+              Percentile(exec_shim_us, 0.5), Percentile(exec_shim_us, 0.95), exec_shim_cpu / n);
   double extra_a = Percentile(sup.wall_us, 0.5) - Percentile(a.wall_us, 0.5);
   double extra_b = Percentile(sup.wall_us, 0.5) - Percentile(b.wall_us, 0.5);
   std::printf("  extra per run at p50, S - A: %7.0f us   S - B: %7.0f us   (aim <= 500 us): %s\n",
@@ -411,14 +446,14 @@ Daemon StartWtd(const std::string& wtd, const std::string& repo, const std::stri
     execv(wtd.c_str(), argv.data());
     _exit(127);
   }
-  g_daemon = d.pid;
+  g_daemons.push_back(d.pid);
   return d;
 }
 
 void StopWtd(Daemon& d) {
   kill(d.pid, SIGTERM);
   waitpid(d.pid, nullptr, 0);
-  g_daemon = -1;
+  std::erase(g_daemons, d.pid);
 }
 
 // One request to the daemon; nullopt when none answers.
@@ -449,38 +484,69 @@ size_t CountLines(const std::string& path) {
 // ---------------------------------------------------------------------------
 // [2] commit to the job's first instruction
 
-void CommitToStartBench(const std::string& wtd, const std::string& base, int n,
-                        const PerRun& per_run) {
-  std::string repo = base + "/latency";
-  std::string spawns = repo + ".spawns";
-  Sh("git init -q -b main '" + repo + "' && mkdir -p '" + repo + "/jobs'");
-  Sh("printf 'run = date +%%s%%N >> \"$OUT\"\\nenv.OUT = " + spawns + "\\n' > '" + repo +
-     "/jobs/stamp.job'");
-  Sh(Git(repo) + "add -A && " + Git(repo) + "commit -q -m init");
-  Daemon d = StartWtd(wtd, repo, base + "/latency-state", {});
-  if (!WaitUntil([&] { return CountLines(spawns) >= 1; }, 30000)) Die("no first run");
-  std::vector<double> lat;
-  for (int i = 0; i < n; ++i) {
-    Sh(Git(repo) + "commit -q --allow-empty -m c" + std::to_string(i));
-    int64_t committed = WallNs();
-    size_t want = static_cast<size_t>(i) + 2;
-    if (!WaitUntil([&] { return CountLines(spawns) >= want; }, 10000, 1)) {
-      Die("commit " + std::to_string(i) + ": no run started");
-    }
-    std::string text = ReadFile(spawns);
-    text.pop_back();
-    int64_t started = std::stoll(text.substr(text.rfind('\n') + 1));
-    lat.push_back(static_cast<double>(started - committed) / 1e6);
-    std::this_thread::sleep_for(std::chrono::milliseconds(37));  // de-phase from the poll clock
+// One watched repository of [2]: its daemon and the file its job's
+// timestamps go to.
+struct LatencyRig {
+  std::string label;
+  std::string repo;
+  std::string spawns;
+  Daemon daemon;
+  std::vector<double> lat_ms;
+};
+
+void CommitToStartBench(const std::string& wtd, const std::string& anchor_wtd,
+                        const std::string& base, int n, const PerRun& per_run) {
+  std::vector<LatencyRig> rigs;
+  rigs.push_back({"supervised (this wtd)", base + "/latency", "", {}, {}});
+  if (!anchor_wtd.empty()) {
+    rigs.push_back({"anchor: --anchor-wtd", base + "/latency-anchor", "", {}, {}});
   }
-  StopWtd(d);
-  std::printf("\n[2] commit to the job's first instruction, real wtd, inotify wake (%d commits)\n",
-              n);
-  std::printf("  supervised                       p50 %8.2f ms   p95 %8.2f ms\n",
-              Percentile(lat, 0.5), Percentile(lat, 0.95));
-  std::printf("  of which Start to the job's stamp in [1] (S, p50): %.2f ms (%.0f%%)\n",
-              per_run.start_to_job_p50_ms,
-              100 * per_run.start_to_job_p50_ms / Percentile(lat, 0.5));
+  for (LatencyRig& g : rigs) {
+    g.spawns = g.repo + ".spawns";
+    Sh("git init -q -b main '" + g.repo + "' && mkdir -p '" + g.repo + "/jobs'");
+    Sh("printf 'run = date +%%s%%N >> \"$OUT\"\\nenv.OUT = " + g.spawns + "\\n' > '" + g.repo +
+       "/jobs/stamp.job'");
+    Sh(Git(g.repo) + "add -A && " + Git(g.repo) + "commit -q -m init");
+    g.daemon = StartWtd(&g == &rigs[0] ? wtd : anchor_wtd, g.repo, g.repo + "-state", {});
+  }
+  for (LatencyRig& g : rigs) {
+    if (!WaitUntil([&] { return CountLines(g.spawns) >= 1; }, 30000)) {
+      Die(g.label + ": no first run");
+    }
+  }
+  // One commit to each repository in turn, so that both daemons meet the
+  // same load on the machine.
+  for (int i = 0; i < n; ++i) {
+    for (LatencyRig& g : rigs) {
+      Sh(Git(g.repo) + "commit -q --allow-empty -m c" + std::to_string(i));
+      int64_t committed = WallNs();
+      size_t want = static_cast<size_t>(i) + 2;
+      if (!WaitUntil([&] { return CountLines(g.spawns) >= want; }, 10000, 1)) {
+        Die(g.label + ": commit " + std::to_string(i) + ": no run started");
+      }
+      std::string text = ReadFile(g.spawns);
+      text.pop_back();
+      int64_t started = std::stoll(text.substr(text.rfind('\n') + 1));
+      g.lat_ms.push_back(static_cast<double>(started - committed) / 1e6);
+      std::this_thread::sleep_for(std::chrono::milliseconds(37));  // de-phase from the poll clock
+    }
+  }
+  for (LatencyRig& g : rigs) StopWtd(g.daemon);
+  std::printf(
+      "\n[2] commit to the job's first instruction, real wtd, inotify wake (%d commits%s)\n", n,
+      rigs.size() > 1 ? " each, alternated" : "");
+  double p50 = Percentile(rigs[0].lat_ms, 0.5);
+  for (LatencyRig& g : rigs) {
+    double x = Percentile(g.lat_ms, 0.5);
+    std::printf("  %-28s p50 %8.2f ms   p95 %8.2f ms", g.label.c_str(), x,
+                Percentile(g.lat_ms, 0.95));
+    if (&g != &rigs[0]) std::printf("   supervised/anchor p50 %.2fx", p50 / x);
+    std::printf("\n");
+  }
+  if (per_run.start_to_job_p50_ms > 0) {
+    std::printf("  of which Start to the job's stamp in [1] (S, p50): %.2f ms (%.0f%%)\n",
+                per_run.start_to_job_p50_ms, 100 * per_run.start_to_job_p50_ms / p50);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -545,6 +611,7 @@ RestartTimes Restarts(const std::string& wtd, Daemon* d, const std::string& repo
   t0 = MonoNs();
   kill(d->pid, SIGKILL);
   waitpid(d->pid, nullptr, 0);
+  std::erase(g_daemons, d->pid);
   int64_t spawned = MonoNs();
   *d = StartWtd(wtd, repo, d->state, args);
   out.kill9_ms = UntilAdopted(d->state, before, jobs, t0, &seen);
@@ -637,7 +704,7 @@ std::string Beside(const char* self, const char* name) {
 }  // namespace wtd
 
 int main(int argc, char** argv) {
-  std::string wtd = WTD_BIN, wtd_exec = WTD_EXEC_BIN;
+  std::string wtd = WTD_BIN, wtd_exec = WTD_EXEC_BIN, anchor_wtd;
   std::string shim = wtd::Beside(argv[0], "wtd_bench_shim");
   std::string base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   int runs = 300, commits = 40, jobs = 50;
@@ -661,6 +728,8 @@ int main(int argc, char** argv) {
       wtd = next();
     } else if (a == "--wtd-exec") {
       wtd_exec = next();
+    } else if (a == "--anchor-wtd") {
+      anchor_wtd = next();
     } else if (a == "--shim") {
       shim = next();
     } else if (a == "--dir") {
@@ -672,7 +741,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--runs N] [--commits N] [--jobs N] [--wtd PATH] [--wtd-exec PATH]\n"
-                   "          [--shim PATH] [--dir BASE] [--part 1|2|3]... [--quick]\n",
+                   "          [--shim PATH] [--anchor-wtd PATH] [--dir BASE] [--part 1|2|3]...\n"
+                   "          [--quick]\n",
                    argv[0]);
       return 2;
     }
@@ -681,7 +751,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--runs, --commits and --jobs must be positive\n");
     return 2;
   }
-  for (std::string* p : {&wtd, &wtd_exec, &shim}) {
+  for (std::string* p : {&wtd, &wtd_exec, &shim, &anchor_wtd}) {
+    if (p->empty()) continue;
     char* real = realpath(p->c_str(), nullptr);
     if (real == nullptr || access(real, X_OK) != 0) {
       std::fprintf(stderr, "not executable: %s\n", p->c_str());
@@ -697,13 +768,15 @@ int main(int argc, char** argv) {
   }
   wtd::g_dir = dir;
   wtd::PrintBenchHeader("wtd_supervisor_bench", dir);
-  std::printf("wtd-exec: %s\nwtd:      %s\n\n", wtd_exec.c_str(), wtd.c_str());
+  std::printf("wtd-exec: %s\nwtd:      %s\n", wtd_exec.c_str(), wtd.c_str());
+  if (!anchor_wtd.empty()) std::printf("anchor:   %s\n", anchor_wtd.c_str());
+  std::printf("\n");
   std::fflush(stdout);
   auto part = [&](char n) { return parts.empty() || parts.find(n) != std::string::npos; };
   wtd::PerRun per_run;
   if (part('1')) per_run = wtd::PerRunBench(dir, wtd_exec, shim, runs);
   std::fflush(stdout);
-  if (part('2')) wtd::CommitToStartBench(wtd, dir, commits, per_run);
+  if (part('2')) wtd::CommitToStartBench(wtd, anchor_wtd, dir, commits, per_run);
   std::fflush(stdout);
   if (part('3')) wtd::RestartBench(wtd, dir, jobs);
   wtd::Sh("rm -rf '" + dir + "'");
