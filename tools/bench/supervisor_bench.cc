@@ -19,7 +19,7 @@
 // Not a test: it prints numbers. Usage:
 //   wtd_supervisor_bench [--runs N] [--commits N] [--jobs N] [--wtd PATH]
 //                        [--wtd-exec PATH] [--shim PATH] [--anchor-wtd PATH]
-//                        [--dir BASE] [--part 1|2|3]... [--quick]
+//                        [--locks on|off] [--dir BASE] [--part 1|2|3]... [--quick]
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -594,7 +594,15 @@ struct RestartTimes {
   double reexec_ms = 0;
   double kill9_ms = 0;
   double kill9_from_spawn_ms = 0;
+  int64_t reexec_recovery_ms = 0;  // the recovery pass, as status reports it
+  int64_t kill9_recovery_ms = 0;
 };
+
+int64_t RecoveryMs(const std::string& state) {
+  std::optional<json> s = Call(state, "status");
+  if (!s) return -1;
+  return s->value("recovery", json::object()).value("duration_ms", int64_t{-1});
+}
 
 // A re-exec (`restart` over the socket, as wtctl sends it) and a kill -9 +
 // start, each timed until the next incarnation answers with `jobs` adopted.
@@ -607,6 +615,7 @@ RestartTimes Restarts(const std::string& wtd, Daemon* d, const std::string& repo
   int64_t t0 = MonoNs();
   if (!Call(d->state, "restart")) Die("restart refused");
   out.reexec_ms = UntilAdopted(d->state, now->incarnation, jobs, t0, &seen);
+  out.reexec_recovery_ms = RecoveryMs(d->state);
   uint64_t before = seen.incarnation;
   t0 = MonoNs();
   kill(d->pid, SIGKILL);
@@ -616,10 +625,12 @@ RestartTimes Restarts(const std::string& wtd, Daemon* d, const std::string& repo
   *d = StartWtd(wtd, repo, d->state, args);
   out.kill9_ms = UntilAdopted(d->state, before, jobs, t0, &seen);
   out.kill9_from_spawn_ms = static_cast<double>(MonoNs() - spawned) / 1e6;
+  out.kill9_recovery_ms = RecoveryMs(d->state);
   return out;
 }
 
-void RestartBench(const std::string& wtd, const std::string& base, int jobs) {
+void RestartBench(const std::string& wtd, const std::string& base, int jobs,
+                  const std::string& locks) {
   std::string repo = base + "/restart";
   std::string lock = base + "/restart.lock";
   Sh("git init -q -b main '" + repo + "' && mkdir -p '" + repo + "/jobs'");
@@ -633,7 +644,7 @@ void RestartBench(const std::string& wtd, const std::string& base, int jobs) {
   int lock_fd = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0) Die("flock " + lock);
   std::string state = base + "/restart-state";
-  std::vector<std::string> args = {"--concurrency", std::to_string(jobs)};
+  std::vector<std::string> args = {"--concurrency", std::to_string(jobs), "--locks", locks};
   Daemon d = StartWtd(wtd, repo, state, args);
   size_t n = static_cast<size_t>(jobs);
   if (!WaitUntil(
@@ -674,8 +685,9 @@ void RestartBench(const std::string& wtd, const std::string& base, int jobs) {
   StopWtd(d);
   std::printf(
       "\n[3] restart with %d running jobs (each blocked on a lock file), until the next\n"
-      "    incarnation answers with all adopted; anchor: the same with no job running\n",
-      jobs);
+      "    incarnation answers with all adopted; anchor: the same with no job running\n"
+      "    (--locks %s)\n",
+      jobs, locks.c_str());
   std::printf("  %-40s %12s %12s %10s\n", "", (std::to_string(jobs) + " running").c_str(), "none",
               "ratio");
   std::printf("  %-40s %9.1f ms %9.1f ms %9.2fx\n", "restart (re-exec in place)", busy.reexec_ms,
@@ -688,6 +700,13 @@ void RestartBench(const std::string& wtd, const std::string& base, int jobs) {
   std::printf("  per adopted job (difference / %d): re-exec %.2f ms, kill -9 + start %.2f ms\n",
               jobs, (busy.reexec_ms - idle.reexec_ms) / jobs,
               (busy.kill9_ms - idle.kill9_ms) / jobs);
+  std::printf(
+      "  the recovery pass of the new incarnation (status): re-exec %lld ms vs %lld ms,\n"
+      "  kill -9 + start %lld ms vs %lld ms\n",
+      static_cast<long long>(busy.reexec_recovery_ms),
+      static_cast<long long>(idle.reexec_recovery_ms),
+      static_cast<long long>(busy.kill9_recovery_ms),
+      static_cast<long long>(idle.kill9_recovery_ms));
   std::printf("  after release (sanity check): %s;",
               done ? "all runs ended" : "NOT all runs ended");
   for (const auto& [st, count] : states) std::printf(" %d %s", count, st.c_str());
@@ -704,7 +723,7 @@ std::string Beside(const char* self, const char* name) {
 }  // namespace wtd
 
 int main(int argc, char** argv) {
-  std::string wtd = WTD_BIN, wtd_exec = WTD_EXEC_BIN, anchor_wtd;
+  std::string wtd = WTD_BIN, wtd_exec = WTD_EXEC_BIN, anchor_wtd, locks = "on";
   std::string shim = wtd::Beside(argv[0], "wtd_bench_shim");
   std::string base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   int runs = 300, commits = 40, jobs = 50;
@@ -728,6 +747,8 @@ int main(int argc, char** argv) {
       wtd = next();
     } else if (a == "--wtd-exec") {
       wtd_exec = next();
+    } else if (a == "--locks") {
+      locks = next();
     } else if (a == "--anchor-wtd") {
       anchor_wtd = next();
     } else if (a == "--shim") {
@@ -741,8 +762,8 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--runs N] [--commits N] [--jobs N] [--wtd PATH] [--wtd-exec PATH]\n"
-                   "          [--shim PATH] [--anchor-wtd PATH] [--dir BASE] [--part 1|2|3]...\n"
-                   "          [--quick]\n",
+                   "          [--shim PATH] [--anchor-wtd PATH] [--locks on|off] [--dir BASE]\n"
+                   "          [--part 1|2|3]... [--quick]\n",
                    argv[0]);
       return 2;
     }
@@ -778,7 +799,7 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   if (part('2')) wtd::CommitToStartBench(wtd, anchor_wtd, dir, commits, per_run);
   std::fflush(stdout);
-  if (part('3')) wtd::RestartBench(wtd, dir, jobs);
+  if (part('3')) wtd::RestartBench(wtd, dir, jobs, locks);
   wtd::Sh("rm -rf '" + dir + "'");
   return 0;
 }
