@@ -88,7 +88,7 @@ class Launcher {
   virtual Result<std::unique_ptr<Launched>> Adopt(const AdoptRequest& req) = 0;
 };
 
-// The real launcher: posix_spawn of the wtd-exec shim (execution.h).
+// The real launcher: posix_spawn of the run supervisor wtd-exec (execution.h).
 // `processes` must outlive it.
 std::unique_ptr<Launcher> NewShimLauncher(ProcessTable* processes);
 

@@ -124,7 +124,7 @@ Status Scheduler::Dispatch(uint64_t id) {
   WatchCompletion(id, exec.get());
   Status released = exec->Release(running->timeout_ms, options_.kill_grace_ms);
   if (!released.ok()) {
-    // The shim never got its byte: nothing ran. Record the attempt as
+    // The supervisor never got its release line: nothing ran. Record the attempt as
     // interrupted so it is retried.
     exec->Abort();
     Result<Run> r = runs_->Interrupt(id, "cannot release the job: " + released.ToString());
