@@ -128,6 +128,35 @@ void Harness::Step(int key, int choice) {
   Execute(cancel);
 }
 
+void Harness::StartSupervised(int key) {
+  if (!model_.runs.count(key)) Enqueue({key}, false);
+  for (;;) {
+    Op op;
+    op.keys = {key};
+    op.from = model_.runs.at(key).state;
+    switch (op.from) {
+      case S::kRetryWait:
+        op.kind = OpKind::kWake;
+        break;
+      case S::kPending:
+        op.kind = OpKind::kLease;
+        break;
+      case S::kLeased:
+      case S::kPreparing:
+        op.kind = OpKind::kReady;
+        break;
+      case S::kReady:
+        op.kind = OpKind::kRunning;
+        op.process = FreshProcess();
+        op.process.supervisor = true;
+        return Execute(op);
+      default:
+        return;
+    }
+    Execute(op);
+  }
+}
+
 void Harness::Poke(Op op) {
   if (op.kind == OpKind::kRunning) op.process = FreshProcess();
   Execute(op);

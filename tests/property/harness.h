@@ -134,6 +134,10 @@ class Harness {
   // The next scheduler step for `key` (run_model.h PlanStep); for a terminal
   // run, a cancel that must be refused.
   void Step(int key, int choice);
+  // Takes `key`'s run (enqueued first if need be) step by step forward to
+  // running under a supervisor, as the scheduler would: wake, lease, ready,
+  // running. Nothing for a run that is running, finishing or terminal.
+  void StartSupervised(int key);
   // `op` whatever the run's state: the store must accept it exactly when the
   // model does. A kRunning op gets a fresh process.
   void Poke(Op op);

@@ -93,6 +93,14 @@ struct StepCommand : NormalCommand {
   void show(std::ostream& os) const override { os << "Step(job" << key << ", " << choice << ")"; }
 };
 
+// A run taken straight to running under a supervisor, so that crashes
+// often find a job that outlives its daemon.
+struct StartSupervisedCommand : NormalCommand {
+  int key = Pick(0, kKeyCount);
+  void run(const Phase&, Harness& h) const override { h.StartSupervised(key); }
+  void show(std::ostream& os) const override { os << "StartSupervised(job" << key << ")"; }
+};
+
 struct PokeCommand : NormalCommand {
   Op op = [] {
     Op o;
@@ -152,6 +160,14 @@ struct RestartCommand : Command {
   void apply(Phase& phase) const override { phase.needs_recovery = true; }
   void run(const Phase&, Harness& h) const override { h.Restart(power_loss); }
   void show(std::ostream& os) const override { os << (power_loss ? "PowerLoss()" : "Crash()"); }
+};
+
+// The daemon alone dies (kill -9): no power loss, so the jobs under their
+// supervisors live on, for JobEndsUnwatched to end or recovery to adopt.
+struct DaemonKilledCommand : Command {
+  void apply(Phase& phase) const override { phase.needs_recovery = true; }
+  void run(const Phase&, Harness& h) const override { h.Restart(/*power_loss=*/false); }
+  void show(std::ostream& os) const override { os << "DaemonKilled()"; }
 };
 
 // While no daemon runs (between a crash and the next recovery pass): a
@@ -216,15 +232,17 @@ rc::Gen<CommandPtr> NextCommand(const Phase& phase) {
     return rc::gen::weightedOneOf<CommandPtr>({{6, Make<RecoverCommand>()},
                                                {1, Make<RestartCommand>()},
                                                {1, Make<ChildCommand>()},
-                                               {3, Make<JobEndsUnwatchedCommand>()}});
+                                               {6, Make<JobEndsUnwatchedCommand>()}});
   }
   return rc::gen::weightedOneOf<CommandPtr>({{3, Make<EnqueueCommand>()},
                                              {10, Make<StepCommand>()},
+                                             {2, Make<StartSupervisedCommand>()},
                                              {2, Make<PokeCommand>()},
                                              {1, Make<ProcessDiesCommand>()},
                                              {5, Make<IdemStepCommand>()},
                                              {1, Make<IdemPokeCommand>()},
                                              {2, Make<RestartCommand>()},
+                                             {2, Make<DaemonKilledCommand>()},
                                              {1, Make<ChildCommand>()}});
 }
 
