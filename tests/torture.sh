@@ -273,7 +273,7 @@ for j in "${jobs[@]}"; do
   touch "$work/stopped-$j"
   job_stops=$((job_stops + $(wc -l < "$work/stopped-$j")))
   # One line per sha executed more than once: SHA EXECUTIONS STOPS-AFTER-EFFECT.
-  awk 'FNR == NR { if ($2 == 1) stops[$1]++; next }
+  awk 'FILENAME == ARGV[1] { if ($2 == 1) stops[$1]++; next }
        { n[$1]++ }
        END { for (s in n) if (n[s] > 1) print s, n[s], stops[s] + 0 }' \
     "$work/stopped-$j" "$work/effect-$j" > "$work/repeats-$j"
