@@ -141,16 +141,21 @@ starts=0 kills=0 crashes=0 stops=0 armed=
 # start [SPEC]: starts wtd in the background, with WTD_CRASH_AT=SPEC if given.
 # Half of the daemons have no shutdown grace, so that a SIGTERM stops the
 # jobs then running (and they are run again), the others a second of it.
+# Every commit must run: a backlog that grows while daemon after daemon is
+# killed in recovery must not reach the backfill limit (which skips the
+# oldest commits).
 start() {
   armed=${1:-}
   local grace=$((RANDOM % 2))
   echo "==== torture: start $((starts + 1))${armed:+ WTD_CRASH_AT=$armed}, grace $grace s" >> "$log"
   if [[ -n $armed ]]; then
     WTD_CRASH_AT=$armed "$wtd" --repo "$repo" --state-dir "$state" --poll-ms 100 \
-      --concurrency 2 --lookback-s 86400 --shutdown-grace-s "$grace" >> "$log" 2>&1 &
+      --concurrency 2 --lookback-s 86400 --max-backfill 1000000 \
+      --shutdown-grace-s "$grace" >> "$log" 2>&1 &
   else
     "$wtd" --repo "$repo" --state-dir "$state" --poll-ms 100 --concurrency 2 \
-      --lookback-s 86400 --shutdown-grace-s "$grace" >> "$log" 2>&1 &
+      --lookback-s 86400 --max-backfill 1000000 --shutdown-grace-s "$grace" \
+      >> "$log" 2>&1 &
   fi
   pid=$!
   starts=$((starts + 1))
