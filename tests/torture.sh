@@ -114,11 +114,13 @@ for j in "${jobs[@]}"; do
   # in its process group and get the SIGTERM too, so none delays the trap; a
   # git killed meanwhile makes the job exit 1 rather than call its tree dirty.
   # shellcheck disable=SC2016  # $WTD_SHA is for the job's shell
-  printf '%s%s%s%s\nmax_attempts = 20\nretry_backoff_s = 0\n' \
+  printf '%s%s%s%s%s\nmax_attempts = 20\nretry_backoff_s = 0\n' \
     "run = e=0; trap 'echo \"\$WTD_SHA \$e\" >> $work/stopped-$j; exit 143' TERM; " \
     'head=$(git rev-parse HEAD) && st=$(git status --porcelain) || exit 1; ' \
-    "if [ \"\$head\" = \"\$WTD_SHA\" ] && [ -z \"\$st\" ]; then e=1; echo \"\$WTD_SHA\" >> $work/effect-$j; " \
-    "else echo \"\$WTD_SHA\" >> $work/dirty; exit 1; fi; touch left-behind$extra" > "$repo/jobs/$j.job"
+    'if [ "$head" = "$WTD_SHA" ] && [ -z "$st" ]; ' \
+    "then e=1; echo \"\$WTD_SHA\" >> $work/effect-$j; " \
+    "else echo \"\$WTD_SHA\" >> $work/dirty; exit 1; fi; touch left-behind$extra" \
+    > "$repo/jobs/$j.job"
 done
 git add -A
 git commit -q -m "torture jobs"
