@@ -6,7 +6,10 @@
 # waits until every commit has a terminal run, and checks:
 #   - exactly one recorded run per (worktree, job, sha), for every commit;
 #   - every run succeeded;
-#   - every commit's sha is in each job's effect file (at least once);
+#   - every commit's sha is in each job's effect file (at least once), and
+#     a job executed again for a sha only when that job was itself stopped
+#     (SIGTERM, from a stop of wtd) after its effect: the supervisor keeps a
+#     job alive across kill -9 and crash points of wtd, so those repeat none;
 #   - no lock ref is left, and each (job, sha) has one receipt in the notes;
 #   - wtd never exited with an unexpected status (startup refusal, sanitizer
 #     report, crash other than the armed crash point) and stops cleanly.
@@ -50,8 +53,10 @@ for bin in "$wtd" "$wtctl"; do
 done
 RANDOM=$seed
 
-# The crash points, in lifecycle order, from the source when it is there.
-mapfile -t points < <(sed -n 's/^ *"\([a-z_]*\)", *\/\/.*/\1/p' \
+# The crash points, in lifecycle order, from the source when it is there:
+# the list kCrashPointNames only (the wedge points after it stop a thread,
+# not the process, and a wedged daemon never stops).
+mapfile -t points < <(sed -n '/kCrashPointNames\[\]/,/^};/s/^ *"\([a-z_]*\)", *\/\/.*/\1/p' \
   "$root/src/base/crash_point.cc" 2>/dev/null || true)
 if ((${#points[@]} == 0)); then
   points=(after_store_open after_enqueue_commit after_lease_commit after_ready_commit after_spawn
@@ -101,11 +106,21 @@ for j in "${jobs[@]}"; do
   [[ $j == slow ]] && extra='; sleep 0.2'
   # Each job checks it runs in a tree at exactly its commit, then leaves an
   # untracked file behind for the next run in that worktree not to see.
+  # A job that is itself signalled (SIGTERM: a stop of wtd reaching it
+  # through its supervisor) says so in stopped-JOB, with 1 when its effect
+  # line may already be written (e is set before the line, and a trap runs
+  # between commands, so it never says 0 after the line). Only such a job may
+  # be executed again for its sha. Its foreground commands (git, sleep) are
+  # in its process group and get the SIGTERM too, so none delays the trap; a
+  # git killed meanwhile makes the job exit 1 rather than call its tree dirty.
   # shellcheck disable=SC2016  # $WTD_SHA is for the job's shell
-  printf '%s%s%s\nmax_attempts = 20\nretry_backoff_s = 0\n' \
-    'run = if [ "$(git rev-parse HEAD)" = "$WTD_SHA" ] && [ -z "$(git status --porcelain)" ]; ' \
-    "then echo \"\$WTD_SHA\" >> $work/effect-$j; else echo \"\$WTD_SHA\" >> $work/dirty; exit 1; fi; " \
-    "touch left-behind$extra" > "$repo/jobs/$j.job"
+  printf '%s%s%s%s%s\nmax_attempts = 20\nretry_backoff_s = 0\n' \
+    "run = e=0; trap 'echo \"\$WTD_SHA \$e\" >> $work/stopped-$j; exit 143' TERM; " \
+    'head=$(git rev-parse HEAD) && st=$(git status --porcelain) || exit 1; ' \
+    'if [ "$head" = "$WTD_SHA" ] && [ -z "$st" ]; ' \
+    "then e=1; echo \"\$WTD_SHA\" >> $work/effect-$j; " \
+    "else echo \"\$WTD_SHA\" >> $work/dirty; exit 1; fi; touch left-behind$extra" \
+    > "$repo/jobs/$j.job"
 done
 git add -A
 git commit -q -m "torture jobs"
@@ -126,15 +141,23 @@ alive() {
 
 starts=0 kills=0 crashes=0 stops=0 armed=
 # start [SPEC]: starts wtd in the background, with WTD_CRASH_AT=SPEC if given.
+# Half of the daemons have no shutdown grace, so that a SIGTERM stops the
+# jobs then running (and they are run again), the others a second of it.
+# Every commit must run: a backlog that grows while daemon after daemon is
+# killed in recovery must not reach the backfill limit (which skips the
+# oldest commits).
 start() {
   armed=${1:-}
-  echo "==== torture: start $((starts + 1))${armed:+ WTD_CRASH_AT=$armed}" >> "$log"
+  local grace=$((RANDOM % 2))
+  echo "==== torture: start $((starts + 1))${armed:+ WTD_CRASH_AT=$armed}, grace $grace s" >> "$log"
   if [[ -n $armed ]]; then
     WTD_CRASH_AT=$armed "$wtd" --repo "$repo" --state-dir "$state" --poll-ms 100 \
-      --concurrency 2 --lookback-s 86400 --shutdown-grace-s 1 >> "$log" 2>&1 &
+      --concurrency 2 --lookback-s 86400 --max-backfill 1000000 \
+      --shutdown-grace-s "$grace" >> "$log" 2>&1 &
   else
     "$wtd" --repo "$repo" --state-dir "$state" --poll-ms 100 --concurrency 2 \
-      --lookback-s 86400 --shutdown-grace-s 1 >> "$log" 2>&1 &
+      --lookback-s 86400 --max-backfill 1000000 --shutdown-grace-s "$grace" \
+      >> "$log" 2>&1 &
   fi
   pid=$!
   starts=$((starts + 1))
@@ -244,13 +267,34 @@ extra=$(comm -13 "$work/expected" "$work/have")
 [[ -z $extra ]] || fail "runs for commits not on main:"$'\n'"$extra"
 bad=$(awk -F'\t' '$5 != "succeeded"' "$work/runs.tsv")
 [[ -z $bad ]] || fail "runs that did not succeed (id worktree job sha state attempt):"$'\n'"$bad"
-executions=0
+runs=$(wc -l < "$work/runs.tsv")
+# Repeats: a job's process that was neither killed nor stopped never runs
+# again for its sha, whatever happened to wtd (kill -9, crash points): every
+# execution of a (job, sha) past the first needs a stop of that job that came
+# at or after its effect line (stopped-JOB, "SHA 1"). The stops of a sha are
+# counted, not just seen, so one stop does not excuse two repeats.
+executions=0 repeated=0 repeated_stopped=0 repeated_other=0 job_stops=0
 for j in "${jobs[@]}"; do
   missing=$(sort -u "$work/effect-$j" 2> /dev/null | comm -23 "$work/shas" -)
   [[ -z $missing ]] || fail "job $j never ran for:"$'\n'"$missing"
+  touch "$work/stopped-$j"
+  job_stops=$((job_stops + $(wc -l < "$work/stopped-$j")))
+  # One line per sha executed more than once: SHA EXECUTIONS STOPS-AFTER-EFFECT.
+  awk 'FILENAME == ARGV[1] { if ($2 == 1) stops[$1]++; next }
+       { n[$1]++ }
+       END { for (s in n) if (n[s] > 1) print s, n[s], stops[s] + 0 }' \
+    "$work/stopped-$j" "$work/effect-$j" > "$work/repeats-$j"
   executions=$((executions + $(wc -l < "$work/effect-$j")))
+  read -r r s o < <(awk '{ r += $2 - 1; k = $2 - 1 < $3 ? $2 - 1 : $3; s += k; o += $2 - 1 - k }
+                         END { print r + 0, s + 0, o + 0 }' "$work/repeats-$j")
+  repeated=$((repeated + r)) repeated_stopped=$((repeated_stopped + s))
+  repeated_other=$((repeated_other + o))
+  unexplained=$(awk '$2 - 1 > $3' "$work/repeats-$j")
+  [[ -z $unexplained ]] || fail "job $j executed again for a sha without being stopped" \
+    "(sha executions stops-after-its-effect):"$'\n'"$unexplained"
 done
-runs=$(wc -l < "$work/runs.tsv")
+((executions - runs == repeated)) ||
+  fail "$executions executions for $runs runs, but $repeated repeats counted"
 retried=$(awk -F'\t' '$6 > 1' "$work/runs.tsv" | wc -l)
 
 "$wtctl" --state-dir "$state" stop --wait 120 > /dev/null || fail "wtctl stop failed"
@@ -286,7 +330,8 @@ slots=$(wc -l <<< "$listed")
 
 echo "torture: PASSED: $((commits)) commits, ${#jobs[@]} jobs, $runs runs recorded exactly once," \
   "all succeeded in their commit's tree, one receipt each, no lock left, $slots worktrees" \
-  "owned; $executions executions ($((executions - runs)) repeated after kills)," \
-  "$retried runs needed more than one attempt"
+  "owned; $retried runs needed more than one attempt"
+echo "torture: $executions executions, $repeated repeated: $repeated_stopped after a stop of" \
+  "the job itself ($job_stops jobs stopped), $repeated_other otherwise"
 echo "torture: wtd started $starts times: $kills kill -9, $crashes crash-point exits (86)," \
   "$stops SIGTERM stops"

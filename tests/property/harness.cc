@@ -6,6 +6,8 @@
 #include <filesystem>
 
 #include "base/crash_point.h"
+#include "base/paths.h"
+#include "exec/exit_record.h"
 #include "property/invariants.h"
 #include "property/run_ops.h"
 #include "recovery/recovery.h"
@@ -57,6 +59,9 @@ Harness::Harness(std::string dir, std::string child_path, const std::string& emp
       child_path_(std::move(child_path)),
       fs_(std::make_shared<FaultInjectionFs>()),
       env_(rocksdb::NewCompositeEnv(fs_)) {
+  std::error_code made;
+  std::filesystem::create_directories(StateDir() + "/runs", made);
+  if (made) Fail("create " + StateDir() + "/runs: " + made.message());
   if (empty_store.empty()) {
     Open(1);
     return;
@@ -121,6 +126,35 @@ void Harness::Step(int key, int choice) {
   cancel.keys = {key};
   cancel.from = model_.runs.at(key).state;
   Execute(cancel);
+}
+
+void Harness::StartSupervised(int key) {
+  if (!model_.runs.count(key)) Enqueue({key}, false);
+  for (;;) {
+    Op op;
+    op.keys = {key};
+    op.from = model_.runs.at(key).state;
+    switch (op.from) {
+      case S::kRetryWait:
+        op.kind = OpKind::kWake;
+        break;
+      case S::kPending:
+        op.kind = OpKind::kLease;
+        break;
+      case S::kLeased:
+      case S::kPreparing:
+        op.kind = OpKind::kReady;
+        break;
+      case S::kReady:
+        op.kind = OpKind::kRunning;
+        op.process = FreshProcess();
+        op.process.supervisor = true;
+        return Execute(op);
+      default:
+        return;
+    }
+    Execute(op);
+  }
 }
 
 void Harness::Poke(Op op) {
@@ -238,6 +272,50 @@ void Harness::ProcessDies(int key, bool pid_reused) {
   Trace("pid " + std::to_string(other.pid) + " reused by an unrelated process");
 }
 
+void Harness::JobEndsUnwatched(int pick, Outcome outcome) {
+  std::vector<int> keys;
+  for (const auto& [key, run] : model_.runs) {
+    if (run.state == S::kRunning && run.process.supervisor && !run.exit_file &&
+        processes_.IsAlive(run.process)) {
+      keys.push_back(key);
+    }
+  }
+  if (keys.empty()) return Trace("no job under a live supervisor to end");
+  int key = keys[static_cast<size_t>(pick) % keys.size()];
+  ExpectedRun& run = model_.runs.at(key);
+  ExitRecord record;
+  record.run_id = run.id;
+  record.attempt = run.attempt;
+  record.outcome = OutcomeOf(outcome);
+  record.started_at_ms = clock_.NowMs();
+  record.ended_at_ms = clock_.NowMs() + record.outcome.duration_ms;
+  if (Status s = WriteExitRecord(RunExitPath(StateDir(), run.id), record); !s.ok()) {
+    Fail("writing the exit file of " + KeyName(key) + ": " + s.ToString());
+  }
+  processes_.Exit(run.process.pid);
+  run.exit_file = outcome;
+  TestCoverage().exit_files_written++;
+  Trace("job of " + KeyName(key) + " (run " + std::to_string(run.id) + ", attempt " +
+        std::to_string(run.attempt) + ") ends unwatched with exit code " +
+        std::to_string(record.outcome.exit_code) + "; supervisor " +
+        std::to_string(run.process.pid) + " wrote its exit file and exits");
+}
+
+RecoveryHooks Harness::Hooks(uint64_t incarnation) {
+  RecoveryHooks hooks;
+  hooks.adopt = [this, incarnation](const Run& r) {
+    return AdoptRun(runs_.get(), &clock_, r, incarnation);
+  };
+  hooks.record_outcome = [this](const Run& r, const AttemptOutcome& o) {
+    return RecordUnwatched(runs_.get(), r, o);
+  };
+  return hooks;
+}
+
+void Harness::NoteLiveness(Model* model) {
+  for (auto& [key, run] : model->runs) run.alive = processes_.IsAlive(run.process);
+}
+
 void Harness::Restart(bool power_loss) {
   Reopen(power_loss);
   ExpectModel("reopen");
@@ -258,13 +336,17 @@ void Harness::Reopen(bool power_loss) {
 
 void Harness::Recover(int crash_after, bool power_loss) {
   uint64_t incarnation = incarnation_;
+  NoteLiveness(&model_);
   if (crash_after > 0) {
     if (Status s = ArmCrashPoint("during_recovery", crash_after); !s.ok()) Fail(s.ToString());
   }
   std::optional<Result<RecoveryReport>> report;
   try {
-    report = RunRecovery(runs_.get(), &processes_, &clock_, RecoveryHooks{}, incarnation,
-                         RecoveryOptions{0});
+    RecoveryOptions options;
+    options.kill_wait_ms = 0;
+    options.state_dir = StateDir();
+    report =
+        RunRecovery(runs_.get(), &processes_, &clock_, Hooks(incarnation), incarnation, options);
   } catch (const SimulatedCrash&) {
   }
   DisarmCrashPoints();
@@ -280,6 +362,10 @@ void Harness::Recover(int crash_after, bool power_loss) {
   if (!report->ok()) Fail("recovery: " + report->status().ToString());
   if (!(*report)->errors.empty()) Fail("recovery: " + Join((*report)->errors, "; "));
   RecoverAll(&model_, incarnation);
+  for (const RecoveryAction& a : (*report)->actions) {
+    if (a.kind == "record_outcome") TestCoverage().outcomes_recorded++;
+    if (a.kind == "adopt_run") TestCoverage().adoptions++;
+  }
   Trace("recovery: " + std::to_string((*report)->actions.size()) + " actions");
   ExpectModel("recovery");
   CheckAfterRecovery();
@@ -287,7 +373,7 @@ void Harness::Recover(int crash_after, bool power_loss) {
 }
 
 void Harness::CheckAfterRecovery() {
-  std::vector<std::string> errors = CheckInvariants(*store_, &processes_, incarnation_);
+  std::vector<std::string> errors = CheckInvariants(*store_, &processes_, incarnation_, StateDir());
   for (const ProcessIdentity& p : bystanders_) {
     if (!processes_.IsAlive(p)) {
       errors.push_back("unrelated process " + std::to_string(p.pid) + " was killed");

@@ -56,6 +56,7 @@
 #include "property/idem_ops.h"
 #include "property/invariants.h"
 #include "property/run_model.h"
+#include "recovery/recovery.h"
 #include "runs/run_store.h"
 #include "store/state_store.h"
 
@@ -78,6 +79,11 @@ struct Coverage {
   std::atomic<uint64_t> in_flight_applied{0};
   std::atomic<uint64_t> in_flight_lost{0};
   std::atomic<uint64_t> refusals{0};
+  // Supervised runs: exit files written while no daemon ran, outcomes
+  // recorded from them and live supervisors adopted by an in-process pass.
+  std::atomic<uint64_t> exit_files_written{0};
+  std::atomic<uint64_t> outcomes_recorded{0};
+  std::atomic<uint64_t> adoptions{0};
   // Idempotency calls by what they met and answered: "begin STATUS/OWNER ->
   // DECISION" (OWNER "this daemon" or "dead"), "complete refused: dead
   // owner", "rolled_back -> blocked", "trimmed", ... Written by the test's
@@ -128,6 +134,10 @@ class Harness {
   // The next scheduler step for `key` (run_model.h PlanStep); for a terminal
   // run, a cancel that must be refused.
   void Step(int key, int choice);
+  // Takes `key`'s run (enqueued first if need be) step by step forward to
+  // running under a supervisor, as the scheduler would: wake, lease, ready,
+  // running. Nothing for a run that is running, finishing or terminal.
+  void StartSupervised(int key);
   // `op` whatever the run's state: the store must accept it exactly when the
   // model does. A kRunning op gets a fresh process.
   void Poke(Op op);
@@ -139,6 +149,11 @@ class Harness {
   // The process of `key`'s running attempt exits; when `pid_reused`, an
   // unrelated process gets its pid (recovery must leave that one alone).
   void ProcessDies(int key, bool pid_reused);
+  // While no daemon runs: the job of the (pick mod N)-th of the N running
+  // supervised runs whose supervisor is alive and has written no exit file
+  // (none when N is 0) ends with `outcome`; its supervisor writes the exit
+  // file (runs/<id>.exit under the state dir, a real file) and exits.
+  void JobEndsUnwatched(int pick, Outcome outcome);
   // Drops the store objects and reopens the directory, after a power loss
   // when `power_loss`.
   void Restart(bool power_loss);
@@ -182,6 +197,13 @@ class Harness {
   void ExpectModel(const std::string& what) { Settle(model_, model_, false, what); }
   void Adopt(const Observed& got);
   void CheckAfterRecovery();
+  // The state dir of the supervisors' files (runs/<id>.exit), beside the db.
+  std::string StateDir() const { return dir_ + "/state"; }
+  // The recovery hooks of a daemon of `incarnation` (run_ops.h).
+  RecoveryHooks Hooks(uint64_t incarnation);
+  // Sets each run's `alive` from the process table, as a recovery pass will
+  // find it.
+  void NoteLiveness(Model* model);
   // CheckIdemRecords and IdemHistory on what the store holds.
   void CheckIdem(const Observed& got);
   std::map<int, IdemRecord> ReadIdemOrFail();

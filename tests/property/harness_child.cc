@@ -23,20 +23,21 @@ std::string CrashSpec(const std::vector<std::string_view>& passes, int pick) {
 
 void Harness::RunChild(int crash_pick, const std::vector<ChildStep>& steps) {
   Close();
+  NoteLiveness(&model_);
   uint64_t child_incarnation = incarnation_ + 1;
   int64_t start_ms = clock_.NowMs();
   std::vector<std::string_view> passes;
   std::vector<ScriptOp> script = PlanChild(steps, child_incarnation, &passes);
   std::string crash_at = CrashSpec(passes, crash_pick);
   std::vector<std::string> argv = {
-      child_path_,         dir_ + "/db",   crash_at, std::to_string(clock_.NowMs()),
-      processes_.BootId(), LiveProcesses()};
+      child_path_,         dir_ + "/db",    crash_at,  std::to_string(clock_.NowMs()),
+      processes_.BootId(), LiveProcesses(), StateDir()};
   for (const ScriptOp& op : script) argv.push_back(EncodeScriptOp(op));
   Result<ChildReport> report = SpawnAndWait(argv, dir_ + "/child.stderr", 60'000);
   if (!report.ok()) Fail(report.status().ToString());
   TestCoverage().child_runs++;
   Trace("child with " + crash_at + " armed runs [" +
-        Join(std::vector<std::string>(argv.begin() + 6, argv.end()), " ") + "], exits " +
+        Join(std::vector<std::string>(argv.begin() + 7, argv.end()), " ") + "], exits " +
         std::to_string(report->exit_code) + ", reported [" + Join(report->lines, "; ") + "]");
   for (const ScriptOp& op : script) {
     if (AdvancesClock(op)) clock_.AdvanceMs(kWakeAdvanceMs);  // as the child's clock

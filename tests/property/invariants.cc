@@ -4,6 +4,8 @@
 #include <set>
 #include <utility>
 
+#include "base/paths.h"
+#include "exec/exit_record.h"
 #include "store/keys.h"
 #include "store/records.h"
 
@@ -146,6 +148,20 @@ void CheckProcesses(const std::map<uint64_t, Run>& runs, ProcessTable* processes
   }
 }
 
+void CheckExitFiles(const std::map<uint64_t, Run>& runs, const std::string& state_dir,
+                    std::vector<std::string>* errors) {
+  for (const auto& [id, run] : runs) {
+    if (run.state != S::kRunning || !run.supervised) continue;
+    Result<std::optional<ExitRecord>> rec =
+        ReadExitRecord(RunExitPath(state_dir, id), id, run.attempt);
+    if (rec.ok() && rec->has_value()) {
+      errors->push_back(Name(id) + " is left running although its supervisor recorded attempt " +
+                        std::to_string(run.attempt) + "'s outcome (exit code " +
+                        std::to_string((*rec)->outcome.exit_code) + ")");
+    }
+  }
+}
+
 // Lock leases: a held row belongs to a run that holds it (same token, a
 // holding state), every run in a holding state (in this model every leased
 // run took a lease) has its held row with the token it was given, and no
@@ -232,7 +248,7 @@ void CheckHistory(const Run& run, const std::vector<Event>& events,
 }  // namespace
 
 std::vector<std::string> CheckInvariants(const StateStore& store, ProcessTable* processes,
-                                         uint64_t incarnation) {
+                                         uint64_t incarnation, const std::string& state_dir) {
   std::vector<std::string> errors;
   std::map<uint64_t, Run> runs;
   std::map<uint64_t, Event> events;
@@ -241,6 +257,7 @@ std::vector<std::string> CheckInvariants(const StateStore& store, ProcessTable* 
   CheckRunKeys(store, runs, &errors);
   CheckActive(store, runs, &errors);
   CheckProcesses(runs, processes, incarnation, &errors);
+  CheckExitFiles(runs, state_dir, &errors);
   CheckLeases(store, runs, &errors);
   std::map<uint64_t, std::vector<Event>> history;
   for (const auto& [seq, e] : events) history[e.run_id].push_back(e);

@@ -5,6 +5,9 @@
 //   - active holds exactly the runs that are not terminal;
 //   - no run is running unless `incarnation` started it and its process is
 //     alive, and no process of an attempt that ended is alive;
+//   - no supervised run is left running when its supervisor's exit file
+//     under `state_dir` (runs/<id>.exit) names its attempt: that outcome
+//     was for recovery to record;
 //   - the events of each run form one path of the state machine from its
 //     enqueue to its present state, so a terminal outcome is recorded
 //     exactly once and nothing moves a run out of a terminal state.
@@ -28,7 +31,7 @@ namespace wtd::property {
 
 // One line per violation; empty when every invariant holds.
 std::vector<std::string> CheckInvariants(const StateStore& store, ProcessTable* processes,
-                                         uint64_t incarnation);
+                                         uint64_t incarnation, const std::string& state_dir);
 
 // The invariants of the idempotency records (by key index) on their own, as
 // seen by store incarnation `incarnation`:

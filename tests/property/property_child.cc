@@ -2,7 +2,7 @@
 // process of its own so that it can die at a real crash point exactly as
 // kill -9 would (no destructors, nothing but what is already durable).
 //
-//   property_child DB_DIR CRASH_AT CLOCK_MS BOOT_ID PROCESSES [OP...]
+//   property_child DB_DIR CRASH_AT CLOCK_MS BOOT_ID PROCESSES STATE_DIR [OP...]
 //
 // It arms CRASH_AT ("name:nth", or "-" for none), opens the store at DB_DIR,
 // runs the recovery pass, then executes each OP (the text form of
@@ -10,7 +10,9 @@
 // idem_model.h, through idem_ops.h, as the worktree slots would, with the
 // idempotency owner IdemDaemonOwner of its incarnation). Its process table
 // is a fake one with boot id BOOT_ID whose live processes are PROCESSES
-// ("pid:start,...", or "-"); its clock is a fake one at CLOCK_MS.
+// ("pid:start,...", or "-"); its clock is a fake one at CLOCK_MS. Its
+// recovery pass reads the supervisors' exit files under STATE_DIR, records
+// their outcomes and adopts the live supervisors, with the hooks of run_ops.h.
 //
 // It reports on stdout, one line each, written (unbuffered) before the step
 // it reports on is followed by anything else:
@@ -134,9 +136,11 @@ void RunOps(RunStore* runs, IdemStore* idem, FakeClock* clock, const std::vector
 }
 
 int Main(int argc, char** argv) {
-  if (argc < 6) Die("usage: property_child DB_DIR CRASH_AT CLOCK_MS BOOT_ID PROCESSES [OP...]");
+  if (argc < 7) {
+    Die("usage: property_child DB_DIR CRASH_AT CLOCK_MS BOOT_ID PROCESSES STATE_DIR [OP...]");
+  }
   std::vector<ScriptOp> ops;
-  for (int i = 6; i < argc; ++i) {
+  for (int i = 7; i < argc; ++i) {
     Result<ScriptOp> op = DecodeScriptOp(argv[i]);
     if (!op.ok()) Die(op.status().ToString());
     ops.push_back(*op);
@@ -153,8 +157,17 @@ int Main(int argc, char** argv) {
   Report("open " + std::to_string((*store)->incarnation()));
   RunStore runs(store->get(), &clock, RetryPolicy(kRetryCapMs, 0.0, 1));
   if (Status s = runs.Init(); !s.ok()) Die(s.ToString());
-  Result<RecoveryReport> report = RunRecovery(&runs, &processes, &clock, RecoveryHooks{},
-                                              (*store)->incarnation(), RecoveryOptions{0});
+  uint64_t incarnation = (*store)->incarnation();
+  RecoveryHooks hooks;
+  hooks.adopt = [&](const Run& r) { return AdoptRun(&runs, &clock, r, incarnation); };
+  hooks.record_outcome = [&](const Run& r, const AttemptOutcome& o) {
+    return RecordUnwatched(&runs, r, o);
+  };
+  RecoveryOptions options;
+  options.kill_wait_ms = 0;
+  options.state_dir = argv[6];
+  Result<RecoveryReport> report =
+      RunRecovery(&runs, &processes, &clock, hooks, incarnation, options);
   if (!report.ok()) Die(report.status().ToString());
   if (!report->errors.empty()) Die("recovery: " + report->errors[0]);
   Report("recovered");

@@ -4,7 +4,9 @@
 // scheduler's next step, or any operation whatever the state, which must
 // then be refused), idempotency calls on a small pool of operations (the
 // next call a daemon would make, or any call whatever the record's status),
-// process deaths (with pid reuse), crashes and recoveries run against the
+// process deaths (with pid reuse), jobs that end under their supervisor
+// while no daemon runs (an exit file for recovery to record; a supervisor
+// still alive at recovery is adopted), crashes and recoveries run against the
 // model of run_model.h and idem_model.h. A crash drops the in-memory objects and reopens the same
 // RocksDB directory: plainly, after a simulated power loss (FaultInjectionFs),
 // inside the recovery pass, or in a child process, the next incarnation,
@@ -91,6 +93,14 @@ struct StepCommand : NormalCommand {
   void show(std::ostream& os) const override { os << "Step(job" << key << ", " << choice << ")"; }
 };
 
+// A run taken straight to running under a supervisor, so that crashes
+// often find a job that outlives its daemon.
+struct StartSupervisedCommand : NormalCommand {
+  int key = Pick(0, kKeyCount);
+  void run(const Phase&, Harness& h) const override { h.StartSupervised(key); }
+  void show(std::ostream& os) const override { os << "StartSupervised(job" << key << ")"; }
+};
+
 struct PokeCommand : NormalCommand {
   Op op = [] {
     Op o;
@@ -152,6 +162,27 @@ struct RestartCommand : Command {
   void show(std::ostream& os) const override { os << (power_loss ? "PowerLoss()" : "Crash()"); }
 };
 
+// The daemon alone dies (kill -9): no power loss, so the jobs under their
+// supervisors live on, for JobEndsUnwatched to end or recovery to adopt.
+struct DaemonKilledCommand : Command {
+  void apply(Phase& phase) const override { phase.needs_recovery = true; }
+  void run(const Phase&, Harness& h) const override { h.Restart(/*power_loss=*/false); }
+  void show(std::ostream& os) const override { os << "DaemonKilled()"; }
+};
+
+// While no daemon runs (between a crash and the next recovery pass): a
+// supervised job ends on its own and its supervisor writes its exit file.
+struct JobEndsUnwatchedCommand : Command {
+  int pick = Pick(0, kKeyCount);
+  Outcome outcome = static_cast<Outcome>(Pick(0, 3));
+  void checkPreconditions(const Phase& phase) const override { RC_PRE(phase.needs_recovery); }
+  void run(const Phase&, Harness& h) const override { h.JobEndsUnwatched(pick, outcome); }
+  void show(std::ostream& os) const override {
+    constexpr const char* kNames[] = {"success", "failure", "timeout"};
+    os << "JobEndsUnwatched(pick " << pick << ", " << kNames[static_cast<int>(outcome)] << ")";
+  }
+};
+
 struct RecoverCommand : Command {
   int crash_after = *rc::gen::weightedElement<int>({{4, 0}, {1, 1}, {1, 2}, {1, 3}});
   bool power_loss = Coin();
@@ -198,16 +229,20 @@ rc::Gen<CommandPtr> Make() {
 
 rc::Gen<CommandPtr> NextCommand(const Phase& phase) {
   if (phase.needs_recovery) {
-    return rc::gen::weightedOneOf<CommandPtr>(
-        {{6, Make<RecoverCommand>()}, {1, Make<RestartCommand>()}, {1, Make<ChildCommand>()}});
+    return rc::gen::weightedOneOf<CommandPtr>({{6, Make<RecoverCommand>()},
+                                               {1, Make<RestartCommand>()},
+                                               {1, Make<ChildCommand>()},
+                                               {6, Make<JobEndsUnwatchedCommand>()}});
   }
   return rc::gen::weightedOneOf<CommandPtr>({{3, Make<EnqueueCommand>()},
                                              {10, Make<StepCommand>()},
+                                             {2, Make<StartSupervisedCommand>()},
                                              {2, Make<PokeCommand>()},
                                              {1, Make<ProcessDiesCommand>()},
                                              {5, Make<IdemStepCommand>()},
                                              {1, Make<IdemPokeCommand>()},
                                              {2, Make<RestartCommand>()},
+                                             {2, Make<DaemonKilledCommand>()},
                                              {1, Make<ChildCommand>()}});
 }
 
@@ -250,7 +285,10 @@ void PrintCoverage(int cases) {
             << " child incarnations (" << c.child_crashes
             << " died at a crash point: the op in flight was committed " << c.in_flight_applied
             << " times, not committed " << c.in_flight_lost << " times), " << c.refusals
-            << " refused operations\nidempotency calls:";
+            << " refused operations\nsupervised runs: " << c.exit_files_written
+            << " exit files written while no daemon ran, " << c.outcomes_recorded
+            << " outcomes recorded from one and " << c.adoptions
+            << " live supervisors adopted by an in-process recovery pass\nidempotency calls:";
   for (const auto& [what, n] : c.idem) std::cout << " " << what << ": " << n << ";";
   std::cout << "\n";
 }
@@ -305,6 +343,8 @@ TEST(RunLifecyclePropertyTest, CrashesAndRecoveriesNeverLoseDuplicateOrStrandARu
     EXPECT_GT(c.child_crashes, 0u);
     EXPECT_GT(c.in_flight_applied, 0u);
     EXPECT_GT(c.in_flight_lost, 0u);
+    EXPECT_GT(c.outcomes_recorded, 0u);
+    EXPECT_GT(c.adoptions, 0u);
     for (const char* what : kIdemMustHappen) {
       EXPECT_GT(TestCoverage().idem[what], 0u) << what;
     }

@@ -64,8 +64,10 @@ bool DecodeArgs(const std::vector<std::string_view>& parts, Op* op) {
       return true;
     }
     case OpKind::kRunning:
-      op->process.boot_id = parts.size() == 5 ? std::string(parts[4]) : "";
-      return parts.size() == 5 && ParseNumber(parts[2], &op->process.pid) &&
+      op->process.boot_id = parts.size() >= 5 ? std::string(parts[4]) : "";
+      op->process.supervisor = parts.size() == 6 && parts[5] == "s";
+      return (parts.size() == 5 || op->process.supervisor) &&
+             ParseNumber(parts[2], &op->process.pid) &&
              ParseNumber(parts[3], &op->process.start_time);
     case OpKind::kFinish:
       for (size_t i = 0; i < std::size(kOutcomeNames); ++i) {
@@ -99,6 +101,12 @@ RunState AfterFailedAttempt(const ExpectedRun& r, RunState final_state) {
   return r.attempt < r.max_attempts ? S::kRetryWait : final_state;
 }
 
+// The state an attempt that ended with `outcome` leads to.
+RunState OutcomeState(const ExpectedRun& r, Outcome outcome) {
+  if (outcome == Outcome::kSuccess) return S::kSucceeded;
+  return AfterFailedAttempt(r, outcome == Outcome::kTimeout ? S::kTimedOut : S::kFailed);
+}
+
 // The ops a scheduler could do on a run in `state`, repeated by weight.
 std::vector<Op> StepsFrom(RunState state, int key, const ProcessIdentity& fresh) {
   switch (state) {
@@ -117,8 +125,10 @@ std::vector<Op> StepsFrom(RunState state, int key, const ProcessIdentity& fresh)
     case S::kReady: {
       Op run = MakeOp(OpKind::kRunning, key);
       run.process = fresh;
-      return {run,
-              run,
+      Op supervised = run;  // as the daemon starts every job now
+      supervised.process.supervisor = true;
+      return {supervised,
+              supervised,
               run,
               MakeOp(OpKind::kSpawnFailed, key),
               MakeOp(OpKind::kRequeue, key, S::kReady),
@@ -181,7 +191,8 @@ std::string EncodeOp(const Op& op) {
       return text + ":" + std::string(RunStateName(op.from));
     case OpKind::kRunning:
       return text + ":" + std::to_string(op.process.pid) + ":" +
-             std::to_string(op.process.start_time) + ":" + op.process.boot_id;
+             std::to_string(op.process.start_time) + ":" + op.process.boot_id +
+             (op.process.supervisor ? ":s" : "");
     case OpKind::kFinish:
       return text + ":" + std::string(kOutcomeNames[static_cast<size_t>(op.outcome)]);
     default:
@@ -289,16 +300,15 @@ void ApplyOp(Model* model, const Op& op, uint64_t incarnation) {
       r.process = op.process;
       r.incarnation = incarnation;
       r.state = S::kRunning;
+      r.exit_file.reset();
+      r.exit_code.reset();
       break;
     case OpKind::kSpawnFailed:
       r.attempt += 1;
       r.state = AfterFailedAttempt(r, S::kFailed);
       break;
     case OpKind::kFinish:
-      r.finish_state =
-          op.outcome == Outcome::kSuccess
-              ? S::kSucceeded
-              : AfterFailedAttempt(r, op.outcome == Outcome::kTimeout ? S::kTimedOut : S::kFailed);
+      r.finish_state = OutcomeState(r, op.outcome);
       r.state = S::kFinishing;
       break;
     case OpKind::kComplete:
@@ -326,10 +336,32 @@ void ApplyOp(Model* model, const Op& op, uint64_t incarnation) {
   }
 }
 
+int32_t ExitCodeOf(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kSuccess:
+      return 0;
+    case Outcome::kFailure:
+      return 1;
+    case Outcome::kTimeout:
+      return -1;
+  }
+  return 1;
+}
+
 bool RecoverRun(ExpectedRun* run, uint64_t incarnation) {
   switch (run->state) {
     case S::kRunning:
       if (run->incarnation == incarnation) return false;  // that incarnation's own
+      if (run->process.supervisor && run->exit_file) {    // the job ended unwatched
+        run->state = OutcomeState(*run, *run->exit_file);
+        run->exit_code = ExitCodeOf(*run->exit_file);
+        run->exit_file.reset();
+        return true;
+      }
+      if (run->process.supervisor && run->alive) {  // adopted: it runs on
+        run->incarnation = incarnation;
+        return true;
+      }
       run->state =
           run->attempt < run->max_attempts + kInterruptAllowance ? S::kRetryWait : S::kFailed;
       return true;
@@ -374,6 +406,8 @@ std::string DiffRun(const ExpectedRun& want, const Run& got) {
   Compare(&diff, "boot_id", want.process.boot_id, got.boot_id);
   Compare(&diff, "incarnation", want.incarnation, got.incarnation);
   Compare(&diff, "lock_waits", want.lock_waits, got.lock_waits);
+  Compare(&diff, "supervised", want.process.supervisor, got.supervised);
+  if (want.exit_code) Compare(&diff, "exit_code", *want.exit_code, got.exit_code);
   if (want.state == S::kFinishing) {
     Compare(&diff, "finish_state", RunStateName(want.finish_state), RunStateName(got.finish_state));
   }

@@ -49,7 +49,8 @@ enum class OpKind : uint8_t {
   kLease,        // pending -> leased, with a lock lease (AcquireLease)
   kPrepare,      // leased -> preparing
   kReady,        // `from` (leased | preparing) -> ready
-  kRunning,      // ready -> running with `process`, under the run's lease token
+  kRunning,      // ready -> running with `process` (a supervisor's when
+                 // process.supervisor), under the run's lease token
   kSpawnFailed,  // ready -> retry_wait | failed
   kFinish,       // running -> finishing with `outcome` (BeginFinish)
   kWake,         // retry_wait -> pending (the clock is moved past not_before)
@@ -77,7 +78,8 @@ struct Op {
 };
 
 // "enqueue:0,3:c", "lease:2", "ready:1:leased", "running:1:1004:5004:boot-A",
-// "finish:1:failure", "cancel:4:retry_wait", ...
+// "running:1:1004:5004:boot-A:s" (supervised), "finish:1:failure",
+// "cancel:4:retry_wait", ...
 std::string EncodeOp(const Op& op);
 // InvalidArgument naming the text when it is not EncodeOp's output.
 Result<Op> DecodeOp(std::string_view text);
@@ -92,6 +94,18 @@ struct ExpectedRun {
   uint64_t incarnation = 0;                    // that started the last attempt
   RunState finish_state = RunState::kPending;  // finishing: where it ends
   uint32_t lock_waits = 0;
+  // A supervised run's (process.supervisor) last attempt as its supervisor
+  // left it for the next recovery pass, which reads both:
+  //   exit_file  the outcome the supervisor wrote to runs/<id>.exit when the
+  //              job ended while no daemon watched it (its process then
+  //              exits); unset: no file for this attempt;
+  //   alive      whether its process is alive, as the harness sets it from
+  //              its process table just before a recovery pass.
+  std::optional<Outcome> exit_file;
+  bool alive = false;
+  // The exit code an outcome recorded by recovery from an exit file left on
+  // the run (compared only when set; a new attempt unsets it).
+  std::optional<int32_t> exit_code;
 };
 
 struct Model {
@@ -111,8 +125,15 @@ bool IsAccepted(const Model& model, const Op& op);
 // REQUIRES: IsAccepted(*model, op)
 void ApplyOp(Model* model, const Op& op, uint64_t incarnation);
 
+// The exit code of an attempt that ended with `outcome` (run_ops.h OutcomeOf).
+int32_t ExitCodeOf(Outcome outcome);
+
 // What one recovery pass by `incarnation` does to `run`; false when it leaves
-// the run alone.
+// the run alone. A running run of an earlier incarnation: supervised with an
+// exit file, the outcome recorded as the job's own (its state from the
+// outcome, the attempt unchanged, no re-run); supervised and alive, adopted
+// (still running, now `incarnation`'s, attempt unchanged); otherwise
+// interrupted.
 bool RecoverRun(ExpectedRun* run, uint64_t incarnation);
 void RecoverAll(Model* model, uint64_t incarnation);
 

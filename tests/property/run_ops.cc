@@ -30,18 +30,6 @@ Result<std::vector<Run>> Enqueue(RunStore* runs, FakeClock* clock, const Op& op)
   return runs->Enqueue(batch, cursor);
 }
 
-AttemptOutcome OutcomeOf(Outcome outcome) {
-  AttemptOutcome o;
-  o.duration_ms = 10;
-  o.exit_code = outcome == Outcome::kSuccess ? 0 : 1;
-  if (outcome == Outcome::kTimeout) {
-    o.exit_code = -1;
-    o.term_signal = 9;
-    o.timed_out = true;
-  }
-  return o;
-}
-
 // Passes crash point `name` when `r` committed.
 Result<Run> Then(Result<Run> r, const char* name) {
   if (r.ok()) WTD_CRASH_POINT(name);
@@ -139,6 +127,34 @@ Result<Run> Transit(RunStore* runs, FakeClock* clock, uint64_t id, const Op& op)
 }
 
 }  // namespace
+
+AttemptOutcome OutcomeOf(Outcome outcome) {
+  AttemptOutcome o;
+  o.duration_ms = 10;
+  o.exit_code = ExitCodeOf(outcome);
+  if (outcome == Outcome::kTimeout) {
+    o.term_signal = 9;
+    o.timed_out = true;
+  }
+  return o;
+}
+
+Result<Run> AdoptRun(RunStore* runs, FakeClock* clock, const Run& run, uint64_t incarnation) {
+  return runs->Adopt(run.id, run.incarnation, incarnation, [&](Lease* l) {
+    l->host = "host-a";
+    l->incarnation = incarnation;
+    l->expires_at_ms = clock->NowMs() + 60'000;
+    l->prev_ref_blob = l->ref_blob;
+    l->ref_blob = Blob(run.id, 1000 + incarnation);
+    return Status::OK();
+  });
+}
+
+Result<Run> RecordUnwatched(RunStore* runs, const Run& run, const AttemptOutcome& outcome) {
+  if (run.lease_token == 0) return runs->Finish(run.id, outcome);
+  WTD_RETURN_IF_ERROR(runs->BeginFinish(run.id, run.lease_token, outcome).status());
+  return runs->CompleteFinish(run.id, run.lease_token);
+}
 
 Result<std::vector<Run>> ExecuteOp(RunStore* runs, FakeClock* clock, const Op& op) {
   if (op.kind == OpKind::kEnqueue) return Enqueue(runs, clock, op);

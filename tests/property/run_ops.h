@@ -31,6 +31,21 @@ Result<std::vector<Run>> ExecuteOp(RunStore* runs, FakeClock* clock, const Op& o
 // nothing and passes no point).
 std::vector<std::string_view> CrashPointsOf(const Op& op);
 
+// The outcome an attempt that ended with `outcome` reports (exit code
+// ExitCodeOf(outcome)).
+AttemptOutcome OutcomeOf(Outcome outcome);
+
+// The recovery hooks of a daemon (RecoveryHooks in src/recovery/recovery.h)
+// as the scheduler's lock-holding side does them, on `runs`:
+//   AdoptRun          RunStore::Adopt by `incarnation`, the lease row (when
+//                     the run holds one) re-owned by this daemon with a fresh
+//                     expiry and ref blob (GitRunLocks::Adopt);
+//   RecordUnwatched   the outcome a supervisor wrote, recorded as the loop
+//                     would have: BeginFinish, then CompleteFinish (with a
+//                     lease), else RunStore::Finish.
+Result<Run> AdoptRun(RunStore* runs, FakeClock* clock, const Run& run, uint64_t incarnation);
+Result<Run> RecordUnwatched(RunStore* runs, const Run& run, const AttemptOutcome& outcome);
+
 // Every run in the store, by key index. Corruption for a run whose key is not
 // in the pool, or for a second run with the same key.
 Result<std::map<int, Run>> ReadRuns(const RunStore& runs);
