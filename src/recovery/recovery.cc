@@ -239,7 +239,8 @@ class Pass {
         if (std::optional<AttemptOutcome> o = ReadOutcome(r, &unreadable)) {
           return RecordOutcome(r, *o);
         }
-        detail = "supervisor " + std::to_string(r.pid) + " ended without an outcome";
+        detail =
+            "supervisor " + std::to_string(r.pid) + " ended without an outcome" + KillJobGroup(r);
       } else if (adopted.status().IsAborted()) {
         detail = "adopted, but " + adopted.status().message() + "; job stopped";
       } else {

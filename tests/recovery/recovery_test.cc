@@ -222,6 +222,21 @@ TEST_F(SupervisedRecoveryTest, ASupervisorThatEndedDuringAdoptionHasItsOutcomeLo
   EXPECT_EQ(StateOf(id), S::kSucceeded);
 }
 
+TEST_F(SupervisedRecoveryTest, ASupervisorThatDiedDuringAdoptionHasItsJobKilledAndIsRetried) {
+  uint64_t id = MakeSupervised(4650, true);
+  procs_.Start(4651, 99);  // its job lives on
+  ASSERT_TRUE(WriteFileAtomic(RunGroupPath(dir_.Sub("state"), id), "4651 99\n").ok());
+  hooks_.adopt = [&](const wtd::Run&) -> Result<wtd::Run> {
+    procs_.Exit(4650);  // killed, no exit file
+    return Status::NotFound("supervisor gone");
+  };
+  Result<RecoveryReport> r = RecoverSupervised();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(StateOf(id), S::kRetryWait);
+  EXPECT_EQ(procs_.signals(), (std::vector<std::pair<int32_t, int>>{{4651, SIGKILL}}))
+      << "the retry must not run beside the old job";
+}
+
 TEST_F(SupervisedRecoveryTest, AGoneSupervisorIsRetriedAndWhatItsJobLeftIsKilled) {
   uint64_t id = MakeSupervised(4700, /*alive=*/false);
   procs_.Start(4701, 88);  // its job, orphaned but alive
