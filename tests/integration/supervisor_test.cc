@@ -206,6 +206,22 @@ class SupervisorTest : public IntegrationTest {
     return j.is_array() ? j : json::array();
   }
   // The one run of `job`; fails unless there is exactly one.
+  // Run "job" on `sha` was interrupted: its second attempt starts; let
+  // through `gate`, it succeeds, and the job ran twice.
+  void ExpectSecondAttemptSucceeds(const std::string& gate, const std::string& sha) {
+    std::map<std::string, json> running = WaitRunning(1, 2);
+    ASSERT_EQ(running.size(), 1u) << "no second attempt";
+    ExpectGateSucceedsAtAttemptTwo(gate, sha);
+  }
+  void ExpectGateSucceedsAtAttemptTwo(const std::string& gate, const std::string& sha) {
+    Open(gate);
+    ASSERT_NO_FATAL_FAILURE(WaitSettled({sha}, "job"));
+    json r = OnlyRunOf("job");
+    EXPECT_EQ(r.value("state", ""), "succeeded") << r.dump(2);
+    EXPECT_EQ(r.value("attempt", 0), 2) << r.dump(2);
+    EXPECT_EQ(Execs("job"), (std::vector<std::string>{sha + " 1", sha + " 2"}));
+  }
+
   json OnlyRunOf(const std::string& job) const {
     json all = RawRuns();
     json found;
@@ -426,18 +442,13 @@ TEST_F(SupervisorTest, AKilledSupervisorsJobGroupIsKilledAndTheAttemptRetried) {
   EXPECT_FALSE(Alive(child)) << "the job's background child outlived its killed supervisor";
   EXPECT_FALSE(Alive(shell)) << "the job outlived its killed supervisor";
   EXPECT_NE(running["job"].value("pid", 0), supervisor);
-  Open(gate);
-  ASSERT_NO_FATAL_FAILURE(WaitSettled({sha}, "job"));
-  json r = OnlyRunOf("job");
-  EXPECT_EQ(r.value("state", ""), "succeeded") << r.dump(2);
-  EXPECT_EQ(r.value("attempt", 0), 2) << r.dump(2);
-  EXPECT_EQ(Execs("job"), (std::vector<std::string>{sha + " 1", sha + " 2"}));
+  ASSERT_NO_FATAL_FAILURE(ExpectGateSucceedsAtAttemptTwo(gate, sha));
   // The second attempt's background child went with its job's group.
   std::vector<std::string> lines = Lines(ReadFileOr(children));
   ASSERT_EQ(lines.size(), 2u);
   pid_t second = static_cast<pid_t>(std::stol(lines[1]));
   EXPECT_TRUE(WaitFor([&] { return !Alive(second); }, ScaledMs(10000)));
-  std::string log = ReadFileOr(LogPath(r.value("id", uint64_t{0})));
+  std::string log = ReadFileOr(LogPath(OnlyRunOf("job").value("id", uint64_t{0})));
   EXPECT_NE(log.find("[wtd: attempt 2]\n"), std::string::npos) << log;
 }
 
@@ -474,14 +485,7 @@ TEST_F(SupervisorTest, AJobWhoseSupervisorDiedWithNoDaemonIsKilledByRecovery) {
   EXPECT_NE(again->Log().find("killed its job's process group " + std::to_string(shell)),
             std::string::npos)
       << again->Log();
-  running = WaitRunning(1, 2);
-  ASSERT_EQ(running.size(), 1u) << "no second attempt";
-  Open(gate);
-  ASSERT_NO_FATAL_FAILURE(WaitSettled({sha}, "job"));
-  json r = OnlyRunOf("job");
-  EXPECT_EQ(r.value("state", ""), "succeeded") << r.dump(2);
-  EXPECT_EQ(r.value("attempt", 0), 2) << r.dump(2);
-  EXPECT_EQ(Execs("job"), (std::vector<std::string>{sha + " 1", sha + " 2"}));
+  ASSERT_NO_FATAL_FAILURE(ExpectSecondAttemptSucceeds(gate, sha));
   StopDaemon(again);
 }
 
@@ -511,14 +515,7 @@ TEST_F(SupervisorTest, AGarbageExitFileIsNoOutcomeAndIsReported) {
   std::string log = again->Log();
   EXPECT_NE(log.find("exit file not used"), std::string::npos) << log;
   EXPECT_NE(log.find(ExitPath(id)), std::string::npos) << log;
-  running = WaitRunning(1, 2);
-  ASSERT_EQ(running.size(), 1u) << "no second attempt";
-  Open(gate);
-  ASSERT_NO_FATAL_FAILURE(WaitSettled({sha}, "job"));
-  json r = OnlyRunOf("job");
-  EXPECT_EQ(r.value("state", ""), "succeeded") << r.dump(2);
-  EXPECT_EQ(r.value("attempt", 0), 2) << r.dump(2);
-  EXPECT_EQ(Execs("job"), (std::vector<std::string>{sha + " 1", sha + " 2"}));
+  ASSERT_NO_FATAL_FAILURE(ExpectSecondAttemptSucceeds(gate, sha));
   StopDaemon(again);
 }
 
