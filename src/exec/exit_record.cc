@@ -44,6 +44,10 @@ Status Field(const json& o, const char* name, T* out) {
 // newline after it.
 template <class T>
 bool TakeNumber(std::string_view* text, char end, T* out) {
+  // Canonical decimal only, as EncodeJobGroup writes it: no leading zero.
+  if (text->size() > 1 && (*text)[0] == '0' && (*text)[1] >= '0' && (*text)[1] <= '9') {
+    return false;
+  }
   auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), *out);
   if (ec != std::errc() || p == text->data() || p == text->data() + text->size() || *p != end) {
     return false;

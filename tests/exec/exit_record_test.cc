@@ -106,8 +106,8 @@ TEST(ExitRecordTest, JobGroupRoundTripsAndRefusesGarbage) {
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->pgid, 4242);
   EXPECT_EQ(back->start_time, 987654321u);
-  for (const char* bad :
-       {"", "4242", "4242 ", "4242 1", "x 1\n", "1 5\n", "-5 1\n", "42 1\nmore"}) {
+  for (const char* bad : {"", "4242", "4242 ", "4242 1", "x 1\n", "1 5\n", "-5 1\n", "42 1\nmore",
+                          "848 03625\n", "0848 3625\n"}) {
     EXPECT_TRUE(DecodeJobGroup(bad).status().IsCorruption()) << bad;
   }
   TempDir dir;
